@@ -1,0 +1,1 @@
+"""Benchmarks: the duplex conversation bench runner and performance measurements."""

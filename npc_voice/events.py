@@ -1,0 +1,140 @@
+"""Typed events the engine emits and the game receives.
+
+Each event is a frozen dataclass with a ``Literal`` ``type`` field (LiveKit agents' style), built
+with keyword-only arguments. On the wire an event is a plain dict (``to_wire``/``event_from_wire``).
+
+``offset`` ties an event to the NPC audio of the reply that carries it: seconds from the start of
+that reply's 200 ms chunk. The client turns it into a playback time, so a ``response`` event is
+stamped at the moment the player hears the answer begin. Events that are not about NPC audio
+(transcripts, what the player's voice sounds like) leave ``offset`` as ``None`` and are stamped when
+the reply arrives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """Base of all events; never sent itself."""
+
+    type: str
+    offset: float | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        """A msgpack-friendly dict; ``None`` fields are left out."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpeechStart(Event):
+    """The NPC starts speaking a line (audio of this reply, at ``offset``)."""
+
+    type: Literal["speech_start"] = "speech_start"
+    line_id: str
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpeechEnd(Event):
+    """The NPC finished a line, or stopped it (``completed`` False)."""
+
+    type: Literal["speech_end"] = "speech_end"
+    line_id: str
+    completed: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Response(Event):
+    """The NPC begins an answer to the player: the topic it chose and what it says."""
+
+    type: Literal["response"] = "response"
+    topic: str
+    text: str
+    confidence: float
+    heard: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Interrupted(Event):
+    """The NPC cut its own speech because the player took the floor."""
+
+    type: Literal["interrupted"] = "interrupted"
+    line_id: str
+    heard: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Backchannel(Event):
+    """The player said "uh-huh" or the like; the NPC keeps talking."""
+
+    type: Literal["backchannel"] = "backchannel"
+    heard: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Transcript(Event):
+    """What the NPC heard the player say so far (``final`` once the player's stretch of speech ends)."""
+
+    type: Literal["transcript"] = "transcript"
+    text: str
+    final: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Words(Event):
+    """Subtitle timing for the NPC's speech in this reply: ``[(offset_s, word), ...]``."""
+
+    type: Literal["words"] = "words"
+    words: list[tuple[float, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Visemes(Event):
+    """Mouth shapes for lip sync in this reply: ``[(offset_s, viseme), ...]``."""
+
+    type: Literal["visemes"] = "visemes"
+    visemes: list[tuple[float, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Emotion(Event):
+    """An emotion estimate that changed meaningfully: the player's tone or the NPC's feeling."""
+
+    type: Literal["emotion"] = "emotion"
+    who: Literal["npc", "player"]
+    emotion: str
+    intensity: float
+    valence: float
+    arousal: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Notice(Event):
+    """Something the game should know that is not conversation: persona reloaded, overload, ..."""
+
+    type: Literal["notice"] = "notice"
+    code: str
+    message: str
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__dataclass_fields__["type"].default: cls  # type: ignore[misc]
+    for cls in (SpeechStart, SpeechEnd, Response, Interrupted, Backchannel, Transcript, Words, Visemes,
+                Emotion, Notice)
+}
+
+
+def event_from_wire(data: dict[str, Any]) -> Event:
+    """Rebuild a typed event from its wire dict; unknown fields are an error, unknown types too."""
+    cls = EVENT_TYPES.get(data.get("type", ""))
+    if cls is None:
+        raise ValueError(f"unknown event type {data.get('type')!r}")
+    kwargs = dict(data)
+    for name in ("words", "visemes"):
+        if name in kwargs:
+            kwargs[name] = [tuple(x) for x in kwargs[name]]
+    return cls(**kwargs)

@@ -1,0 +1,1 @@
+"""Features of the player's audio: voice activity, speech recognition, sentence meaning, prosody."""

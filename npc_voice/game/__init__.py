@@ -1,0 +1,1 @@
+"""The game side: a pygame component that streams the microphone and drives animation."""

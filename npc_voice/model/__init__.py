@@ -1,0 +1,1 @@
+"""Decisions: which topic answers the player, when to take or yield the floor, emotion."""

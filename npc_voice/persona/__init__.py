@@ -1,0 +1,1 @@
+"""Persona files: what an NPC knows, says and how it sounds."""

@@ -1,0 +1,1 @@
+"""Speech out: text to 16 kHz audio with word and phoneme timing."""

@@ -1,0 +1,1 @@
+"""Reproducible training of the models the project ships in models/."""

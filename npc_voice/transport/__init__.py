@@ -1,0 +1,1 @@
+"""The edges: wire protocol (msgpack over ZeroMQ), the sidecar server and the game-side client."""

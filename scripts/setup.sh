@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Set up npc-voice on a fresh Debian machine: system libraries, a virtual environment, the package.
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+# PortAudio for the live microphone/speaker (the demo says so clearly if it is missing).
+ldconfig -p 2>/dev/null | grep -q libportaudio.so.2 || need_apt+=(libportaudio2)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    else
+        echo "setup: please install ${need_apt[*]} (sudo apt-get install ${need_apt[*]}); continuing without" >&2
+    fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    python3.11 -m venv .venv 2>/dev/null || python3 -m venv .venv
+fi
+stamp=.venv/.npc-voice-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    .venv/bin/pip install -q --upgrade pip
+    # torch is pinned to the CPU build (torch==2.13.0) in pyproject.toml; a bare 'torch' pulls CUDA.
+    .venv/bin/pip install -q -e ".[dev]"
+    touch "$stamp"
+fi
