@@ -34,10 +34,11 @@ _INITIAL_BLOCKS = 250  # ...or after 5 s of far-end audio (blocks of 20 ms), whi
 class EchoStats:
     """What the last processed chunk looked like, for telling "only echo" from "player talking".
 
-    Levels are dBFS over the chunk. ``residual_excess_db`` compares the output with the residual
-    echo the filter expects to leave (predicted echo level minus ERLE): around 0 dB or below when
-    the mic holds only echo, clearly positive (>6 dB) when something else, usually the player, is
-    in the output. It is meaningful only while ``ref_active``.
+    Levels are dBFS over the chunk. ``residual_excess_db`` compares the output with what it should
+    hold if the mic had only echo: the residual echo the filter expects to leave (predicted echo
+    level minus ERLE) plus the output's noise floor. Near 0 dB (a few dB) for echo only, well
+    above (>10 dB) when something else, usually the player, is in the output. Meaningful only while
+    ``ref_active``; ``erle_db`` ignores stationary noise, so it can exceed the measured mic/out ratio.
     """
 
     ref_active: bool
@@ -91,6 +92,7 @@ class EchoCanceller:
         self._leak = 0.5
         self._adapted_blocks = 0
         self._erle_db = 0.0
+        self._floor = 0.0
         self._stats = EchoStats(False, -100.0, -100.0, -100.0, 0.0, 0.0)
 
     @property
@@ -139,7 +141,9 @@ class EchoCanceller:
         out_energy = float(np.dot(out, out))
         mic_energy = float(np.dot(d, d))
         ref_active = bool(self._ref_power.any())
-        expected_residual = echo_energy * self._leak
+        # Noise floor of the output: minimum statistics, rising 0.4 dB per chunk so it follows a change.
+        self._floor = min(out_energy, self._floor * 1.1) if self._floor > 0.0 else out_energy
+        expected_residual = echo_energy * self._leak + self._floor
         self._stats = EchoStats(
             ref_active=ref_active,
             mic_db=_db(mic_energy / CHUNK_SAMPLES),
