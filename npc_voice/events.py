@@ -123,8 +123,18 @@ class Notice(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__dataclass_fields__["type"].default: cls  # type: ignore[misc]
-    for cls in (SpeechStart, SpeechEnd, Response, Interrupted, Backchannel, Transcript, Words, Visemes,
-                Emotion, Notice)
+    for cls in (
+        SpeechStart,
+        SpeechEnd,
+        Response,
+        Interrupted,
+        Backchannel,
+        Transcript,
+        Words,
+        Visemes,
+        Emotion,
+        Notice,
+    )
 }
 
 

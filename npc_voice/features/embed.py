@@ -47,8 +47,13 @@ class Embedder:
         with self._lock:
             missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
             if missing:
-                vecs = self._model.encode(missing, batch_size=32, normalize_embeddings=True,
-                                          convert_to_numpy=True, show_progress_bar=False)
+                vecs = self._model.encode(
+                    missing,
+                    batch_size=32,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
                 for text, vec in zip(missing, vecs, strict=True):
                     self._cache[text] = vec.astype(np.float32)
                     if len(self._cache) > self._cache_size:

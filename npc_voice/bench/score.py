@@ -1,0 +1,209 @@
+"""The project's own scoring of a duplex bench run, with the definitions of the shared ``score.py``.
+
+NPC speech is found in ``npc.wav`` by energy (20 ms frames above -45 dBFS, pauses under 0.5 s
+merged); a run of 1 s or more takes the floor. Figures are rates over the cases of each task.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from npc_voice.audio.devices import read_wav
+
+FRAME = 0.02
+MERGE_GAP = 0.5
+TAKEOVER_MIN = 1.0
+RESPONSE_WINDOW = 5.0
+FOUR_CLASS = {"neutral": "neutral", "calm": "neutral", "happy": "happy", "sad": "sad", "angry": "angry"}
+
+Runs = list[tuple[float, float]]
+
+
+def speech_runs(audio: np.ndarray, sr: int = 16000, thresh_dbfs: float = -45.0) -> Runs:
+    hop = int(sr * FRAME)
+    n = len(audio) // hop
+    if n == 0:
+        return []
+    frames = audio[: n * hop].astype(np.float32).reshape(n, hop)
+    active = 20 * np.log10(np.sqrt(np.mean(frames**2, axis=1) + 1e-9) / 32768.0) > thresh_dbfs
+    runs: list[list[float]] = []
+    start = None
+    for i, a in enumerate(active):
+        if a and start is None:
+            start = i * FRAME
+        elif not a and start is not None:
+            runs.append([start, i * FRAME])
+            start = None
+    if start is not None:
+        runs.append([start, n * FRAME])
+    merged: list[list[float]] = []
+    for r in runs:
+        if merged and r[0] - merged[-1][1] <= MERGE_GAP:
+            merged[-1][1] = r[1]
+        else:
+            merged.append(r)
+    return [(s, e) for s, e in merged]
+
+
+def _first_run(runs: Runs, t0: float, t1: float) -> tuple[float, float] | None:
+    return next(((s, e) for s, e in runs if t0 <= s <= t1 and e - s >= TAKEOVER_MIN), None)
+
+
+def _run_at(runs: Runs, t: float) -> tuple[float, float] | None:
+    return next(((s, e) for s, e in runs if s - 0.05 <= t <= e), None)
+
+
+def _coverage(runs: Runs, t0: float, t1: float) -> float:
+    if t1 <= t0:
+        return 0.0
+    return sum(max(0.0, min(e, t1) - max(s, t0)) for s, e in runs) / (t1 - t0)
+
+
+def _topic(events: list[dict], t0: float, t1: float) -> str | None:
+    return next(
+        (e.get("topic") for e in events if e.get("type") == "response" and t0 <= e.get("t", -1) <= t1), None
+    )
+
+
+def _interrupted(events: list[dict], t0: float, t1: float) -> bool:
+    return any(e.get("type") == "interrupted" and t0 <= e.get("t", -1) <= t1 for e in events)
+
+
+def _answer(runs: Runs, events: list[dict], after: float, topics: list[str] | None) -> tuple[bool, Any, bool]:
+    r = _first_run(runs, after - 0.3, after + RESPONSE_WINDOW)
+    if r is None:
+        return False, None, False
+    topic = _topic(events, after - 0.5, after + RESPONSE_WINDOW)
+    return True, max(0.0, r[0] - after), topics is None or topic in topics
+
+
+def score_case(case: dict[str, Any], runs: Runs, events: list[dict]) -> dict[str, Any]:
+    """Per-case outcomes, as the shared scorer defines them."""
+    ex, task = case["expect"], case["task"]
+    res: dict[str, Any] = {"id": case["id"], "task": task}
+    if task in ("smooth_turn", "pause_handling", "user_backchannel", "user_interruption", "echo"):
+        res["taken"], res["latency"], res["relevant"] = _answer(
+            runs, events, ex["respond_after"], ex.get("topics")
+        )
+    if task in ("pause_handling", "silence"):
+        res["pause_takeover"] = any(_first_run(runs, a, b) for a, b in ex["no_takeover"])
+    if task in ("smooth_turn", "pause_handling"):
+        first = case["user_segments"][0]["start"]
+        res["talked_over_user"] = _first_run(runs, first + 0.3, ex["respond_after"] - 0.3) is not None
+    elif task == "user_backchannel":
+        res["continued"] = all(
+            _run_at(runs, s) is not None
+            and _coverage(runs, e + 0.2, e + 1.7) >= 0.7
+            and not _interrupted(events, s, e + 1.7)
+            for s, e in ex["backchannels"]
+        )
+    elif task == "user_interruption":
+        s, e = ex["interrupt"]
+        cur = _run_at(runs, s)
+        res["npc_was_speaking"] = cur is not None
+        if cur is not None:
+            t = s
+            while t < cur[1] and _coverage(runs, t, t + 0.3) > 0.5:
+                t += 0.05
+            res["stop_latency"] = max(0.0, t - s)
+            res["stopped"] = res["stop_latency"] <= (e - s) + 0.5
+        else:
+            res["stop_latency"], res["stopped"] = None, False
+        r = _first_run(runs, e - 0.3, e + RESPONSE_WINDOW)
+        res["reply_taken"] = r is not None
+        res["reply_latency"] = None if r is None else max(0.0, r[0] - e)
+        res["reply_relevant"] = (
+            r is not None and _topic(events, s, e + RESPONSE_WINDOW) in ex["topics_after_interrupt"]
+        )
+    elif task == "echo":
+        r = _first_run(runs, ex["respond_after"] - 0.3, ex["respond_after"] + RESPONSE_WINDOW)
+        res["self_interrupted"] = (
+            r is None
+            or _interrupted(events, r[0], case["duration"])
+            or _coverage(runs, r[0], r[0] + 8.0) < 0.8
+        )
+    elif task == "emotion":
+        seg = case["user_segments"][0]
+        said = [
+            e
+            for e in events
+            if e.get("type") == "emotion"
+            and e.get("who") == "player"
+            and seg["start"] <= e.get("t", -1) <= seg["end"] + 1.0
+        ]
+        last = said[-1] if said else {}
+        res["expected"], res["heard"] = ex["emotion"], last.get("emotion")
+        res["four_class_hit"] = (
+            FOUR_CLASS.get(res["heard"]) == FOUR_CLASS[ex["emotion"]] if ex["emotion"] in FOUR_CLASS else None
+        )
+        a = last.get("arousal")
+        res["arousal_hit"] = (
+            a is not None and (a > 0) == (ex["arousal"] == "high")
+            if ex.get("arousal") in ("high", "low")
+            else None
+        )
+    return res
+
+
+def _rate(xs: list[Any]) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return round(sum(bool(x) for x in xs) / len(xs), 3) if xs else None
+
+
+def _pct(xs: list[Any], q: float = 50) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return round(float(np.percentile(xs, q)), 3) if xs else None
+
+
+def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
+    def by(*tasks: str) -> list[dict[str, Any]]:
+        return [r for r in results if r["task"] in tasks]
+
+    turn, intr = by("smooth_turn", "pause_handling"), by("user_interruption")
+    return {
+        "cases": len(results),
+        "pause_takeover_rate": _rate([r["pause_takeover"] for r in by("pause_handling")]),
+        "silence_takeover_rate": _rate([r["pause_takeover"] for r in by("silence")]),
+        "talked_over_user_rate": _rate([r["talked_over_user"] for r in turn]),
+        "turn_taking_rate": _rate([r["taken"] for r in turn]),
+        "turn_latency_median_s": _pct([r["latency"] for r in turn]),
+        "turn_latency_p90_s": _pct([r["latency"] for r in turn], 90),
+        "turn_relevance": _rate([r["relevant"] for r in turn if r["taken"]]),
+        "backchannel_continue_rate": _rate([r["continued"] for r in by("user_backchannel")]),
+        "interrupt_stop_rate": _rate([r["stopped"] for r in intr]),
+        "interrupt_stop_latency_median_s": _pct([r["stop_latency"] for r in intr]),
+        "interrupt_reply_rate": _rate([r["reply_taken"] for r in intr]),
+        "interrupt_reply_latency_median_s": _pct([r["reply_latency"] for r in intr]),
+        "interrupt_relevance": _rate([r["reply_relevant"] for r in intr]),
+        "echo_self_interrupt_rate": _rate([r["self_interrupted"] for r in by("echo")]),
+        "emotion_four_class_accuracy": _rate([r["four_class_hit"] for r in by("emotion")]),
+        "emotion_arousal_accuracy": _rate([r["arousal_hit"] for r in by("emotion")]),
+        "long_answer_relevance": _rate(
+            [r["relevant"] for r in by("user_backchannel", "user_interruption", "echo") if r["taken"]]
+        ),
+    }
+
+
+def score_folder(cases_dir: Path, results_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Score every case that has results; the summary lists cases without results."""
+    results, missing = [], []
+    for case_json in sorted(cases_dir.glob("*/case.json")):
+        case = json.loads(case_json.read_text())
+        folder = results_dir / case["id"]
+        if not (folder / "npc.wav").exists():
+            missing.append(case["id"])
+            continue
+        events_path = folder / "events.jsonl"
+        events = (
+            [json.loads(line) for line in events_path.read_text().splitlines() if line.strip()]
+            if events_path.exists()
+            else []
+        )
+        results.append(score_case(case, speech_runs(read_wav(folder / "npc.wav")), events))
+    summary = summarize(results)
+    summary["missing_cases"] = missing
+    return summary, results

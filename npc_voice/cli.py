@@ -1,0 +1,139 @@
+"""The ``npc-voice`` command: run the sidecar, talk to an NPC, run the benches."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log what the sidecar and client do.")
+def main(verbose: bool) -> None:
+    """npc-voice: full-duplex voice conversation for game characters."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@main.command()
+@click.option(
+    "--address",
+    default="tcp://127.0.0.1:5571",
+    show_default=True,
+    help="ZeroMQ endpoint to bind (tcp://HOST:PORT or ipc://PATH).",
+)
+@click.option(
+    "--personas",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Folder of persona files (default: assets/personas).",
+)
+@click.option("--workers", default=2, show_default=True, help="Threads that run session steps.")
+@click.option("--allow-remote", is_flag=True, help="Allow binding to a non-loopback address.")
+def serve(address: str, personas: str | None, workers: int, allow_remote: bool) -> None:
+    """Run the sidecar until Ctrl-C or SIGTERM."""
+    from npc_voice.transport.server import serve_forever
+
+    sys.exit(serve_forever(address, personas, workers=workers, allow_remote=allow_remote))
+
+
+@main.group()
+def bench() -> None:
+    """Measure the product."""
+
+
+@bench.command("duplex")
+@click.argument("cases", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Results folder: <id>/npc.wav, mic.wav, events.jsonl.",
+)
+@click.option("--realtime", is_flag=True, help="Pace the microphone by the wall clock (end-to-end figure).")
+@click.option("--parallel", default=1, show_default=True, help="Cases run at once on one sidecar.")
+@click.option(
+    "--sidecar", default=None, help="Attach to a running sidecar at this address instead of starting one."
+)
+@click.option("--personas", default=None, help="Folder of persona files for the sidecar this command starts.")
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the summary and per-case outcomes as JSON.",
+)
+def bench_duplex(
+    cases: Path,
+    out: Path,
+    realtime: bool,
+    parallel: int,
+    sidecar: str | None,
+    personas: str | None,
+    json_out: Path | None,
+) -> None:
+    """Play every case in CASES through a real sidecar and score the result."""
+    from npc_voice.bench.duplex import run_bench, step_figures
+    from npc_voice.bench.score import score_folder
+
+    t = time.monotonic()
+    runs = run_bench(cases, out, realtime=realtime, parallel=parallel, sidecar=sidecar, persona_dir=personas)
+    summary, results = score_folder(cases, out)
+    steps = step_figures(runs)
+    for key, value in summary.items():
+        click.echo(f"{key:36} {value}")
+    click.echo("")
+    for key, value in steps.items():
+        click.echo(f"{key:36} {value}")
+    click.echo(f"{'wall_time_s':36} {time.monotonic() - t:.1f}")
+    for r in runs:
+        for err in r.errors:
+            click.echo(f"{r.case_id}: {err}", err=True)
+    if json_out:
+        json_out.write_text(json.dumps({"summary": summary, "steps": steps, "cases": results}, indent=1))
+
+
+@main.command()
+@click.option(
+    "--wav",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Speak from this 16 kHz mono WAV instead of the microphone.",
+)
+@click.option("--persona", default="blacksmith", show_default=True)
+@click.option("--device", default=None, help="Sound device (name or index) for the live conversation.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep what was said and heard here (npc.wav, mic.wav, events.jsonl).",
+)
+@click.option("--seconds", default=120.0, show_default=True, help="Stop a live conversation after this long.")
+def talk(wav: Path | None, persona: str, device: str | None, out: Path | None, seconds: float) -> None:
+    """Talk to an NPC: from the microphone, or from a WAV file; the sidecar is started and stopped for you."""
+    from npc_voice.bench.duplex import SidecarProcess
+    from npc_voice.talk import talk_live, talk_wav
+
+    proc = SidecarProcess()
+    click.echo("starting the sidecar (loading speech models)...")
+    try:
+        proc.wait_ready()
+        click.echo(f"sidecar ready in {proc.startup_s:.1f} s")
+        if wav is not None:
+            talk_wav(proc.address, wav, persona, out or Path(tempfile.mkdtemp(prefix="npc-voice-talk-")))
+        else:
+            talk_live(proc.address, persona, device, seconds)
+    finally:
+        proc.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Everything heavy, loaded once per sidecar process and shared by every session.
+
+Personas are cached with their derived artefacts (topic embeddings, speech-recognition language
+model) and rebuilt when their file changes, so a designer's edit is picked up from the next turn.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from npc_voice.features.asr import AsrModels, PersonaLanguageModel
+from npc_voice.features.embed import Embedder
+from npc_voice.features.vad import VadModel
+from npc_voice.model.topics import TopicMatcher
+from npc_voice.persona.loader import Persona, PersonaStore, default_persona_dir
+from npc_voice.speech.tts import Synthesizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedPersona:
+    """A persona with what the engine derives from it."""
+
+    persona: Persona
+    matcher: TopicMatcher
+    lm: PersonaLanguageModel
+    mtime: float
+
+
+class EngineResources:
+    """Shared models: embeddings, VAD, ASR, TTS, and a small worker pool for look-ahead work."""
+
+    def __init__(self, persona_dir: Path | str | None = None, workers: int = 2) -> None:
+        self.personas = PersonaStore(persona_dir or default_persona_dir())
+        self.embedder = Embedder.shared()
+        self.vad = VadModel.shared()
+        self.asr = AsrModels.shared()
+        self.tts = Synthesizer.shared()
+        self.workers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="npc-lookahead")
+        self._lock = threading.Lock()
+        self._loaded: dict[str, LoadedPersona] = {}
+
+    def persona(self, persona_id: str) -> LoadedPersona:
+        """The persona, reloaded if its file changed; raises ``KeyError``/``PersonaError``."""
+        path = self.personas.path_for(persona_id)
+        mtime = path.stat().st_mtime
+        with self._lock:
+            cached = self._loaded.get(persona_id)
+            if cached is not None and cached.mtime == mtime:
+                return cached
+        persona = self.personas.load(persona_id)
+        loaded = LoadedPersona(
+            persona=persona,
+            matcher=TopicMatcher(persona, self.embedder),
+            lm=self.asr.language_model(persona.example_utterances()),
+            mtime=mtime,
+        )
+        with self._lock:
+            self._loaded[persona_id] = loaded
+        log.info("persona %s loaded from %s (%d topics)", persona_id, path, len(persona.topics))
+        return loaded
+
+    def close(self) -> None:
+        self.workers.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,89 @@
+"""Which persona topic answers what the player said: nearest examples in MiniLM space.
+
+The player's words arrive with the clutter of live speech ("wait, no, that's not what I meant. How
+much is a shield?"), so the matcher scores the whole text and its last clauses and keeps the best:
+a correction is answered by what it asks for, not by the words that opened it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from npc_voice.features.embed import Embedder
+from npc_voice.persona.loader import FALLBACK, Persona
+
+# Below this cosine similarity nothing in the persona fits and the NPC asks to rephrase.
+MIN_SIMILARITY = 0.42
+
+_CLAUSE_SPLIT = re.compile(r"[.?!,;]+|\b(?:but|so|and then)\b")
+_FILLERS = re.compile(
+    r"^(?:(?:wait|stop|hold on|hang on|no|sorry|actually|excuse me|um+|uh+|well|okay|ok|oh|"
+    r"that'?s not what i meant|that is not what i meant|never mind|listen)\b[\s,.!]*)+",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TopicChoice:
+    """The topic picked for a text, how close it was, and what text decided it."""
+
+    topic: str
+    similarity: float
+    focus: str
+
+
+def focus_candidates(text: str) -> list[str]:
+    """The whole text, the text without leading fillers, and its trailing clauses."""
+    text = " ".join(text.split())
+    out = [text]
+    stripped = _FILLERS.sub("", text).strip()
+    if stripped and stripped != text:
+        out.append(stripped)
+    parts = [p.strip() for p in _CLAUSE_SPLIT.split(stripped or text) if p and p.strip()]
+    for i in range(1, len(parts)):
+        tail = " ".join(parts[i:])
+        if len(tail.split()) >= 2:
+            out.append(tail)
+    return list(dict.fromkeys(c for c in out if c))
+
+
+class TopicMatcher:
+    """Scores a text against every topic's examples; one per persona, built once per (re)load."""
+
+    def __init__(self, persona: Persona, embedder: Embedder, min_similarity: float = MIN_SIMILARITY) -> None:
+        self.persona = persona
+        self._embedder = embedder
+        self._min = min_similarity
+        self._topic_ids: list[str] = []
+        examples: list[str] = []
+        for topic in persona.topics.values():
+            for ex in topic.examples:
+                self._topic_ids.append(topic.id)
+                examples.append(ex)
+        self._examples = embedder.encode(examples) if examples else np.zeros((0, 384), np.float32)
+
+    def scores(self, text: str) -> dict[str, float]:
+        """Best similarity per topic over the text's focus candidates."""
+        out: dict[str, float] = {}
+        if not text.strip() or not self._topic_ids:
+            return out
+        sims = self._embedder.encode(focus_candidates(text)) @ self._examples.T
+        best = sims.max(axis=0)
+        for tid, s in zip(self._topic_ids, best, strict=True):
+            out[tid] = max(out.get(tid, -1.0), float(s))
+        return out
+
+    def match(self, text: str) -> TopicChoice:
+        """The best topic, or ``fallback`` when nothing is close enough."""
+        cands = focus_candidates(text) if text.strip() else []
+        if not cands or not self._topic_ids:
+            return TopicChoice(topic=FALLBACK, similarity=0.0, focus=text)
+        sims = self._embedder.encode(cands) @ self._examples.T
+        ci, ei = np.unravel_index(int(np.argmax(sims)), sims.shape)
+        sim = float(sims[ci, ei])
+        if sim < self._min:
+            return TopicChoice(topic=FALLBACK, similarity=sim, focus=cands[ci])
+        return TopicChoice(topic=self._topic_ids[ei], similarity=sim, focus=cands[ci])

@@ -1,0 +1,256 @@
+"""Turn-taking baseline: rules over voice activity, silence length and the words heard so far.
+
+This is the floor policy the duplex model (a learned model over both audio streams) replaces; it is
+kept small and explicit so its behaviour can be read and measured. Every 200 ms it sees what the
+player is doing and whether the NPC is speaking, and answers with one action.
+
+- Listening: the player's turn ends after a silence whose required length depends on how the words
+  end: "...a sword, please" is complete after ``end_silence_s``; "I would like to buy" ends on a word
+  that needs more, so the NPC waits ``incomplete_silence_s`` before it believes the turn is over.
+- Speaking: short speech made of backchannel words ("uh-huh", "yeah", "I see") is a backchannel:
+  keep talking. Speech that opens with an interruption cue ("wait", "stop", "hold on", "sorry") or
+  that goes on longer than a backchannel can is an interruption: stop at once.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+BACKCHANNEL_WORDS = frozenset(
+    [
+        "uh",
+        "huh",
+        "mm",
+        "hm",
+        "mhm",
+        "mmhm",
+        "hmm",
+        "uh-huh",
+        "mm-hm",
+        "yeah",
+        "yes",
+        "yep",
+        "yup",
+        "okay",
+        "ok",
+        "right",
+        "sure",
+        "i",
+        "see",
+        "wow",
+        "oh",
+        "ah",
+        "aha",
+        "really",
+        "cool",
+        "nice",
+        "good",
+        "great",
+        "alright",
+        "all",
+    ]
+)
+INTERRUPT_CUES = frozenset(
+    [
+        "wait",
+        "stop",
+        "hold",
+        "hang",
+        "sorry",
+        "excuse",
+        "actually",
+        "no",
+        "nope",
+        "but",
+        "pardon",
+        "what",
+        "listen",
+    ]
+)
+# Words a sentence rarely ends on: determiners, prepositions, conjunctions, auxiliaries, verbs that
+# want an object. A turn whose words end here is probably paused mid-sentence.
+INCOMPLETE_ENDINGS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "my",
+        "your",
+        "his",
+        "her",
+        "their",
+        "our",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "some",
+        "any",
+        "every",
+        "no",
+        "to",
+        "of",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "from",
+        "by",
+        "about",
+        "into",
+        "onto",
+        "over",
+        "under",
+        "than",
+        "as",
+        "like",
+        "and",
+        "or",
+        "but",
+        "so",
+        "because",
+        "if",
+        "when",
+        "while",
+        "where",
+        "which",
+        "who",
+        "whose",
+        "what",
+        "how",
+        "why",
+        "whether",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "am",
+        "do",
+        "does",
+        "did",
+        "have",
+        "has",
+        "had",
+        "can",
+        "could",
+        "will",
+        "would",
+        "shall",
+        "should",
+        "may",
+        "might",
+        "must",
+        "buy",
+        "get",
+        "want",
+        "need",
+        "sell",
+        "make",
+        "find",
+        "tell",
+        "give",
+        "show",
+        "fix",
+        "repair",
+        "see",
+        "know",
+        "go",
+        "take",
+        "bring",
+        "i",
+        "you",
+        "we",
+        "they",
+        "he",
+        "she",
+        "it",
+        "me",
+        "us",
+        "them",
+        "very",
+        "really",
+        "just",
+    ]
+)
+_WORD = re.compile(r"[a-z']+")
+
+
+class Action(enum.Enum):
+    """What the NPC does in this chunk."""
+
+    LISTEN = "listen"  # keep listening (player may be talking or silent)
+    RESPOND = "respond"  # the player's turn is over: start the answer now
+    CONTINUE = "continue"  # keep talking (nothing, or a backchannel, was heard)
+    BACKCHANNEL = "backchannel"  # the player said "uh-huh": note it, keep talking
+    INTERRUPTED = "interrupted"  # the player took the floor: stop talking now
+
+
+@dataclass(frozen=True, kw_only=True)
+class FloorObservation:
+    """What the policy sees in one chunk."""
+
+    npc_speaking: bool
+    in_speech: bool  # the player is speaking at the end of this chunk
+    speech_s: float  # length of the player's current stretch of speech (or the last one)
+    silence_s: float  # silence since the player's last speech (0 while speaking)
+    turn_speech_s: float  # voiced time in the player's current turn so far
+    words: str  # best transcript of the current turn so far
+
+
+def words_of(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def looks_incomplete(text: str) -> bool:
+    """True when the words so far end where a sentence seldom ends."""
+    words = words_of(text)
+    return bool(words) and words[-1] in INCOMPLETE_ENDINGS
+
+
+def is_backchannel(text: str) -> bool:
+    """True when every word heard is a backchannel word (or nothing was recognised)."""
+    return all(w in BACKCHANNEL_WORDS for w in words_of(text))
+
+
+def has_interrupt_cue(text: str) -> bool:
+    words = words_of(text)
+    return bool(words) and (words[0] in INTERRUPT_CUES or any(w in INTERRUPT_CUES for w in words[:3]))
+
+
+@dataclass(kw_only=True)
+class BaselineTurnPolicy:
+    """Rule-based floor control; thresholds are seconds."""
+
+    end_silence_s: float = 0.35
+    incomplete_silence_s: float = 1.2
+    min_turn_speech_s: float = 0.25
+    backchannel_max_s: float = 0.7
+    cue_min_s: float = 0.2
+
+    def decide(self, obs: FloorObservation) -> Action:
+        if obs.npc_speaking:
+            return self._while_speaking(obs)
+        if obs.in_speech or obs.turn_speech_s < self.min_turn_speech_s or not words_of(obs.words):
+            return Action.LISTEN
+        needed = self.incomplete_silence_s if looks_incomplete(obs.words) else self.end_silence_s
+        return Action.RESPOND if obs.silence_s >= needed else Action.LISTEN
+
+    def _while_speaking(self, obs: FloorObservation) -> Action:
+        if obs.in_speech:
+            if obs.speech_s > self.backchannel_max_s:
+                return Action.INTERRUPTED
+            if obs.speech_s >= self.cue_min_s and has_interrupt_cue(obs.words):
+                return Action.INTERRUPTED
+            if words_of(obs.words) and not is_backchannel(obs.words) and obs.speech_s >= 0.4:
+                return Action.INTERRUPTED
+            return Action.CONTINUE
+        if obs.speech_s > 0 and obs.silence_s > 0:
+            # a short stretch just ended while we kept talking
+            return Action.BACKCHANNEL
+        return Action.CONTINUE

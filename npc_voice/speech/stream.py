@@ -1,0 +1,103 @@
+"""An NPC line as a stream of 200 ms chunks, with the subtitle and lip-sync timing of each chunk.
+
+The first sentence is synthesised when the line starts (so the answer is audible in the same step);
+later sentences are synthesised ahead on a worker thread while the earlier ones play.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE
+
+SynthFn = Callable[[str], tuple[np.ndarray, list[tuple[float, str]], list[tuple[float, str]]]]
+
+
+@dataclass
+class SpokenChunk:
+    """200 ms of a line: audio plus the words and visemes that start inside it (offsets in s)."""
+
+    pcm: np.ndarray
+    words: list[tuple[float, str]] = field(default_factory=list)
+    visemes: list[tuple[float, str]] = field(default_factory=list)
+    voiced_from: float | None = None  # offset of the first audible sample, if any
+    finished: bool = False
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split a line at sentence ends, keeping short fragments with their neighbour."""
+    out: list[str] = []
+    cur = ""
+    for ch in text:
+        cur += ch
+        if ch in ".!?" and len(cur.split()) >= 3:
+            out.append(cur.strip())
+            cur = ""
+    if cur.strip():
+        if out and len(cur.split()) < 3:
+            out[-1] = f"{out[-1]} {cur.strip()}"
+        else:
+            out.append(cur.strip())
+    return out
+
+
+class LineStream:
+    """Plays one line chunk by chunk; sentences after the first are synthesised ahead."""
+
+    def __init__(self, line_id: str, text: str, synth: SynthFn, executor: Executor) -> None:
+        self.line_id, self.text = line_id, text
+        sentences = split_sentences(text) or [text]
+        first = synth(sentences[0])
+        self._pending: list[Future] = [executor.submit(synth, s) for s in sentences[1:]]
+        self._audio = first[0]
+        self._words = list(first[1])
+        self._visemes = list(first[2])
+        self._pos = 0  # samples of _audio already played
+        self.played_s = 0.0
+
+    def _append_ready(self) -> None:
+        """Append synthesised sentences that are ready, in order."""
+        while self._pending and self._pending[0].done():
+            audio, words, visemes = self._pending.pop(0).result()
+            base = len(self._audio) / SAMPLE_RATE
+            gap = np.zeros(int(0.12 * SAMPLE_RATE), np.int16)  # breath between sentences
+            base += len(gap) / SAMPLE_RATE
+            self._audio = np.concatenate([self._audio, gap, audio])
+            self._words += [(t + base, w) for t, w in words]
+            self._visemes += [(t + base, v) for t, v in visemes]
+
+    @property
+    def finished(self) -> bool:
+        return not self._pending and self._pos >= len(self._audio)
+
+    def next_chunk(self) -> SpokenChunk:
+        """The next 200 ms of this line (padded with silence at the end or while synthesis lags)."""
+        self._append_ready()
+        start = self._pos
+        end = min(start + CHUNK_SAMPLES, len(self._audio))
+        pcm = np.zeros(CHUNK_SAMPLES, np.int16)
+        pcm[: end - start] = self._audio[start:end]
+        self._pos = end
+        t0, t1 = start / SAMPLE_RATE, end / SAMPLE_RATE
+        out = SpokenChunk(
+            pcm=pcm,
+            words=[(round(t - t0, 3), w) for t, w in self._words if t0 <= t < t1],
+            visemes=[(round(t - t0, 3), v) for t, v in self._visemes if t0 <= t < t1],
+            voiced_from=0.0 if end > start else None,
+            finished=False,
+        )
+        self.played_s = t1
+        self._append_ready()
+        out.finished = self.finished
+        return out
+
+    def cancel(self) -> None:
+        """Stop: drop pending synthesis."""
+        for fut in self._pending:
+            fut.cancel()
+        self._pending.clear()
+        self._pos = len(self._audio)

@@ -1,0 +1,99 @@
+"""A conversation in the terminal: the player's voice from the microphone or a WAV file."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from npc_voice.audio.devices import read_wav
+from npc_voice.audio.format import SAMPLE_RATE
+from npc_voice.audio.live import LiveDuplexDevice, NoAudioDevice
+from npc_voice.audio.playback import JitterBuffer
+from npc_voice.events import Event
+from npc_voice.transport.client import ErrorReply, SidecarClient
+
+
+def describe(e: dict[str, Any]) -> str | None:
+    """One line for the events a person wants to see; None for the rest (visemes, word timing)."""
+    kind = e["type"]
+    if kind == "transcript":
+        return f"  player{'' if e['final'] else ' (so far)'}: {e['text']}"
+    if kind == "response":
+        return f"  NPC [{e['topic']}, {e['confidence']:.2f}]: {e['text']}"
+    if kind == "interrupted":
+        return "  NPC stops: interrupted"
+    if kind == "backchannel":
+        return f"  NPC hears a backchannel ({e['heard'] or '...'}) and goes on"
+    if kind == "emotion":
+        return f"  {e['who']} feels {e['emotion']} ({e['intensity']:.2f})"
+    if kind == "notice":
+        return f"  notice: {e['message']}"
+    return None
+
+
+def _print(e: dict[str, Any]) -> None:
+    line = describe(e)
+    if line and not (e["type"] == "transcript" and not e["final"]):
+        click.echo(f"{e.get('t', 0):6.2f}s {line}")
+
+
+def talk_wav(address: str, wav: Path, persona: str, out: Path) -> None:
+    """Play a WAV as the player's microphone in real time and print the conversation."""
+    from npc_voice.bench.duplex import run_case
+
+    audio = read_wav(wav)
+    case = {"id": wav.stem, "persona": persona, "_dir": None}
+    click.echo(f"playing {wav} ({len(audio) / SAMPLE_RATE:.1f} s) to {persona}...")
+    run = run_case(case, address, out, realtime=True, on_event=_print, user=audio)
+    click.echo(f"done; what the player heard: {out / wav.stem / 'npc.wav'}")
+    for err in run.errors:
+        click.echo(f"sidecar error: {err}", err=True)
+
+
+def talk_live(address: str, persona: str, device: str | None, seconds: float) -> None:
+    """Talk through the sound card until Ctrl-C or ``seconds``."""
+    buffer = JitterBuffer()
+    try:
+        live = LiveDuplexDevice(buffer, device=int(device) if device and device.isdigit() else device)
+    except NoAudioDevice as exc:
+        raise click.ClickException(
+            f"{exc}. No microphone here: try `npc-voice talk --wav FILE.wav`, "
+            "or the demo game's type-to-speak mode."
+        ) from exc
+    client = SidecarClient(address)
+    session = client.open_session(persona=persona, npc_id=persona)
+    if not session.wait_opened(60):
+        raise click.ClickException(f"the sidecar did not open a session: {session.error}")
+    click.echo("listening; speak to the NPC (Ctrl-C to stop)")
+    live.start()
+    t_end = time.monotonic() + seconds
+    try:
+        while time.monotonic() < t_end:
+            while not live.chunks.empty():
+                chunk = live.chunks.get_nowait()
+                session.send_mic(chunk.pcm, chunk.played)
+            for r in session.replies():
+                if isinstance(r, ErrorReply):
+                    click.echo(f"sidecar error: {r.code}: {r.message}", err=True)
+                    continue
+                if any(e.type == "interrupted" for e in r.events):
+                    buffer.flush()
+                buffer.push(r.pcm, live.time)
+                for e in r.events:
+                    _print_event(e, live.time)
+            time.sleep(0.005)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        live.stop()
+        session.close()
+        client.close()
+
+
+def _print_event(e: Event, t: float) -> None:
+    wire = e.to_wire()
+    wire["t"] = t
+    _print(wire)

@@ -1,0 +1,278 @@
+"""Game-side client of the sidecar: non-blocking, background I/O, reconnecting.
+
+The game thread never waits on the network: ``send_mic`` hands a chunk to the I/O thread and
+returns; replies are collected with ``replies()`` (poll once per frame). One DEALER socket per
+client carries any number of NPC sessions. ZeroMQ reconnects by itself; if the sidecar was
+restarted and forgot a session, the client reopens it from what it holds (persona, NPC id, state).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import zmq
+
+from npc_voice import events as ev
+from npc_voice.transport import protocol as p
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 1.0
+DEAD_AFTER_S = 3.0
+MAX_OUTBOX = 64
+
+
+@dataclass
+class Reply:
+    """One step reply as the game sees it; ``arrival`` is ``time.monotonic()`` on receipt."""
+
+    seq: int
+    pcm: np.ndarray
+    events: list[ev.Event]
+    compute_ms: float
+    arrival: float
+
+
+@dataclass
+class ErrorReply:
+    """An error the sidecar sent for this session (the session normally lives on)."""
+
+    code: str
+    message: str
+    seq: int | None
+    arrival: float
+
+
+@dataclass
+class _SessionInfo:
+    persona: str
+    npc_id: str
+    state: dict[str, Any]
+    inbox: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
+    opened: threading.Event = field(default_factory=threading.Event)
+    error: str | None = None
+
+
+class ClientSession:
+    """One NPC conversation on a ``SidecarClient``."""
+
+    def __init__(self, client: SidecarClient, session_id: str, info: _SessionInfo) -> None:
+        self.client, self.id, self._info = client, session_id, info
+        self._seq = itertools.count()
+
+    @property
+    def opened(self) -> bool:
+        return self._info.opened.is_set()
+
+    @property
+    def error(self) -> str | None:
+        """Why opening failed, if it did."""
+        return self._info.error
+
+    def wait_opened(self, timeout: float) -> bool:
+        """Block until the sidecar confirmed the session (for tools and tests, not the game loop)."""
+        return self._info.opened.wait(timeout)
+
+    def send_mic(
+        self,
+        pcm: np.ndarray,
+        played: np.ndarray | None = None,
+        state: dict[str, Any] | None = None,
+        t_capture: float | None = None,
+    ) -> int:
+        """Queue one 200 ms microphone chunk (and the echo reference); returns its sequence number."""
+        seq = next(self._seq)
+        if state:
+            self._info.state.update(state)
+        msg = p.MicChunk(
+            session=self.id,
+            seq=seq,
+            t_capture=time.monotonic() if t_capture is None else t_capture,
+            pcm=pcm,
+            played=played,
+            state=dict(state or {}),
+        )
+        self.client._post(msg)
+        return seq
+
+    def replies(self) -> list[Reply | ErrorReply]:
+        """Everything that arrived for this session since the last call."""
+        out = []
+        while True:
+            try:
+                out.append(self._info.inbox.get_nowait())
+            except queue.Empty:
+                return out
+
+    def close(self) -> None:
+        self.client._post(p.CloseSession(session=self.id))
+        self.client._forget(self.id)
+
+
+class SidecarClient:
+    """A connection to one sidecar; thread-safe; its I/O runs on a daemon thread."""
+
+    def __init__(self, address: str = p.DEFAULT_ADDRESS, heartbeat_s: float = HEARTBEAT_S) -> None:
+        self.address = address
+        self.ctx = zmq.Context.instance()
+        self._heartbeat_s = heartbeat_s
+        self._outbox: queue.Queue[p.Message] = queue.Queue(maxsize=MAX_OUTBOX)
+        self._sessions: dict[str, _SessionInfo] = {}
+        self._lock = threading.Lock()
+        self._wake_addr = f"inproc://npc-voice-client-{uuid.uuid4().hex}"
+        self._wake_pull = self.ctx.socket(zmq.PULL)
+        self._wake_pull.bind(self._wake_addr)
+        self._wake_push = self.ctx.socket(zmq.PUSH)
+        self._wake_push.setsockopt(zmq.LINGER, 0)
+        self._wake_push.connect(self._wake_addr)
+        self._stop = threading.Event()
+        self.last_pong = 0.0
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="npc-voice-client", daemon=True)
+        self._thread.start()
+
+    @property
+    def connected(self) -> bool:
+        """True while heartbeats come back."""
+        return time.monotonic() - self.last_pong < DEAD_AFTER_S
+
+    def open_session(
+        self, *, persona: str, npc_id: str, state: dict[str, Any] | None = None, session_id: str | None = None
+    ) -> ClientSession:
+        """Ask the sidecar for a session; returns at once (see ``ClientSession.opened``)."""
+        sid = session_id or f"{npc_id}-{uuid.uuid4().hex[:8]}"
+        info = _SessionInfo(persona=persona, npc_id=npc_id, state=dict(state or {}))
+        with self._lock:
+            self._sessions[sid] = info
+        self._post(p.OpenSession(session=sid, persona=persona, npc_id=npc_id, state=info.state))
+        return ClientSession(self, sid, info)
+
+    def close(self) -> None:
+        """Close every session and stop the I/O thread."""
+        with self._lock:
+            sids = list(self._sessions)
+        for sid in sids:
+            self._post(p.CloseSession(session=sid))
+        time.sleep(0.05)
+        self._stop.set()
+        self._wake()
+        self._thread.join(2.0)
+
+    # ------------------------------------------------------------------ internals
+
+    def _forget(self, sid: str) -> None:
+        with self._lock:
+            self._sessions.pop(sid, None)
+
+    def _wake(self) -> None:
+        with self._lock, contextlib.suppress(zmq.Again):
+            self._wake_push.send(b"", flags=zmq.NOBLOCK)
+
+    def _post(self, msg: p.Message) -> None:
+        try:
+            self._outbox.put_nowait(msg)
+        except queue.Full:
+            self.dropped += 1  # the sidecar is unreachable; the newest audio matters more than the oldest
+            try:
+                self._outbox.get_nowait()
+                self._outbox.put_nowait(msg)
+            except (queue.Empty, queue.Full):
+                pass
+        self._wake()
+
+    def _run(self) -> None:
+        dealer = self.ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.setsockopt(zmq.SNDHWM, 64)
+        dealer.setsockopt(zmq.RCVHWM, 256)
+        dealer.setsockopt(zmq.RECONNECT_IVL, 100)
+        dealer.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        dealer.setsockopt(zmq.MAXMSGSIZE, p.MAX_MESSAGE_BYTES)
+        dealer.connect(self.address)
+        poller = zmq.Poller()
+        poller.register(dealer, zmq.POLLIN)
+        poller.register(self._wake_pull, zmq.POLLIN)
+        next_ping = 0.0
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if now >= next_ping:
+                    self._send(dealer, p.Ping(t_sent=now))
+                    next_ping = now + self._heartbeat_s
+                events = dict(poller.poll(max(1, int((next_ping - now) * 1000))))
+                if self._wake_pull in events:
+                    while self._wake_pull.poll(0):
+                        self._wake_pull.recv()
+                    while True:
+                        try:
+                            self._send(dealer, self._outbox.get_nowait())
+                        except queue.Empty:
+                            break
+                if dealer in events:
+                    while dealer.poll(0):
+                        self._receive(dealer.recv_multipart())
+        finally:
+            dealer.close(0)
+            self._wake_pull.close(0)
+            with self._lock:
+                self._wake_push.close(0)
+
+    def _send(self, dealer: zmq.Socket, msg: p.Message) -> None:
+        try:
+            dealer.send_multipart(p.encode(msg), flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self.dropped += 1
+
+    def _receive(self, frames: list[bytes]) -> None:
+        now = time.monotonic()
+        try:
+            msg = p.decode(frames)
+        except p.ProtocolError as err:
+            log.warning("bad message from sidecar: %s", err)
+            return
+        if isinstance(msg, p.Pong):
+            self.last_pong = now
+            return
+        with self._lock:
+            info = self._sessions.get(msg.session)
+        if info is None:
+            return
+        if isinstance(msg, p.Opened):
+            info.opened.set()
+        elif isinstance(msg, p.StepReply):
+            typed = []
+            for raw in msg.events:
+                try:
+                    typed.append(ev.event_from_wire(raw))
+                except (TypeError, ValueError) as exc:
+                    log.warning("unknown event from sidecar: %s", exc)
+            info.inbox.put(
+                Reply(seq=msg.seq, pcm=msg.pcm, events=typed, compute_ms=msg.compute_ms, arrival=now)
+            )
+        elif isinstance(msg, p.Error):
+            if msg.code == "no_session" and info.opened.is_set():
+                # the sidecar restarted and forgot us: reopen from what we hold
+                info.opened.clear()
+                self._post(
+                    p.OpenSession(
+                        session=msg.session, persona=info.persona, npc_id=info.npc_id, state=info.state
+                    )
+                )
+            elif not info.opened.is_set() and msg.code in (
+                "unknown_persona",
+                "bad_persona",
+                "capacity",
+                "bad_format",
+                "session_exists",
+            ):
+                info.error = f"{msg.code}: {msg.message}"
+            info.inbox.put(ErrorReply(code=msg.code, message=msg.message, seq=msg.seq, arrival=now))
