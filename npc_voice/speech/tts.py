@@ -408,8 +408,7 @@ class Synthesizer:
         pcm16 = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
         duration = pcm16.size / SAMPLE_RATE
         speech_end = max(0.0, duration - _TAIL_SECONDS)
-        utterance = Utterance(text=text, audio=pcm16, words=_word_times(text, events, offset, speech_end),
-                              visemes=_viseme_track(events, offset, duration))
-        if pause_after > 0.0:
-            utterance.audio = np.concatenate([pcm16, np.zeros(int(pause_after * SAMPLE_RATE), np.int16)])
-        return utterance
+        pause = np.zeros(int(pause_after * SAMPLE_RATE), np.int16)
+        return Utterance(text=text, audio=np.concatenate([pcm16, pause]),
+                         words=_word_times(text, events, offset, speech_end),
+                         visemes=_viseme_track(events, offset, duration))
