@@ -47,8 +47,8 @@ def similarity(a: np.ndarray, b: np.ndarray, max_lag: int = 6) -> float:
     return best
 
 
-def median_f0(audio: np.ndarray) -> float:
-    """Median pitch (Hz) of the voiced 40 ms frames, by autocorrelation over 60-400 Hz."""
+def f0_track(audio: np.ndarray) -> np.ndarray:
+    """Pitch (Hz) of each voiced 40 ms frame (20 ms hop), by autocorrelation over 60-400 Hz."""
     x = audio.astype(np.float64) / 32768.0
     frame, lo, hi = 640, SAMPLE_RATE // 400, SAMPLE_RATE // 60
     f0s = []
@@ -61,7 +61,11 @@ def median_f0(audio: np.ndarray) -> float:
         if ac[lag] > 0.5 * ac[0]:
             f0s.append(SAMPLE_RATE / lag)
     assert len(f0s) >= 5, "too few voiced frames to measure pitch"
-    return float(np.median(f0s))
+    return np.array(f0s)
+
+
+def median_f0(audio: np.ndarray) -> float:
+    return float(np.median(f0_track(audio)))
 
 
 # ---------------------------------------------------------------- settings
@@ -130,6 +134,15 @@ def test_higher_pitch_gives_higher_f0(synth: Synthesizer) -> None:
     low = median_f0(synth.synthesize(LINE, VoiceSettings(pitch=15)).audio)
     high = median_f0(synth.synthesize(LINE, VoiceSettings(pitch=85)).audio)
     assert high > 1.2 * low
+
+
+def test_pitch_range_widens_the_melody(synth: Synthesizer) -> None:
+    def spread(pitch_range: int) -> float:
+        audio = synth.synthesize(LINE, VoiceSettings(pitch_range=pitch_range)).audio
+        low, high = np.percentile(f0_track(audio), [10, 90])
+        return float(high / low)
+
+    assert spread(0) < 1.05 < spread(50) < spread(100)
 
 
 def test_variant_changes_the_voice(synth: Synthesizer) -> None:
