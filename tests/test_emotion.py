@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from npc_voice.audio.format import SAMPLE_RATE, to_int16
 from npc_voice.features.prosody import FEATURE_NAMES, ProsodyTracker, chunks
@@ -65,6 +66,15 @@ def test_shipped_model_gives_a_distribution_and_a_final_event() -> None:
     est = estimates[-1]
     assert est is not None and est.emotion in CLASSES and not est.final
     assert sum(est.probabilities.values()) == pytest.approx(1.0, abs=1e-3)
+    # The numpy inference path is the trained torch ensemble, number for number.
+    mean, std = model.nets[0].mean.numpy(), model.nets[0].std.numpy()
+    x = (mean + std * np.random.default_rng(0).normal(size=(5, mean.size))).astype(np.float32)
+    probs, high = model.predict(x)
+    with torch.inference_mode():
+        outs = [net(torch.from_numpy(x)) for net in model.nets]
+    ref_p = torch.stack([torch.softmax(o[0], dim=1) for o in outs]).mean(0).numpy()
+    ref_h = torch.stack([torch.sigmoid(o[1]) for o in outs]).mean(0).numpy()
+    assert np.allclose(probs, ref_p, atol=1e-5) and np.allclose(high, ref_h, atol=1e-5)
     assert all(0.0 <= p <= 1.0 for p in est.probabilities.values())
     assert -1.0 <= est.arousal <= 1.0 and -1.0 <= est.valence <= 1.0 and 0.0 <= est.intensity <= 1.0
     final = tone.end_of_speech()

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
+from scipy.special import erf
 from torch import nn
 
 from npc_voice.events import Emotion
@@ -94,6 +95,17 @@ class ToneModel:
             self.nets.append(net)
         self.prior = np.asarray(meta["baseline_prior"], dtype=np.float32)
         self.meta = meta
+        # Per-chunk inference runs the same weights in numpy: a few small matmuls cost far less
+        # than torch's per-op dispatch, which matters at 5 ms per chunk per session.
+        self._np = [self._numpy_weights(net) for net in self.nets]
+
+    @staticmethod
+    def _numpy_weights(net: ToneNet) -> list[np.ndarray]:
+        lin = [m for m in net.modules() if isinstance(m, nn.Linear)]
+        out = [net.mean.numpy().copy(), net.std.numpy().copy()]
+        for m in lin:
+            out += [m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy()]
+        return out
 
     @classmethod
     def shared(cls) -> ToneModel:
@@ -104,16 +116,23 @@ class ToneModel:
             return cls._shared
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Category probabilities ``(n, len(CLASSES))`` and P(high arousal) ``(n,)`` for inputs ``(n, d)``."""
-        with torch.inference_mode():
-            xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-            probs, high = 0.0, 0.0
-            for net in self.nets:
-                logits, arousal = net(xt)
-                probs = probs + torch.softmax(logits, dim=1)
-                high = high + torch.sigmoid(arousal)
-            k = len(self.nets)
-            return (probs / k).numpy(), (high / k).numpy()
+        """Category probabilities ``(n, len(CLASSES))`` and P(high arousal) ``(n,)`` for inputs ``(n, d)``:
+        the ensemble mean of ``ToneNet.forward`` (in eval mode), computed in numpy."""
+        x = np.asarray(x, dtype=np.float32)
+        probs = np.zeros((x.shape[0], len(CLASSES)), dtype=np.float64)
+        high = np.zeros(x.shape[0], dtype=np.float64)
+        for mean, std, w1, b1, w2, b2, w3, b3 in self._np:
+            h = _gelu((x - mean) / std @ w1 + b1)
+            out = _gelu(h @ w2 + b2) @ w3 + b3
+            z = np.exp(out[:, :-1] - out[:, :-1].max(axis=1, keepdims=True))
+            probs += z / z.sum(axis=1, keepdims=True)
+            high += 1.0 / (1.0 + np.exp(-out[:, -1]))
+        return (probs / len(self._np)).astype(np.float32), (high / len(self._np)).astype(np.float32)
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """Exact (erf) GELU, as ``nn.GELU()``."""
+    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -247,7 +266,6 @@ PAD: dict[str, tuple[float, float, float]] = {
     "angry": (-0.6, 0.6, 0.45),
     "fearful": (-0.6, 0.6, -0.5),
     "surprised": (0.2, 0.7, -0.1),
-    "disgust": (-0.6, 0.25, 0.35),
 }
 # Resting points of common persona moods; other words go to the nearest of these by meaning.
 MOODS: dict[str, tuple[float, float, float]] = {
@@ -322,7 +340,7 @@ class NpcFeelings:
         return 30.0 * (1.0 - 0.6 * self.temperament.volatility)
 
     def _pull(self, target: Iterable[float], weight: float) -> None:
-        gain = float(np.clip(weight * (0.35 + 0.9 * self.temperament.volatility), 0.0, 0.9))
+        gain = float(np.clip(weight * (0.5 + 0.9 * self.temperament.volatility), 0.0, 0.9))
         self.state = self.state + gain * (np.asarray(target, dtype=np.float32) - self.state)
 
     def _fresh(self, obj: object | None) -> bool:
@@ -362,7 +380,7 @@ class NpcFeelings:
         if self._fresh(text_sentiment) and text_sentiment.tag != "neutral":  # type: ignore[union-attr]
             ts = text_sentiment
             care = self._care(ts.text)  # type: ignore[union-attr]
-            weight = (0.45 + 0.3 * care) * (0.5 + 0.5 * ts.strength)  # type: ignore[union-attr]
+            weight = (0.6 + 0.3 * care) * (0.5 + 0.5 * ts.strength)  # type: ignore[union-attr]
             target = {
                 "insult": PAD["angry"] if self.baseline[2] > -0.2 else PAD["sad"],
                 "threat": PAD["angry"] if bold else PAD["fearful"],
