@@ -1,1 +1,1 @@
-"""Audio in and out: the fixed wire format, devices (live and file-backed), echo cancelling, playback buffer."""
+"""Audio in and out: wire format, live and file-backed devices, echo cancelling, playback buffer."""

@@ -134,9 +134,10 @@ def run_case(
         t0 = time.monotonic()
         sent_at: dict[int, float] = {}
         outstanding = 0
+        last_at = 0.0
 
         def collect(block_s: float) -> None:
-            nonlocal outstanding
+            nonlocal outstanding, last_at
             deadline = time.monotonic() + block_s
             while True:
                 for r in session.replies():
@@ -148,7 +149,12 @@ def run_case(
                     run.compute_ms.append(r.compute_ms)
                     rtt = r.arrival - sent_at[r.seq]
                     run.rtt_ms.append(rtt * 1000)
-                    at = (r.arrival - t0) if realtime else (r.seq + 1) * CHUNK_SECONDS + rtt
+                    if realtime:
+                        at = r.arrival - t0
+                    else:
+                        # the sidecar runs a session's steps one after another: a slow step delays the next
+                        at = max((r.seq + 1) * CHUNK_SECONDS, last_at) + rtt
+                        last_at = at
                     arrivals.append((at, r))
                     arrivals.sort(key=lambda x: x[0])
                 if time.monotonic() >= deadline or (not realtime and outstanding == 0):

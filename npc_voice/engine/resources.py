@@ -12,9 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from npc_voice.features.asr import AsrModels, PersonaLanguageModel
+from npc_voice.features.asr import AsrModels
 from npc_voice.features.embed import Embedder
-from npc_voice.features.vad import VadModel
+from npc_voice.features.lm import PersonaLM, build_persona_lm
+from npc_voice.features.vad import shared_session
 from npc_voice.model.topics import TopicMatcher
 from npc_voice.persona.loader import Persona, PersonaStore, default_persona_dir
 from npc_voice.speech.tts import Synthesizer
@@ -28,7 +29,7 @@ class LoadedPersona:
 
     persona: Persona
     matcher: TopicMatcher
-    lm: PersonaLanguageModel
+    lm: PersonaLM
     mtime: float
 
 
@@ -38,9 +39,9 @@ class EngineResources:
     def __init__(self, persona_dir: Path | str | None = None, workers: int = 2) -> None:
         self.personas = PersonaStore(persona_dir or default_persona_dir())
         self.embedder = Embedder.shared()
-        self.vad = VadModel.shared()
-        self.asr = AsrModels.shared()
-        self.tts = Synthesizer.shared()
+        shared_session()  # load the VAD model now rather than in the first session's first step
+        self.asr = AsrModels()
+        self.tts = Synthesizer()
         self.workers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="npc-lookahead")
         self._lock = threading.Lock()
         self._loaded: dict[str, LoadedPersona] = {}
@@ -57,7 +58,7 @@ class EngineResources:
         loaded = LoadedPersona(
             persona=persona,
             matcher=TopicMatcher(persona, self.embedder),
-            lm=self.asr.language_model(persona.example_utterances()),
+            lm=build_persona_lm(persona.source),
             mtime=mtime,
         )
         with self._lock:
@@ -67,3 +68,4 @@ class EngineResources:
 
     def close(self) -> None:
         self.workers.shutdown(wait=False, cancel_futures=True)
+        self.asr.close()

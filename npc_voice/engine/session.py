@@ -29,10 +29,13 @@ from npc_voice.audio.format import CHUNK_SAMPLES, CHUNK_SECONDS, SAMPLE_RATE, si
 from npc_voice.engine.resources import EngineResources, LoadedPersona
 from npc_voice.features.asr import StreamingRecognizer
 from npc_voice.features.vad import VoiceActivity
-from npc_voice.model.turntaking import Action, BaselineTurnPolicy, FloorObservation, is_backchannel
+from npc_voice.model.emotion import NpcFeelings, PlayerTone, ToneEstimate
+from npc_voice.model.sentiment import TextSentiment, analyse
+from npc_voice.model.topics import TopicChoice
+from npc_voice.model.turntaking import Action, BaselineTurnPolicy, FloorObservation
 from npc_voice.persona.loader import FALLBACK
-from npc_voice.speech.stream import LineStream
-from npc_voice.speech.tts import VoiceSettings
+from npc_voice.speech.stream import LineStream, Synthesized
+from npc_voice.speech.tts import VoiceSettings, split_sentences
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,23 @@ SPEECH_ON = 0.5
 SPEECH_OFF = 0.3
 HANGOVER_FRAMES = 3  # ~100 ms below SPEECH_OFF before a stretch of speech ends
 MAX_TURN_S = 20.0  # a turn longer than this is answered anyway
+# Output above the expected residual echo by this much (dB) means someone else is talking: a stricter
+# bar to start a stretch of player speech over the NPC than to keep one going.
+ECHO_EXCESS_START_DB = 6.0
+ECHO_EXCESS_HOLD_DB = 2.0
+PREPARE_WAIT_S = 0.3  # how long a due answer may wait for the accurate pass before using the fast one
 PREROLL_CHUNKS = 1  # audio before the onset given to the recogniser
+
+
+@dataclass(frozen=True)
+class PreparedAnswer:
+    """An answer made ready in the background while the player pauses."""
+
+    heard: str
+    choice: TopicChoice | None
+    text: str
+    first: Synthesized | None
+    sentiment: TextSentiment | None = None
 
 
 @dataclass
@@ -71,9 +90,11 @@ class Session:
         self.policy = BaselineTurnPolicy()
         self._rng = random.Random(seed)
         self._aec = EchoCanceller()
-        self._vad = VoiceActivity(resources.vad)
+        self._vad = VoiceActivity()
         self._asr = StreamingRecognizer(resources.asr, self.loaded.lm)
         self._line_ids = itertools.count(1)
+        self._tone = PlayerTone()
+        self.feelings = NpcFeelings(self.loaded.persona.temperament)
         self._line: LineStream | None = None
         # player speech tracking (frame resolution)
         self._in_speech = False
@@ -81,13 +102,10 @@ class Session:
         self._speech_s = 0.0
         self._silence_s = 0.0
         self._turn_speech_s = 0.0
-        self._turn_audio: list[np.ndarray] = []
         self._prev_chunk = silence()
         self._partial = ""
-        self._final: Future[str] | None = None
-        self._final_len = 0
-        self._stretch_handled = False
-        self._interrupted_turn = False
+        self._prepared: Future[PreparedAnswer] | None = None
+        self._stretch_handled = True
         self.steps = 0
 
     # ------------------------------------------------------------------ public
@@ -103,27 +121,55 @@ class Session:
         events: list[ev.Event] = []
         clean = self._aec.process(mic, played)
         probs = self._vad.process(clean)
+        echo = self._aec.stats
+        needed = ECHO_EXCESS_HOLD_DB if self._in_speech else ECHO_EXCESS_START_DB
+        if echo.ref_active and echo.residual_excess_db < needed:
+            # Residual echo of the NPC's own voice can look like speech to the VAD; the player talking
+            # over it leaves far more than the canceller expects, so only that counts as speech.
+            probs = np.minimum(probs, SPEECH_OFF * 0.5)
+        was_speaking = self._in_speech
         started = self._track_speech(probs)
         self._recognise(clean, started, events)
+        self._hear_tone(clean, ended=was_speaking and not self._in_speech, events=events)
 
-        obs = FloorObservation(
-            npc_speaking=self._line is not None,
-            in_speech=self._in_speech,
-            speech_s=self._speech_s,
-            silence_s=self._silence_s,
-            turn_speech_s=self._turn_speech_s,
-            words=self._partial,
-        )
-        action = self.policy.decide(obs)
+        action = self.policy.decide(self._observe(self._partial))
+        if action is Action.RESPOND and self._prepared is not None:
+            # Judge the end of the turn on the accurate words ("I would like to buy" is not over).
+            answer = self._ready_answer(wait=PREPARE_WAIT_S)
+            if answer is not None:
+                action = self.policy.decide(self._observe(answer.heard))
         pcm = self._act(action, events)
         self._prev_chunk = clean
         self.steps += 1
         return StepResult(pcm=pcm, events=events, compute_ms=(time.perf_counter() - t0) * 1000)
 
+    def _hear_tone(self, clean: np.ndarray, ended: bool, events: list[ev.Event]) -> None:
+        """The player's tone from this chunk; the NPC's feelings follow it (events when they change)."""
+        estimate: ToneEstimate | None = self._tone.step(clean, self._in_speech)
+        if ended:
+            estimate = self._tone.end_of_speech() or estimate
+        player_event = self._tone.event_for(estimate)
+        if player_event is not None:
+            events.append(player_event)
+        self.feelings.update(CHUNK_SECONDS, player_tone=estimate, game_state=self.game_state)
+        npc_event = self.feelings.event()
+        if npc_event is not None:
+            events.append(npc_event)
+
+    def _observe(self, words: str) -> FloorObservation:
+        return FloorObservation(
+            npc_speaking=self._line is not None,
+            in_speech=self._in_speech,
+            speech_s=self._speech_s,
+            silence_s=self._silence_s,
+            turn_speech_s=self._turn_speech_s,
+            words=words,
+        )
+
     def close(self) -> None:
         if self._line is not None:
             self._line.cancel()
-        self._asr.close()
+        self._reset_turn()
 
     # ------------------------------------------------------------------ hearing
 
@@ -136,9 +182,9 @@ class Session:
         except (KeyError, ValueError) as exc:
             log.warning("persona %s: keeping the last good version: %s", self.persona_id, exc)
             return
-        if loaded is not self.loaded:
+        if loaded.mtime != self.loaded.mtime:
             self.loaded = loaded
-            self._asr.set_language_model(loaded.lm)
+            self._asr = StreamingRecognizer(self.res.asr, loaded.lm)
 
     def _track_speech(self, probs: np.ndarray) -> bool:
         """Update speech/silence durations from per-frame VAD; True if a stretch began in this chunk."""
@@ -163,71 +209,81 @@ class Session:
                     self._speech_s = FRAME_S
                     self._turn_speech_s += FRAME_S
                     self._silence_s = 0.0
-                    self._stretch_handled = False
+                    self._stretch_handled = self._line is None  # only speech over the NPC is a backchannel
                 else:
                     self._silence_s += FRAME_S
         return started
 
     def _recognise(self, clean: np.ndarray, started: bool, events: list[ev.Event]) -> None:
-        """Stream the chunk into the recogniser; start the accurate pass at the first silent chunk."""
-        active = self._turn_speech_s > 0
-        if started and not self._asr.active:
-            self._asr.start()
-            self._turn_audio = [self._prev_chunk]
-            self._asr.feed(self._prev_chunk)
-        if not active or not self._asr.active:
+        """Stream the chunk into the recogniser; prepare the answer at the first silent chunk."""
+        if started and not self._asr.in_utterance:
+            self._asr.start(preroll=self._prev_chunk)
+        if not self._asr.in_utterance:
             return
-        self._turn_audio.append(clean)
-        max_chunks = int(MAX_TURN_S / CHUNK_SECONDS)
-        if len(self._turn_audio) > max_chunks:
-            self._turn_audio = self._turn_audio[-max_chunks:]
         partial = self._asr.feed(clean)
-        if partial != self._partial and partial:
+        if partial and partial != self._partial:
             self._partial = partial
             events.append(ev.Transcript(text=partial, final=False))
-        if not self._in_speech and self._final is None and self._line is None:
-            audio = np.concatenate(self._turn_audio)
-            self._final = self._asr.submit_final(audio)
-            self._final_len = len(self._turn_audio)
-        elif self._in_speech and self._final is not None:
-            self._final.cancel()
-            self._final = None
+        if self._in_speech:
+            self._drop_prepared()
+        elif self._prepared is None and self._line is None:
+            # The player may have finished: read the turn accurately and prepare the answer now, in the
+            # background, so it is ready when the floor policy decides the turn is over.
+            self._prepared = self.res.workers.submit(
+                self._prepare, self._asr.audio(), self._partial, self.loaded, self._rng.random()
+            )
 
-    def _final_text(self) -> str:
-        """Best transcript of the finished turn: the accurate pass if ready, else the streaming one."""
-        text = ""
-        if self._final is not None:
-            try:
-                text = self._final.result(timeout=0.1)
-            except Exception as exc:  # noqa: BLE001 - a failed second pass falls back to the streaming text
-                log.debug("second pass unavailable: %s", exc)
-        streaming = self._asr.finish()
-        return " ".join((text or streaming or self._partial).split())
+    def _prepare(self, audio: np.ndarray, fast: str, loaded: LoadedPersona, seed: float) -> PreparedAnswer:
+        """Worker thread: accurate transcript, topic, line, and the line's first sentence as audio."""
+        heard = " ".join((self.res.asr.transcribe(audio) or fast).split())
+        return self._answer_for(heard, loaded, random.Random(seed))
+
+    def _answer_for(self, heard: str, loaded: LoadedPersona, rng: random.Random) -> PreparedAnswer:
+        if not heard:
+            return PreparedAnswer(heard="", choice=None, text="", first=None)
+        choice = loaded.matcher.match(heard)
+        topic = loaded.persona.topics.get(choice.topic) or loaded.persona.topics[FALLBACK]
+        text = rng.choice(topic.lines)
+        first = self._synth(split_sentences(text)[0])
+        return PreparedAnswer(heard=heard, choice=choice, text=text, first=first, sentiment=analyse(heard))
+
+    def _ready_answer(self, wait: float = 0.0) -> PreparedAnswer | None:
+        """The prepared answer if it is done (waiting up to ``wait`` s for it), else ``None``."""
+        if self._prepared is None:
+            return None
+        try:
+            return self._prepared.result(timeout=wait)
+        except TimeoutError:
+            return None
+        except Exception:  # a failed second pass must not end the conversation
+            log.exception("preparing the answer failed; using the streaming transcript")
+            self._prepared = None
+            return None
+
+    def _drop_prepared(self) -> None:
+        if self._prepared is not None:
+            self._prepared.cancel()
+            self._prepared = None
 
     def _reset_turn(self) -> None:
         self._turn_speech_s = 0.0
-        self._turn_audio = []
         self._partial = ""
-        self._final = None
-        if self._asr.active:
-            self._asr.finish()
+        self._drop_prepared()
+        if self._asr.in_utterance:
+            self._asr.finish(accurate=False)
 
     # ------------------------------------------------------------------ acting
 
     def _voice(self) -> VoiceSettings:
+        """The persona's voice, shifted by what the NPC feels now."""
         v = self.loaded.persona.voice
-        return VoiceSettings(
-            voice=v.voice, pitch=v.pitch, rate=v.rate, volume=v.volume, pitch_range=v.pitch_range
-        )
+        base = VoiceSettings(voice=v.voice, pitch=v.pitch, rate=v.rate, volume=v.volume,
+                             pitch_range=v.pitch_range)
+        return base.shifted(**self.feelings.voice_shift())
 
-    def _synth(self, text: str) -> tuple[np.ndarray, list[tuple[float, str]], list[tuple[float, str]]]:
+    def _synth(self, text: str) -> Synthesized:
         utt = self.res.tts.synthesize(text, self._voice())
         return utt.audio, utt.words, utt.visemes
-
-    def _start_line(self, text: str) -> str:
-        line_id = f"{self.npc_id}-{next(self._line_ids)}"
-        self._line = LineStream(line_id, text, self._synth, self.res.workers)
-        return line_id
 
     def _act(self, action: Action, events: list[ev.Event]) -> np.ndarray:
         if action is Action.RESPOND or (self._line is None and self._turn_speech_s > MAX_TURN_S):
@@ -238,31 +294,31 @@ class Session:
             self._line = None
             events.append(ev.Interrupted(offset=0.0, line_id=line.line_id, heard=self._partial))
             events.append(ev.SpeechEnd(offset=0.0, line_id=line.line_id, completed=False))
-            self._interrupted_turn = True
+            self._stretch_handled = True
         elif action is Action.BACKCHANNEL and not self._stretch_handled:
             self._stretch_handled = True
             events.append(ev.Backchannel(heard=self._partial))
-            if is_backchannel(self._partial) or self._speech_s <= self.policy.backchannel_max_s:
-                self._reset_turn()
+            self._reset_turn()
         return self._speak(events)
 
     def _respond(self, events: list[ev.Event]) -> None:
-        heard = self._final_text()
+        """Start the prepared answer; if the accurate pass is late, wait a little, then answer without it."""
+        answer = self._ready_answer()
+        if answer is None:
+            heard = " ".join(self._partial.split())
+            answer = self._answer_for(heard, self.loaded, self._rng)
         self._reset_turn()
-        self._interrupted_turn = False
-        if not heard:
+        self._stretch_handled = True
+        if answer.choice is None:
             return
-        events.append(ev.Transcript(text=heard, final=True))
-        choice = self.loaded.matcher.match(heard)
-        topic = self.loaded.persona.topics.get(choice.topic) or self.loaded.persona.topics[FALLBACK]
-        text = self._rng.choice(topic.lines)
-        line_id = self._start_line(text)
-        events.append(
-            ev.Response(
-                offset=0.0, topic=choice.topic, text=text, confidence=round(choice.similarity, 3), heard=heard
-            )
-        )
-        events.append(ev.SpeechStart(offset=0.0, line_id=line_id, text=text))
+        events.append(ev.Transcript(text=answer.heard, final=True))
+        if answer.sentiment is not None:
+            self.feelings.update(0.0, text_sentiment=answer.sentiment)
+        line_id = f"{self.npc_id}-{next(self._line_ids)}"
+        self._line = LineStream(line_id, answer.text, self._synth, self.res.workers, first=answer.first)
+        events.append(ev.Response(offset=0.0, topic=answer.choice.topic, text=answer.text,
+                                  confidence=round(answer.choice.similarity, 3), heard=answer.heard))
+        events.append(ev.SpeechStart(offset=0.0, line_id=line_id, text=answer.text))
 
     def _speak(self, events: list[ev.Event]) -> np.ndarray:
         if self._line is None:

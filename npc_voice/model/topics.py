@@ -13,17 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from npc_voice.features.embed import Embedder
+from npc_voice.model.turntaking import strip_discourse
 from npc_voice.persona.loader import FALLBACK, Persona
 
 # Below this cosine similarity nothing in the persona fits and the NPC asks to rephrase.
 MIN_SIMILARITY = 0.42
 
 _CLAUSE_SPLIT = re.compile(r"[.?!,;]+|\b(?:but|so|and then)\b")
-_FILLERS = re.compile(
-    r"^(?:(?:wait|stop|hold on|hang on|no|sorry|actually|excuse me|um+|uh+|well|okay|ok|oh|"
-    r"that'?s not what i meant|that is not what i meant|never mind|listen)\b[\s,.!]*)+",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,7 +35,7 @@ def focus_candidates(text: str) -> list[str]:
     """The whole text, the text without leading fillers, and its trailing clauses."""
     text = " ".join(text.split())
     out = [text]
-    stripped = _FILLERS.sub("", text).strip()
+    stripped = strip_discourse(text)
     if stripped and stripped != text:
         out.append(stripped)
     parts = [p.strip() for p in _CLAUSE_SPLIT.split(stripped or text) if p and p.strip()]

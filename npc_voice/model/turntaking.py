@@ -7,9 +7,10 @@ player is doing and whether the NPC is speaking, and answers with one action.
 - Listening: the player's turn ends after a silence whose required length depends on how the words
   end: "...a sword, please" is complete after ``end_silence_s``; "I would like to buy" ends on a word
   that needs more, so the NPC waits ``incomplete_silence_s`` before it believes the turn is over.
-- Speaking: short speech made of backchannel words ("uh-huh", "yeah", "I see") is a backchannel:
-  keep talking. Speech that opens with an interruption cue ("wait", "stop", "hold on", "sorry") or
-  that goes on longer than a backchannel can is an interruption: stop at once.
+- Speaking: a short stretch of speech ("uh-huh", "yeah", "I see") is a backchannel: keep talking.
+  Speech that opens with an interruption cue ("wait", "stop", "hold on", "sorry") or that goes on
+  longer than a backchannel can is an interruption: stop at once. (Streaming recognition mishears
+  "uh-huh" too often for its words to decide alone; the duplex model will weigh both.)
 """
 
 from __future__ import annotations
@@ -18,56 +19,8 @@ import enum
 import re
 from dataclasses import dataclass
 
-BACKCHANNEL_WORDS = frozenset(
-    [
-        "uh",
-        "huh",
-        "mm",
-        "hm",
-        "mhm",
-        "mmhm",
-        "hmm",
-        "uh-huh",
-        "mm-hm",
-        "yeah",
-        "yes",
-        "yep",
-        "yup",
-        "okay",
-        "ok",
-        "right",
-        "sure",
-        "i",
-        "see",
-        "wow",
-        "oh",
-        "ah",
-        "aha",
-        "really",
-        "cool",
-        "nice",
-        "good",
-        "great",
-        "alright",
-        "all",
-    ]
-)
 INTERRUPT_CUES = frozenset(
-    [
-        "wait",
-        "stop",
-        "hold",
-        "hang",
-        "sorry",
-        "excuse",
-        "actually",
-        "no",
-        "nope",
-        "but",
-        "pardon",
-        "what",
-        "listen",
-    ]
+    ["wait", "stop", "hold", "hang", "sorry", "excuse", "actually", "pardon", "listen"]
 )
 # Words a sentence rarely ends on: determiners, prepositions, conjunctions, auxiliaries, verbs that
 # want an object. A turn whose words end here is probably paused mid-sentence.
@@ -179,6 +132,12 @@ INCOMPLETE_ENDINGS = frozenset(
     ]
 )
 _WORD = re.compile(r"[a-z']+")
+# Openers that carry no request: "wait, no, that's not what I meant", "hold on", "sorry"...
+_DISCOURSE = re.compile(
+    r"^(?:(?:wait|stop|hold on|hang on|no|sorry|actually|excuse me|um+|uh+|well|okay|ok|oh|"
+    r"that'?s not what i meant|that is not what i meant|not what i meant|never mind|listen)\b[\s,.!]*)+",
+    re.IGNORECASE,
+)
 
 
 class Action(enum.Enum):
@@ -207,15 +166,15 @@ def words_of(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def strip_discourse(text: str) -> str:
+    """The text without openers that ask nothing ("wait, no, that's not what I meant. How much..." )."""
+    return _DISCOURSE.sub("", " ".join(text.split())).strip()
+
+
 def looks_incomplete(text: str) -> bool:
-    """True when the words so far end where a sentence seldom ends."""
+    """True when the words so far end where a sentence seldom ends, or hold nothing but openers."""
     words = words_of(text)
-    return bool(words) and words[-1] in INCOMPLETE_ENDINGS
-
-
-def is_backchannel(text: str) -> bool:
-    """True when every word heard is a backchannel word (or nothing was recognised)."""
-    return all(w in BACKCHANNEL_WORDS for w in words_of(text))
+    return bool(words) and (words[-1] in INCOMPLETE_ENDINGS or not strip_discourse(text))
 
 
 def has_interrupt_cue(text: str) -> bool:
@@ -246,8 +205,6 @@ class BaselineTurnPolicy:
             if obs.speech_s > self.backchannel_max_s:
                 return Action.INTERRUPTED
             if obs.speech_s >= self.cue_min_s and has_interrupt_cue(obs.words):
-                return Action.INTERRUPTED
-            if words_of(obs.words) and not is_backchannel(obs.words) and obs.speech_s >= 0.4:
                 return Action.INTERRUPTED
             return Action.CONTINUE
         if obs.speech_s > 0 and obs.silence_s > 0:

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE
+from npc_voice.speech.tts import split_sentences
 
-SynthFn = Callable[[str], tuple[np.ndarray, list[tuple[float, str]], list[tuple[float, str]]]]
+Synthesized = tuple[np.ndarray, list[tuple[float, str]], list[tuple[float, str]]]  # audio, words, visemes
+SynthFn = Callable[[str], Synthesized]
 
 
 @dataclass
@@ -28,30 +30,16 @@ class SpokenChunk:
     finished: bool = False
 
 
-def split_sentences(text: str) -> list[str]:
-    """Split a line at sentence ends, keeping short fragments with their neighbour."""
-    out: list[str] = []
-    cur = ""
-    for ch in text:
-        cur += ch
-        if ch in ".!?" and len(cur.split()) >= 3:
-            out.append(cur.strip())
-            cur = ""
-    if cur.strip():
-        if out and len(cur.split()) < 3:
-            out[-1] = f"{out[-1]} {cur.strip()}"
-        else:
-            out.append(cur.strip())
-    return out
-
-
 class LineStream:
     """Plays one line chunk by chunk; sentences after the first are synthesised ahead."""
 
-    def __init__(self, line_id: str, text: str, synth: SynthFn, executor: Executor) -> None:
+    def __init__(self, line_id: str, text: str, synth: SynthFn, executor: Executor,
+                 first: Synthesized | None = None) -> None:
+        """``first``: the first sentence already synthesised (an answer prepared ahead)."""
         self.line_id, self.text = line_id, text
         sentences = split_sentences(text) or [text]
-        first = synth(sentences[0])
+        if first is None:
+            first = synth(sentences[0])
         self._pending: list[Future] = [executor.submit(synth, s) for s in sentences[1:]]
         self._audio = first[0]
         self._words = list(first[1])

@@ -191,7 +191,7 @@ def _unpack_header(frame: bytes) -> dict[str, Any]:
     if len(frame) > MAX_HEADER_BYTES:
         raise ProtocolError("too_large", f"header is {len(frame)} bytes; the limit is {MAX_HEADER_BYTES}")
     try:
-        header = msgpack.unpackb(frame, raw=False, strict_map_key=True, max_buffer_size=MAX_HEADER_BYTES)
+        header = msgpack.unpackb(frame, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises several unrelated types for garbage
         raise ProtocolError("malformed", f"header frame is not valid msgpack ({type(exc).__name__})") from exc
     if not isinstance(header, dict):
