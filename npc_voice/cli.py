@@ -119,8 +119,8 @@ def bench_duplex(
 @click.option("--seconds", default=120.0, show_default=True, help="Stop a live conversation after this long.")
 def talk(wav: Path | None, persona: str, device: str | None, out: Path | None, seconds: float) -> None:
     """Talk to an NPC: from the microphone, or from a WAV file; the sidecar is started and stopped for you."""
-    from npc_voice.bench.duplex import SidecarProcess
     from npc_voice.talk import talk_live, talk_wav
+    from npc_voice.transport.process import SidecarProcess
 
     proc = SidecarProcess()
     click.echo("starting the sidecar (loading speech models)...")

@@ -15,11 +15,6 @@ Two clocks:
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import tempfile
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +28,7 @@ from npc_voice.audio.devices import FileDuplexDevice, read_wav
 from npc_voice.audio.format import CHUNK_SECONDS
 from npc_voice.audio.playback import JitterBuffer
 from npc_voice.transport.client import ErrorReply, Reply, SidecarClient
+from npc_voice.transport.process import SidecarProcess
 
 REPLY_TIMEOUT_S = 10.0
 
@@ -186,45 +182,6 @@ def run_case(
         for e in events:
             f.write(json.dumps(e) + "\n")
     return run
-
-
-class SidecarProcess:
-    """A sidecar started as its own process on a private ipc:// address, stopped on exit."""
-
-    def __init__(self, persona_dir: str | None = None) -> None:
-        self._tmp = tempfile.mkdtemp(prefix="npc-voice-")
-        self.address = f"ipc://{self._tmp}/sidecar.sock"
-        cmd = [sys.executable, "-m", "npc_voice.cli", "serve", "--address", self.address]
-        if persona_dir:
-            cmd += ["--personas", persona_dir]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=None, text=True)
-        self.startup_s = 0.0
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        t = time.monotonic()
-        line = self.proc.stdout.readline() if self.proc.stdout else ""
-        if "ready" not in line:
-            self.proc.kill()
-            raise RuntimeError(f"sidecar failed to start: {line.strip() or 'exited'}")
-        self.startup_s = time.monotonic() - t
-        threading.Thread(target=self._echo_output, daemon=True).start()
-        if time.monotonic() - t > timeout:
-            raise TimeoutError("sidecar start-up timed out")
-
-    def _echo_output(self) -> None:
-        for line in self.proc.stdout or []:
-            print(f"[sidecar] {line.rstrip()}", file=sys.stderr)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        for name in os.listdir(self._tmp):
-            os.unlink(os.path.join(self._tmp, name))
-        os.rmdir(self._tmp)
 
 
 def run_bench(

@@ -1,0 +1,55 @@
+"""Start and stop a sidecar as its own process (the game, the bench and ``talk`` all do this)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+
+class SidecarProcess:
+    """A sidecar started as its own process on a private ipc:// address, stopped on exit."""
+
+    def __init__(self, persona_dir: str | None = None) -> None:
+        self._tmp = tempfile.mkdtemp(prefix="npc-voice-")
+        self.address = f"ipc://{self._tmp}/sidecar.sock"
+        cmd = [sys.executable, "-m", "npc_voice.cli", "serve", "--address", self.address]
+        if persona_dir:
+            cmd += ["--personas", persona_dir]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=None, text=True)
+        self.startup_s = 0.0
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Block until the sidecar prints its ready line (models loaded, socket bound)."""
+        t = time.monotonic()
+        timer = threading.Timer(timeout, self.proc.kill)
+        timer.start()
+        try:
+            line = self.proc.stdout.readline() if self.proc.stdout else ""
+        finally:
+            timer.cancel()
+        if "ready" not in line:
+            self.proc.kill()
+            raise RuntimeError(
+                f"sidecar failed to start within {timeout:.0f} s: {line.strip() or 'it exited'}"
+            )
+        self.startup_s = time.monotonic() - t
+        threading.Thread(target=self._echo_output, daemon=True).start()
+
+    def _echo_output(self) -> None:
+        for line in self.proc.stdout or []:
+            print(f"[sidecar] {line.rstrip()}", file=sys.stderr)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        for name in os.listdir(self._tmp):
+            os.unlink(os.path.join(self._tmp, name))
+        os.rmdir(self._tmp)
