@@ -33,7 +33,6 @@ from npc_voice.model.emotion import NpcFeelings, PlayerTone, ToneEstimate
 from npc_voice.model.sentiment import TextSentiment, analyse
 from npc_voice.model.topics import TopicChoice
 from npc_voice.model.turntaking import Action, BaselineTurnPolicy, FloorObservation
-from npc_voice.persona.loader import FALLBACK
 from npc_voice.speech.stream import LineStream, Synthesized
 from npc_voice.speech.tts import VoiceSettings, split_sentences
 
@@ -242,8 +241,7 @@ class Session:
         if not heard:
             return PreparedAnswer(heard="", choice=None, text="", first=None)
         choice = loaded.matcher.match(heard)
-        topic = loaded.persona.topics.get(choice.topic) or loaded.persona.topics[FALLBACK]
-        text = rng.choice(topic.lines)
+        text = loaded.persona.choose_line(choice.topic, self.game_state, rng).text
         first = self._synth(split_sentences(text)[0])
         return PreparedAnswer(heard=heard, choice=choice, text=text, first=first, sentiment=analyse(heard))
 

@@ -6,6 +6,7 @@ do about it, and nothing in a file is ever executed (``yaml.SafeLoader`` only).
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,14 @@ class Topic:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Line:
+    """Something the NPC says, with the emotion it is said with (if the designer tagged one)."""
+
+    text: str
+    emotion: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Persona:
     """One NPC character, as loaded from its file."""
 
@@ -68,6 +77,11 @@ class Persona:
     topics: dict[str, Topic]
     source: Path
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def choose_line(self, topic_id: str, game_state: dict[str, Any], rng: random.Random) -> Line:
+        """A line for the topic (the fallback topic's if unknown), picked at random among its lines."""
+        topic = self.topics.get(topic_id) or self.topics[FALLBACK]
+        return Line(text=rng.choice(topic.lines))
 
     def example_utterances(self) -> list[str]:
         """Every example player utterance, for the speech recogniser's language model."""
