@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from npc_voice.persona.commands import persona
+
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log what the sidecar and client do.")
@@ -134,6 +136,8 @@ def talk(wav: Path | None, persona: str, device: str | None, out: Path | None, s
     finally:
         proc.stop()
 
+
+main.add_command(persona)
 
 if __name__ == "__main__":
     main()
