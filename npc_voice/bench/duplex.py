@@ -121,7 +121,8 @@ def run_case(
         buffer.push(reply.pcm, at, tag=reply.seq)
 
     client = SidecarClient(address)
-    session = client.open_session(persona=case.get("persona", "blacksmith"), npc_id=case["id"])
+    session = client.open_session(persona=case.get("persona", "blacksmith"), npc_id=case["id"],
+                                  clock="realtime" if realtime else "simulated")
     try:
         if not session.wait_opened(60.0):
             raise RuntimeError(

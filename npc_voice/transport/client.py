@@ -57,6 +57,7 @@ class _SessionInfo:
     persona: str
     npc_id: str
     state: dict[str, Any]
+    clock: str
     inbox: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     opened: threading.Event = field(default_factory=threading.Event)
     error: str | None = None
@@ -146,14 +147,23 @@ class SidecarClient:
         return time.monotonic() - self.last_pong < DEAD_AFTER_S
 
     def open_session(
-        self, *, persona: str, npc_id: str, state: dict[str, Any] | None = None, session_id: str | None = None
+        self,
+        *,
+        persona: str,
+        npc_id: str,
+        state: dict[str, Any] | None = None,
+        session_id: str | None = None,
+        clock: str = "realtime",
     ) -> ClientSession:
-        """Ask the sidecar for a session; returns at once (see ``ClientSession.opened``)."""
+        """Ask the sidecar for a session; returns at once (see ``ClientSession.opened``).
+
+        ``clock="simulated"`` is for benches that send chunks faster than real time.
+        """
         sid = session_id or f"{npc_id}-{uuid.uuid4().hex[:8]}"
-        info = _SessionInfo(persona=persona, npc_id=npc_id, state=dict(state or {}))
+        info = _SessionInfo(persona=persona, npc_id=npc_id, state=dict(state or {}), clock=clock)
         with self._lock:
             self._sessions[sid] = info
-        self._post(p.OpenSession(session=sid, persona=persona, npc_id=npc_id, state=info.state))
+        self._post(p.OpenSession(session=sid, persona=persona, npc_id=npc_id, state=info.state, clock=clock))
         return ClientSession(self, sid, info)
 
     def close(self) -> None:

@@ -78,6 +78,9 @@ class OpenSession(Message):
     npc_id: str
     format: AudioFormat = field(default_factory=AudioFormat)
     state: dict[str, Any] = field(default_factory=dict)
+    # "realtime": chunks come every 200 ms and look-ahead work runs beside them. "simulated": a bench
+    # sends chunks as fast as it gets replies, so look-ahead work is waited for and charged to the step.
+    clock: str = "realtime"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -272,6 +275,12 @@ def _field(
     return value
 
 
+def _clock(value: str, session: str) -> str:
+    if value not in ("realtime", "simulated"):
+        raise ProtocolError("bad_field", f"clock must be 'realtime' or 'simulated', got {value!r}", session=session)
+    return value
+
+
 def decode(frames: list[bytes]) -> Message:
     """Parse ZeroMQ frames into a typed message, or raise ``ProtocolError``."""
     if not frames:
@@ -353,6 +362,7 @@ def decode(frames: list[bytes]) -> Message:
             npc_id=_field(header, "npc_id", str, session),
             format=audio,
             state=_check_state(header.get("state", {}), session, None),
+            clock=_clock(_field(header, "clock", str, session, required=False, default="realtime"), session),
         )
     if cls is Opened:
         return Opened(

@@ -28,7 +28,7 @@ from npc_voice.transport import protocol as p
 
 log = logging.getLogger(__name__)
 
-MAX_PENDING = 4  # chunks queued behind a busy session before the oldest is dropped
+MAX_PENDING = 16  # chunks (3.2 s) queued behind a busy session before the oldest is dropped
 MAX_SESSIONS = 32
 MAX_SESSIONS_PER_CLIENT = 16
 
@@ -235,7 +235,7 @@ class Sidecar:
 
     def _run_open(self, key: tuple[bytes, str], msg: p.OpenSession) -> None:
         try:
-            session = Session(self.res, msg.persona, msg.npc_id, msg.state)
+            session = Session(self.res, msg.persona, msg.npc_id, msg.state, simulated_clock=msg.clock == "simulated")
             reply: p.Message = p.Opened(session=msg.session, persona=msg.persona, npc_id=msg.npc_id)
         except KeyError as exc:
             session, reply = (

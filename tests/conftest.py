@@ -1,0 +1,42 @@
+"""Shared fixtures: one real sidecar (models loaded once) for every test that needs it."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
+
+@pytest.fixture(scope="session")
+def resources():
+    """The engine's shared models, loaded once for the whole test run."""
+    import torch
+
+    from npc_voice.engine.resources import EngineResources
+
+    torch.set_num_threads(1)
+    res = EngineResources()
+    yield res
+    res.close()
+
+
+@pytest.fixture(scope="session")
+def sidecar(resources, tmp_path_factory) -> Iterator[str]:
+    """A real sidecar serving on a private ipc:// address in this process; yields the address."""
+    from npc_voice.transport.server import Sidecar
+
+    path = tmp_path_factory.mktemp("sidecar") / f"{uuid.uuid4().hex[:8]}.sock"
+    server = Sidecar(resources, f"ipc://{path}")
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    assert server.ready.wait(30)
+    yield server.bound_address
+    server.stop()
+    thread.join(10)

@@ -1,0 +1,154 @@
+"""The sidecar over real ZeroMQ: one reply per chunk, clear errors, sessions that survive bad input."""
+
+from __future__ import annotations
+
+import time
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+
+from npc_voice.audio.format import CHUNK_SAMPLES
+from npc_voice.speech.tts import Synthesizer, VoiceSettings
+from npc_voice.transport import protocol as p
+from npc_voice.transport.client import ErrorReply, Reply, SidecarClient
+
+PLAYER = VoiceSettings(voice="en-us+f3", pitch=60, rate=160)
+
+
+def collect(session, n: int, timeout: float = 30.0) -> list[Reply | ErrorReply]:
+    out: list[Reply | ErrorReply] = []
+    deadline = time.monotonic() + timeout
+    while len(out) < n and time.monotonic() < deadline:
+        out += session.replies()
+        time.sleep(0.002)
+    return out
+
+
+def say(text: str, lead_s: float = 0.6, tail_s: float = 4.0) -> list[np.ndarray]:
+    """The player saying ``text`` with silence around it, as 200 ms chunks."""
+    audio = Synthesizer().synthesize(text, PLAYER).audio
+    audio = (audio.astype(np.float32) * 0.5).astype(np.int16)
+    full = np.concatenate([np.zeros(int(lead_s * 16000), np.int16), audio, np.zeros(int(tail_s * 16000), np.int16)])
+    full = np.pad(full, (0, -len(full) % CHUNK_SAMPLES))
+    return list(full.reshape(-1, CHUNK_SAMPLES))
+
+
+@pytest.fixture()
+def client(sidecar: str):
+    c = SidecarClient(sidecar)
+    yield c
+    c.close()
+
+
+def open_session(client: SidecarClient, persona: str = "blacksmith"):
+    s = client.open_session(persona=persona, npc_id="smith")
+    assert s.wait_opened(60), s.error
+    return s
+
+
+def test_every_chunk_gets_exactly_one_reply_in_order(client: SidecarClient) -> None:
+    s = open_session(client)
+    for _ in range(10):
+        s.send_mic(np.zeros(CHUNK_SAMPLES, np.int16))
+    replies = collect(s, 10)
+    assert [r.seq for r in replies] == list(range(10))
+    assert all(isinstance(r, Reply) and r.pcm.shape == (CHUNK_SAMPLES,) for r in replies)
+    time.sleep(0.3)
+    assert s.replies() == []
+
+
+def test_a_spoken_question_gets_a_spoken_answer_on_topic(client: SidecarClient) -> None:
+    s = open_session(client)
+    chunks = say("My shield has a crack in it. Can you mend it?")
+    replies: list = []
+    for c in chunks:  # at the pace of a microphone
+        s.send_mic(c)
+        time.sleep(0.2)
+        replies += s.replies()
+    replies = [r for r in replies + collect(s, len(chunks) - len(replies)) if isinstance(r, Reply)]
+    events = [e for r in replies for e in r.events]
+    responses = [e for e in events if e.type == "response"]
+    assert responses, [e.type for e in events]
+    assert responses[0].topic == "repair", responses
+    assert any(e.type == "transcript" and e.final for e in events)
+    first = next(i for i, r in enumerate(replies) if any(e.type == "response" for e in r.events))
+    assert np.abs(replies[first].pcm).max() > 1000  # the answer is audible in the very reply that starts it
+    assert any(e.type == "visemes" for e in events) and any(e.type == "words" for e in events)
+
+
+def test_silence_and_noise_never_take_the_floor(client: SidecarClient) -> None:
+    s = open_session(client)
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        s.send_mic((rng.standard_normal(CHUNK_SAMPLES) * 300).astype(np.int16))
+    replies = collect(s, 30)
+    assert not any(e.type == "response" for r in replies if isinstance(r, Reply) for e in r.events)
+    assert all(np.abs(r.pcm).max() == 0 for r in replies if isinstance(r, Reply))
+
+
+def test_unknown_persona_is_refused_clearly(client: SidecarClient) -> None:
+    s = client.open_session(persona="dragon_king", npc_id="x")
+    deadline = time.monotonic() + 30
+    while s.error is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert s.error is not None and "unknown_persona" in s.error and "blacksmith" in s.error
+
+
+def raw_dealer(address: str) -> zmq.Socket:
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, 30000)
+    sock.connect(address)
+    return sock
+
+
+def request(sock: zmq.Socket, frames: list[bytes]) -> p.Message:
+    sock.send_multipart(frames)
+    return p.decode(sock.recv_multipart())
+
+
+def test_bad_messages_get_errors_and_the_session_lives_on(sidecar: str, client: SidecarClient) -> None:
+    other = open_session(client)  # another client's session must not notice anything
+    sock = raw_dealer(sidecar)
+    opened = request(sock, p.encode(p.OpenSession(session="raw", persona="blacksmith", npc_id="x")))
+    assert isinstance(opened, p.Opened)
+    good = p.encode(p.MicChunk(session="raw", seq=0, t_capture=0.0, pcm=np.zeros(CHUNK_SAMPLES, np.int16)))
+    bad = {
+        "malformed": [b"\xc1not msgpack"],
+        "unknown_type": [msgpack.packb({"v": 1, "type": "dance", "session": "raw"})],
+        "bad_chunk": [good[0], b"\x00" * 1000],
+        "no_session": p.encode(p.MicChunk(session="nobody", seq=0, t_capture=0.0,
+                                          pcm=np.zeros(CHUNK_SAMPLES, np.int16))),
+        "bad_version": [msgpack.packb({"v": 7, "type": "ping"})],
+        "unexpected": p.encode(p.Pong()),
+    }
+    for code, frames in bad.items():
+        reply = request(sock, frames)
+        assert isinstance(reply, p.Error) and reply.code == code and reply.message, (code, reply)
+    reply = request(sock, good)
+    assert isinstance(reply, p.StepReply) and reply.seq == 0
+    other.send_mic(np.zeros(CHUNK_SAMPLES, np.int16))
+    assert isinstance(collect(other, 1)[0], Reply)
+    closed = request(sock, p.encode(p.CloseSession(session="raw")))
+    assert isinstance(closed, p.Closed)
+    after = request(sock, good)
+    assert isinstance(after, p.Error) and after.code == "no_session"
+    sock.close(0)
+
+
+def test_heartbeat_answers(client: SidecarClient) -> None:
+    deadline = time.monotonic() + 10
+    while not client.connected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert client.connected
+
+
+def test_remote_bind_needs_explicit_permission(resources) -> None:
+    from npc_voice.transport.server import Sidecar, is_loopback
+
+    assert is_loopback("tcp://127.0.0.1:5571") and is_loopback("ipc:///tmp/x") and is_loopback("tcp://[::1]:1")
+    assert not is_loopback("tcp://0.0.0.0:5571")
+    with pytest.raises(ValueError, match="loopback"):
+        Sidecar(resources, "tcp://0.0.0.0:5599")

@@ -1,0 +1,48 @@
+"""The baseline floor policy: when the player's turn is over, and what is a backchannel."""
+
+from __future__ import annotations
+
+from npc_voice.model.turntaking import Action, BaselineTurnPolicy, FloorObservation, looks_incomplete, strip_discourse
+
+
+def obs(**kw) -> FloorObservation:
+    base = dict(npc_speaking=False, in_speech=False, speech_s=1.2, silence_s=0.0, turn_speech_s=1.2, words="")
+    base.update(kw)
+    return FloorObservation(**base)
+
+
+def test_answers_after_a_short_silence_when_the_words_are_complete() -> None:
+    policy = BaselineTurnPolicy()
+    assert policy.decide(obs(words="where is the castle", silence_s=0.1)) is Action.LISTEN
+    assert policy.decide(obs(words="where is the castle", silence_s=0.4)) is Action.RESPOND
+
+
+def test_waits_longer_when_the_words_stop_mid_sentence() -> None:
+    policy = BaselineTurnPolicy()
+    assert looks_incomplete("I would like to buy")
+    assert policy.decide(obs(words="I would like to buy", silence_s=0.7)) is Action.LISTEN
+    assert policy.decide(obs(words="I would like to buy", silence_s=1.3)) is Action.RESPOND
+
+
+def test_an_opener_alone_is_not_a_turn() -> None:
+    assert strip_discourse("Wait, no, that's not what I meant. How much is a shield?") == "How much is a shield?"
+    assert looks_incomplete("Wait, no, that's not what I meant.")
+    assert not looks_incomplete("How much is a shield?")
+
+
+def test_silence_noise_or_nothing_heard_never_takes_the_floor() -> None:
+    policy = BaselineTurnPolicy()
+    assert policy.decide(obs(words="", silence_s=5.0)) is Action.LISTEN
+    assert policy.decide(obs(words="hm", turn_speech_s=0.1, silence_s=5.0)) is Action.LISTEN
+
+
+def test_short_speech_over_the_npc_is_a_backchannel() -> None:
+    policy = BaselineTurnPolicy()
+    assert policy.decide(obs(npc_speaking=True, in_speech=True, speech_s=0.3, words="uh huh")) is Action.CONTINUE
+    assert policy.decide(obs(npc_speaking=True, speech_s=0.4, silence_s=0.2, words="okay")) is Action.BACKCHANNEL
+
+
+def test_a_cue_or_long_speech_over_the_npc_is_an_interruption() -> None:
+    policy = BaselineTurnPolicy()
+    assert policy.decide(obs(npc_speaking=True, in_speech=True, speech_s=0.3, words="wait")) is Action.INTERRUPTED
+    assert policy.decide(obs(npc_speaking=True, in_speech=True, speech_s=0.9, words="where")) is Action.INTERRUPTED
