@@ -25,7 +25,7 @@ import click
 import numpy as np
 
 from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE
-from npc_voice.features.asr import AsrModels, StreamingRecognizer
+from npc_voice.features.asr import AsrModels, StreamingRecognizer, persona_prompt
 from npc_voice.features.lm import build_persona_lm
 
 PERSONA = Path(__file__).resolve().parents[2] / "assets" / "personas" / "blacksmith.yaml"
@@ -179,10 +179,10 @@ def stream(rec: StreamingRecognizer, audio: np.ndarray, score: Score) -> str:
 def run(n_voices: int, verbose: bool) -> dict[str, dict[str, dict[str, float]]]:
     lm = build_persona_lm(PERSONA)
     models = AsrModels()
-    prompt = ", ".join(lm.keywords)
+    prompt = persona_prompt(lm)
     recs = {"ps_general": StreamingRecognizer(models, None), "ps_persona": StreamingRecognizer(models, lm)}
     pad = np.zeros(int(0.3 * SAMPLE_RATE), dtype=np.int16)
-    cases: list[tuple[str, str, np.ndarray]] = []
+    cases: list[tuple[str, str, str, np.ndarray]] = []
     with tempfile.TemporaryDirectory() as tmp:
         audio_dir = Path(tmp)
         k = 0
@@ -191,20 +191,20 @@ def run(n_voices: int, verbose: bool) -> dict[str, dict[str, dict[str, float]]]:
                 for _ in range(n_voices):  # rotate voices so every sentence gets several different ones
                     voice = VOICES[k % len(VOICES)]
                     k += 1
-                    cases.append(
-                        (group, text, np.concatenate([pad, synthesise(text, voice, audio_dir), pad]))
-                    )
+                    speech = synthesise(text, voice, audio_dir)
+                    cases.append((group, f"{voice[0]}:{voice[1]}", text, np.concatenate([pad, speech, pad])))
     if PHONE_CALL.exists():
         call = read_wav(PHONE_CALL / "sample.wav")
         for line in (PHONE_CALL / "sample.stm").read_text().splitlines():
             parts = line.split(maxsplit=5)
             start, end = float(parts[3]), float(parts[4])
             seg = call[max(0, int((start - 0.15) * SAMPLE_RATE)) : int((end + 0.15) * SAMPLE_RATE)]
-            cases.append(("real_phone", parts[5], seg))
+            cases.append(("real_phone", f"real:{parts[2]}", parts[5], seg))
 
     systems = ["ps_general", "ps_persona", "whisper", "whisper_prompt"]
     scores: dict[str, dict[str, Score]] = {s: {} for s in systems}
-    for group, text, audio in cases:
+    by_voice: dict[str, dict[str, Score]] = {s: {} for s in systems}
+    for group, voice, text, audio in cases:
         hyps = {}
         for name, rec in recs.items():
             hyps[name] = stream(rec, audio, scores[name].setdefault(group, Score()))
@@ -214,6 +214,7 @@ def run(n_voices: int, verbose: bool) -> dict[str, dict[str, dict[str, float]]]:
             scores[name].setdefault(group, Score()).utt_ms.append((time.perf_counter() - t) * 1000)
         for name, hyp in hyps.items():
             scores[name][group].add(text, hyp)
+            by_voice[name].setdefault(voice, Score()).add(text, hyp)
         if verbose:
             click.echo(f"[{group}] {text}\n" + "".join(f"    {n:15s} {h}\n" for n, h in hyps.items()))
     models.close()
@@ -226,6 +227,7 @@ def run(n_voices: int, verbose: bool) -> dict[str, dict[str, dict[str, float]]]:
             total.chunk_ms += sc.chunk_ms
             total.utt_ms += sc.utt_ms
         result[name] = {g: sc.summary() for g, sc in scores[name].items()} | {"all": total.summary()}
+        result[name] |= {v: {"wer": sc.summary()["wer"]} for v, sc in by_voice[name].items()}
     return result
 
 
@@ -242,7 +244,7 @@ def main(voices: int, json_out: Path | None, verbose: bool) -> None:
     for name, groups in result.items():
         click.echo(f"{name}:")
         for group, summary in groups.items():
-            click.echo(f"  {group:11s} " + "  ".join(f"{k}={v}" for k, v in summary.items()))
+            click.echo(f"  {group:28s} " + "  ".join(f"{k}={v}" for k, v in summary.items()))
     if json_out:
         json_out.write_text(json.dumps(result, indent=2))
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,15 @@ from npc_voice.features.lm import PersonaLM, pocketsphinx_model_dir
 WINDOW_SECONDS = 10.0
 NO_SPEECH_THRESHOLD = 0.6
 LOW_CONFIDENCE_LOGPROB = -1.0
-MAX_TOKENS = 120  # ~10 s of speech is under 60 tokens; the bound stops a looping decode early
+MAX_TOKENS = 120  # ~10 s of speech is under 60 tokens
+MIN_PROMPT_SECONDS = 1.5
+TOKENS_BASE = 8
+TOKENS_PER_SECOND = 6.0  # fast speech is ~4 words (~5 tokens) a second
+
+
+def persona_prompt(lm: PersonaLM, speaker: str = "the blacksmith") -> str:
+    """A Whisper prompt naming the persona's less common words, as a sentence (a bare word list loops)."""
+    return f"A traveller talks with {speaker} about " + ", ".join(lm.keywords) + "."
 
 
 @dataclass(frozen=True)
@@ -86,10 +95,14 @@ class AsrModels:
         prefix = [tok.sot_prev, *tok.encode(" " + prompt.strip())] if prompt else []
         return [*prefix, *tok.sot_sequence, tok.no_timestamps]
 
-    def transcribe(self, audio: np.ndarray, prompt: str | None = None) -> str:
+    def transcribe(
+        self, audio: np.ndarray, prompt: str | None = None, min_prompt_seconds: float = MIN_PROMPT_SECONDS
+    ) -> str:
         """Whisper on the last 10 s of `audio` (int16 or float, 16 kHz) padded to the window; '' if no speech.
 
-        `prompt` is previous-text context that biases the vocabulary (e.g. the persona's keywords).
+        `prompt` is previous-text context that biases the vocabulary (e.g. `persona_prompt`); it is left
+        out for audio shorter than `min_prompt_seconds`, where tiny.en tends to echo or loop the prompt
+        instead of reading a short "uh-huh" or "wait".
         """
         import ctranslate2
 
@@ -97,14 +110,18 @@ class AsrModels:
         wave = wave[-self.window_samples :]
         if wave.size == 0:
             return ""
+        # A generation budget proportional to the audio stops a looping decode early (max_length counts
+        # the prompt too).
+        prompt_ids = self._prompt(prompt if wave.size >= min_prompt_seconds * SAMPLE_RATE else None)
+        budget = min(MAX_TOKENS, TOKENS_BASE + int(TOKENS_PER_SECOND * wave.size / SAMPLE_RATE))
         wave = np.pad(wave, (0, self.window_samples - wave.size))
         mel = self._features(wave, padding=0)[:, : self.window_samples // self._features.hop_length]
         features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32))
         result = self._whisper.generate(
             features,
-            [self._prompt(prompt)],
+            [prompt_ids],
             beam_size=1,
-            max_length=MAX_TOKENS,
+            max_length=len(prompt_ids) + budget,
             return_scores=True,
             return_no_speech_prob=True,
         )[0]
@@ -112,12 +129,17 @@ class AsrModels:
             return ""
         return self._tokenizer.decode(result.sequences_ids[0]).strip()
 
-    def submit_transcribe(self, audio: np.ndarray, prompt: str | None = None) -> Future[str]:
+    def submit_transcribe(
+        self, audio: np.ndarray, prompt: str | None = None, min_prompt_seconds: float = MIN_PROMPT_SECONDS
+    ) -> Future[str]:
         """`transcribe` on the shared background worker; the audio is copied first."""
-        return self._executor.submit(self.transcribe, np.array(audio, copy=True), prompt)
+        return self._executor.submit(self.transcribe, np.array(audio, copy=True), prompt, min_prompt_seconds)
 
-    def new_decoder(self, lm: PersonaLM | None):
-        """A pocketsphinx decoder on the persona LM (or the bundled general LM when `lm` is None)."""
+    def new_decoder(self, lm: PersonaLM | None, **options: Any):
+        """A pocketsphinx decoder on the persona LM (or the bundled general LM when `lm` is None).
+
+        `options` are pocketsphinx config parameters (e.g. lw=9.0) overriding the defaults.
+        """
         import pocketsphinx
 
         lm_path, dict_path = (
@@ -128,7 +150,9 @@ class AsrModels:
             lm=str(lm_path),
             dict=str(dict_path),
             samprate=SAMPLE_RATE,
+            fwdflat=False,  # a second search pass costs ~90 ms at end_utt; accurate text comes from Whisper
             loglevel="FATAL",
+            **options,
         )
 
     def close(self) -> None:
@@ -150,10 +174,11 @@ class StreamingRecognizer:
         lm: PersonaLM | None,
         max_seconds: float = WINDOW_SECONDS,
         whisper_prompt: str | None = None,
+        decoder_options: dict[str, Any] | None = None,
     ) -> None:
         self.models = models
         self.whisper_prompt = whisper_prompt
-        self._decoder = models.new_decoder(lm)
+        self._decoder = models.new_decoder(lm, **(decoder_options or {}))
         self._max_samples = int(max_seconds * SAMPLE_RATE)
         self._audio = np.zeros(self._max_samples, dtype=np.int16)  # ring buffer
         self._n = 0  # samples fed in this utterance

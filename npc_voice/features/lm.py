@@ -116,9 +116,7 @@ class CmuDict:
     def __contains__(self, word: str) -> bool:
         return word in self.entries
 
-    def spell(
-        self, words: Iterable[str], common: frozenset[str] = frozenset()
-    ) -> tuple[list[str], list[str]]:
+    def spell(self, words: Iterable[str], common: frozenset[str] = frozenset()) -> tuple[list[str], list[str]]:
         """Map words to dictionary tokens; an absent hyphenated or closed compound word is split.
 
         Returns (tokens, missing words).
@@ -165,9 +163,7 @@ class PersonaLM:
     arpa_path: Path
     dict_path: Path
     vocabulary: frozenset[str]
-    missing_words: tuple[
-        str, ...
-    ]  # persona/glue words absent from cmudict (not recognisable by pocketsphinx)
+    missing_words: tuple[str, ...]  # persona/glue words absent from cmudict (not recognisable by pocketsphinx)
     keywords: tuple[str, ...]  # the persona's less common words (beyond the top 1000 of English), for prompts
     key: str
     from_cache: bool
@@ -338,23 +334,13 @@ def build_persona_lm(
     _write_arpa(arpa_path, sentences, vocab, general, domain_weight)
     _atomic_write(
         dict_path,
-        "".join(
-            f"{w if i == 0 else f'{w}({i + 1})'} {pron}\n"
-            for w in vocab
-            for i, pron in enumerate(cmu.entries[w])
-        ),
+        "".join(f"{w if i == 0 else f'{w}({i + 1})'} {pron}\n" for w in vocab for i, pron in enumerate(cmu.entries[w])),
     )
-    _atomic_write(
-        meta_path, json.dumps({"vocabulary": vocab, "missing": sorted(missing), "keywords": keywords})
-    )
-    return PersonaLM(
-        arpa_path, dict_path, frozenset(vocab), tuple(sorted(missing)), tuple(keywords), key, False
-    )
+    _atomic_write(meta_path, json.dumps({"vocabulary": vocab, "missing": sorted(missing), "keywords": keywords}))
+    return PersonaLM(arpa_path, dict_path, frozenset(vocab), tuple(sorted(missing)), tuple(keywords), key, False)
 
 
-def _write_arpa(
-    path: Path, sentences: list[list[str]], vocab: list[str], general: _GeneralModel, lam: float
-) -> None:
+def _write_arpa(path: Path, sentences: list[list[str]], vocab: list[str], general: _GeneralModel, lam: float) -> None:
     """Mix the domain KN trigram with general English bigrams and write it as a backoff ARPA model."""
     targets = [*vocab, EOS]  # what can follow
     contexts = [BOS, *vocab]  # what can precede
@@ -402,9 +388,7 @@ def _write_arpa(
     bow1 = {v: backoff(row, uni) for v, row in bigrams.items()}
     bow2: dict[tuple[str, str], float] = {}
     for (u, v), row in trigrams.items():
-        lower = {
-            w: bigrams[v][w] if w in bigrams.get(v, {}) else uni[w] * 10 ** bow1.get(v, 0.0) for w in row
-        }
+        lower = {w: bigrams[v][w] if w in bigrams.get(v, {}) else uni[w] * 10 ** bow1.get(v, 0.0) for w in row}
         bow2[(u, v)] = backoff(row, lower)
 
     n_bi = sum(len(r) for r in bigrams.values())
