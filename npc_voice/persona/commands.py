@@ -1,13 +1,32 @@
-"""``npc-voice persona ...``: tools for designers who write persona files."""
+"""``npc-voice persona ...``: tools for designers who write persona files.
+
+``check`` lists every problem of a file (and example utterances the topic matcher would confuse),
+``say`` lets them hear a line in the NPC's voice, ``chat`` lets them type at the character and see
+which topic answers, how sure the matcher is and what the NPC feels, reloading the file as it changes.
+"""
 
 from __future__ import annotations
 
+import random
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
+import yaml
 
-from npc_voice.persona.loader import PersonaError, load_persona
+from npc_voice.persona.loader import (
+    BARK_KINDS,
+    REACTION_KINDS,
+    Line,
+    Persona,
+    PersonaError,
+    Problem,
+    did_you_mean,
+    load_persona,
+)
 
 
 @click.group()
@@ -15,17 +34,218 @@ def persona() -> None:
     """Check, hear and try out persona files."""
 
 
+def voice_problems(p: Persona) -> list[Problem]:
+    """An eSpeak voice or variant that does not exist would silently fall back to the default voice."""
+    from npc_voice.speech.tts import Synthesizer
+
+    tts = Synthesizer()
+    language, _, variant = p.voice.voice.partition("+")
+    out = []
+    for name, known, kind in ((language, tts.list_voices(), "voice"), (variant, tts.list_variants(), "variant")):
+        if name and name not in known:
+            out.append(
+                Problem(
+                    p.source,
+                    None,
+                    f"eSpeak NG has no {kind} '{name}' (voice: {p.voice.voice})",
+                    did_you_mean(name, known, f"see `espeak-ng --voices` for the {kind}s"),
+                )
+            )
+    return out
+
+
+def check_file(path: Path, ambiguity: bool = True, margin: float | None = None) -> tuple[Persona | None, list[Problem]]:
+    """Every problem of one persona file: format, voice, and (if asked) ambiguous examples."""
+    try:
+        p = load_persona(path)
+    except PersonaError as exc:
+        return None, exc.problems
+    problems = voice_problems(p)
+    if ambiguity:
+        from npc_voice.persona.ambiguity import DEFAULT_MARGIN, find_confusions
+
+        problems += [c.problem(p) for c in find_confusions(p, margin=DEFAULT_MARGIN if margin is None else margin)]
+    return p, sorted(problems, key=lambda q: q.line or 0)
+
+
 @persona.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-def check(paths: tuple[Path, ...]) -> None:
-    """Validate persona files; every problem is reported as file:line: problem."""
+@click.option("--no-ambiguity", is_flag=True, help="Skip the ambiguous-topics check (it loads the embedding model).")
+@click.option("--margin", type=float, default=None, help="Similarity margin under which topics count as confusable.")
+def check(paths: tuple[Path, ...], no_ambiguity: bool, margin: float | None) -> None:
+    """Validate persona files; every problem is reported as file:line: what is wrong — how to fix."""
     failed = 0
     for path in paths:
-        try:
-            p = load_persona(path)
-        except PersonaError as exc:
+        p, problems = check_file(path, ambiguity=not no_ambiguity, margin=margin)
+        for problem in problems:
+            click.echo(str(problem), err=True)
+        if problems:
             failed += 1
-            click.echo(str(exc), err=True)
-            continue
-        click.echo(f"{path}: ok ({p.name}, {len(p.topics)} topics)")
+        elif p is not None:
+            n = len(p.example_utterances())
+            click.echo(f"{path}: ok ({p.name}, {len(p.topics)} topics, {n} examples)")
+    if failed:
+        click.echo(f"{failed} of {len(paths)} file(s) need attention", err=True)
     sys.exit(1 if failed else 0)
+
+
+def parse_state(items: tuple[str, ...]) -> dict[str, Any]:
+    """``key=value`` pairs; values read as YAML scalars (``60`` a number, ``true`` a flag, else text)."""
+    state: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"'{item}' is not key=value, e.g. quest_stage=dragon_slain")
+        parsed = yaml.safe_load(value) if value.strip() else ""
+        state[key.strip()] = parsed if isinstance(parsed, str | int | float | bool) else value
+    return state
+
+
+def _undeclared(p: Persona, state: dict[str, Any]) -> None:
+    for key in state:
+        if key not in p.state:
+            hint = did_you_mean(key, p.state, f"declared keys: {', '.join(p.state) or 'none'}")
+            click.echo(f"note: state '{key}' is not declared in {p.source.name} — {hint}", err=True)
+
+
+def _spoken(p: Persona, line: Line) -> Any:
+    """The line rendered in the persona's voice, coloured by its emotion tag as the engine does."""
+    from npc_voice.model.emotion import NpcFeelings
+    from npc_voice.speech.tts import Synthesizer
+
+    feelings = NpcFeelings(p.temperament)
+    if line.emotion:
+        feelings.update(0.0, line_tags=[line.emotion])
+    return Synthesizer().synthesize(line.text, p.voice.settings(feelings.voice_shift()))
+
+
+def _lines_for(p: Persona, what: str, state: dict[str, Any], rng: random.Random, every: bool) -> list[Line]:
+    kind, _, name = what.partition(":")
+    if kind in ("bark", "reaction") and name:
+        table = p.barks if kind == "bark" else p.reactions
+        kinds = BARK_KINDS if kind == "bark" else REACTION_KINDS
+        if name not in kinds:
+            raise click.BadParameter(f"no {kind} kind '{name}' — {did_you_mean(name, kinds, ', '.join(kinds))}")
+        options = table.get(name, ())
+        if not every:
+            line = p.bark(name, state, rng) if kind == "bark" else p.reaction(name, state, rng)
+            return [line] if line else []
+    else:
+        if what not in p.topics:
+            raise click.BadParameter(
+                f"no topic '{what}' in {p.source.name} — {did_you_mean(what, p.topics, ', '.join(p.topics))}"
+            )
+        if not every:
+            return [p.choose_line(what, state, rng)]
+        options = p.topics[what].lines
+    return [Line(text=p.fill(v, state), emotion=o.emotion) for o in options for v in o.variants]
+
+
+def _play_or_write(audio: Any, out: Path | None, default_name: str) -> None:
+    from npc_voice.audio.format import SAMPLE_RATE
+    from npc_voice.speech.tts import write_wav
+
+    if out is None:
+        try:
+            import sounddevice as sd
+
+            sd.query_devices(kind="output")
+            sd.play(audio, SAMPLE_RATE)
+            sd.wait()
+            return
+        except Exception as exc:  # no audio device (or no PortAudio): fall back to a file
+            out = Path(tempfile.gettempdir()) / default_name
+            click.echo(f"no sound device ({exc}); writing a WAV instead", err=True)
+    write_wav(out, audio)
+    click.echo(f"wrote {out}")
+
+
+@persona.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("topic")
+@click.option("--state", "-s", "state_items", multiple=True, help="Game state as key=value (repeatable).")
+@click.option("--all", "every", is_flag=True, help="Say every line and variant, not one chosen for the state.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write a WAV instead of playing.")
+@click.option("--seed", type=int, default=None, help="Pick the same line every time.")
+def say(path: Path, topic: str, state_items: tuple[str, ...], every: bool, out: Path | None, seed: int | None) -> None:
+    """Hear what the NPC says for TOPIC (a topic id, bark:greeting or reaction:interrupted)."""
+    import numpy as np
+
+    try:
+        p = load_persona(path)
+    except PersonaError as exc:
+        raise click.ClickException(str(exc)) from exc
+    state = parse_state(state_items)
+    _undeclared(p, state)
+    lines = _lines_for(p, topic, state, random.Random(seed), every)
+    if not lines:
+        raise click.ClickException(f"nothing to say for {topic} with state {state or '{}'}")
+    pieces = []
+    gap = np.zeros(int(0.4 * 16000), dtype=np.int16)
+    for line in lines:
+        click.echo(f"{p.name}{f' ({line.emotion})' if line.emotion else ''}: {line.text}")
+        pieces += [_spoken(p, line).audio, gap]
+    _play_or_write(np.concatenate(pieces[:-1]), out, f"npc-voice-{p.id}-{topic.replace(':', '-')}.wav")
+
+
+def _typed_lines() -> Iterator[str]:
+    """Lines from the terminal (with a prompt) or from piped input, until end of input."""
+    while True:
+        if sys.stdin.isatty():
+            click.echo("you> ", nl=False)
+        raw = sys.stdin.readline()
+        if not raw:
+            return
+        yield raw
+
+
+@persona.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--state", "-s", "state_items", multiple=True, help="Initial game state as key=value.")
+@click.option("--seed", type=int, default=None)
+def chat(path: Path, state_items: tuple[str, ...], seed: int | None) -> None:
+    """Type at the NPC: see the chosen topic, the matcher's confidence, and the emotions.
+
+    Lines starting with '/' are commands: /state key=value, /state, /bark greeting, /quit.
+    The file is reloaded whenever it changes; a broken edit keeps the last good version.
+    """
+    from npc_voice.persona.live import LivePersona, chat_reply
+
+    live = LivePersona(path)
+    if live.error is not None:
+        raise click.ClickException(live.error)
+    state = parse_state(state_items)
+    _undeclared(live.persona, state)
+    rng = random.Random(seed)
+    click.echo(f"Talking to {live.persona.name}. /quit to stop, /state key=value to change the game state.")
+    previous: str | None = None
+    feelings = live.feelings()
+    for raw in _typed_lines():
+        text = raw.strip()
+        if not text:
+            continue
+        change = live.refresh()
+        if change is not None:
+            click.echo(change, err=change.startswith(str(path)))
+            if live.changed_persona:
+                feelings = live.feelings()
+        if text in ("/quit", "/exit"):
+            break
+        if text.startswith("/state"):
+            state.update(parse_state(tuple(text.split()[1:])))
+            _undeclared(live.persona, state)
+            click.echo(f"state: {state}")
+            continue
+        if text.startswith("/bark"):
+            kind = (text.split() + ["greeting"])[1]
+            line = live.persona.bark(kind, state, rng)
+            click.echo(f"{live.persona.name}: {line.text if line else '(no bark fits)'}")
+            continue
+        reply = chat_reply(live, text, state, previous, feelings, rng)
+        previous = reply.topic
+        click.echo(
+            f"  [topic {reply.topic}, confidence {reply.confidence:.2f}"
+            f"{', follow-up' if reply.follow_up else ''}; player {reply.player_tag}; "
+            f"NPC feels {reply.npc_emotion} {reply.npc_intensity:.2f}]"
+        )
+        click.echo(f"{live.persona.name}{f' ({reply.line.emotion})' if reply.line.emotion else ''}: {reply.line.text}")

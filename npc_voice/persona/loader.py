@@ -242,17 +242,15 @@ class Persona:
         """Every example player utterance, for the speech recogniser's language model."""
         return [ex for t in self.topics.values() for ex in t.examples]
 
-    def _pick(
-        self, options: Iterable[LineOption], state: Mapping[str, Any], rng: random.Random
-    ) -> Line | None:
+    def _pick(self, options: Iterable[LineOption], state: Mapping[str, Any], rng: random.Random) -> Line | None:
         usable = [o for o in options if o.usable(state)]
         if not usable:
             return None
         most = max(len(o.when) for o in usable)
         option = rng.choice([o for o in usable if len(o.when) == most])
-        return Line(text=self._fill(rng.choice(option.variants), state), emotion=option.emotion)
+        return Line(text=self.fill(rng.choice(option.variants), state), emotion=option.emotion)
 
-    def _fill(self, text: str, state: Mapping[str, Any]) -> str:
+    def fill(self, text: str, state: Mapping[str, Any]) -> str:
         def value(m: re.Match[str]) -> str:
             name = m.group(1)
             got = self.knowledge.get(name, state.get(name, m.group(0)))
@@ -322,7 +320,7 @@ def _nearest(word: str, valid: Iterable[str]) -> str | None:
     return near[0] if near else None
 
 
-def _did_you_mean(word: str, valid: Iterable[str], otherwise: str) -> str:
+def did_you_mean(word: str, valid: Iterable[str], otherwise: str) -> str:
     near = _nearest(word, valid)
     return f"did you mean '{near}'?" if near else otherwise
 
@@ -370,7 +368,7 @@ class _Checker:
                 self.add(
                     self.line_of(data, str(key), None),
                     f"unknown key '{key}' in {where}",
-                    _did_you_mean(str(key), valid, f"valid keys here: {', '.join(valid)}"),
+                    did_you_mean(str(key), valid, f"valid keys here: {', '.join(valid)}"),
                 )
 
     def mapping(self, parent: _Map, key: str, where: str, required: bool = False) -> _Map:
@@ -404,9 +402,7 @@ class _Checker:
         if isinstance(value, int | float) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str) or not value.strip():
-            self.add(
-                at, f"'{key}' in {where} should be text, but is {_kind(value)}", "write some words there"
-            )
+            self.add(at, f"'{key}' in {where} should be text, but is {_kind(value)}", "write some words there")
             return default or ""
         return " ".join(value.split())
 
@@ -482,7 +478,7 @@ class _Checker:
             elif isinstance(spec, str) and spec.strip() in STATE_TYPES:
                 self.state[name] = StateKey(name=name, kind=spec.strip())
             else:
-                hint = _did_you_mean(str(spec), STATE_TYPES, "") if isinstance(spec, str) else ""
+                hint = did_you_mean(str(spec), STATE_TYPES, "") if isinstance(spec, str) else ""
                 self.add(
                     at,
                     f"state key '{name}' has type {_kind(spec)}",
@@ -525,7 +521,7 @@ class _Checker:
             self.add(
                 at,
                 f"condition in {where} tests '{key}', which is not declared under 'state:'",
-                _did_you_mean(key, known, f"declare it, e.g. 'state: {{{key}: number}}'"),
+                did_you_mean(key, known, f"declare it, e.g. 'state: {{{key}: number}}'"),
             )
             return None
         tests = test if isinstance(test, list) else [test]
@@ -577,7 +573,7 @@ class _Checker:
                     self.add(
                         at,
                         f"condition in {where} wants {key} = '{t}', which is not one of its values",
-                        _did_you_mean(t, spec.choices, f"use one of {', '.join(spec.choices)}"),
+                        did_you_mean(t, spec.choices, f"use one of {', '.join(spec.choices)}"),
                     )
                     return None
         return Condition(key=key, values=tuple(t.strip() for t in tests))
@@ -614,7 +610,7 @@ class _Checker:
                     self.add(
                         self.line_of(item, "emotion", line),
                         f"unknown emotion '{item['emotion']}' in {where}",
-                        _did_you_mean(emotion, EMOTIONS, f"use one of {', '.join(EMOTIONS)}"),
+                        did_you_mean(emotion, EMOTIONS, f"use one of {', '.join(EMOTIONS)}"),
                     )
                     emotion = None
             conds = self.mapping(item, "when", f"a line of {where}") if "when" in item else {}
@@ -642,9 +638,8 @@ class _Checker:
                     continue
                 self.add(
                     line,
-                    f"line '{text[:40]}' in {where} says {{{name}}}, which is neither knowledge "
-                    "nor a state key",
-                    _did_you_mean(
+                    f"line '{text[:40]}' in {where} says {{{name}}}, which is neither knowledge nor a state key",
+                    did_you_mean(
                         name,
                         [*self.knowledge, *self.state],
                         "add it under 'knowledge:' or 'state:', or remove the braces",
@@ -655,16 +650,12 @@ class _Checker:
             variants=tuple(variants), emotion=emotion, when=when, needs=tuple(dict.fromkeys(needs)), line=line
         )
 
-    def lines(
-        self, data: _Map, key: str, where: str, required: bool, line: int | None
-    ) -> tuple[LineOption, ...]:
+    def lines(self, data: _Map, key: str, where: str, required: bool, line: int | None) -> tuple[LineOption, ...]:
         value = data.get(key)
         at = self.line_of(data, key, line)
         if value is None:
             if required:
-                self.add(
-                    at, f"{where} has no '{key}'", f"add '{key}:' with what the NPC says, one '- ' per line"
-                )
+                self.add(at, f"{where} has no '{key}'", f"add '{key}:' with what the NPC says, one '- ' per line")
             elif key in data:
                 self.add(at, f"'{key}' in {where} is empty", "add '- ' items or delete it")
             return ()
@@ -685,9 +676,7 @@ class _Checker:
             at = self.line_of(data, tid, None)
             where = f"topic '{tid}'"
             if isinstance(tid_raw, bool):
-                self.add(
-                    at, f"topic id was read as yes/no ({tid})", "put the topic id in quotes, e.g. 'yes':"
-                )
+                self.add(at, f"topic id was read as yes/no ({tid})", "put the topic id in quotes, e.g. 'yes':")
             elif not _NAME.match(tid):
                 self.add(
                     at,
@@ -705,16 +694,14 @@ class _Checker:
                 )
             options = self.lines(t, "lines", where, True, at)
             follow[tid] = self.texts(t, "follow_ups", where, False, at)
-            topics[tid] = Topic(
-                id=tid, examples=tuple(examples), lines=options, example_lines=tuple(ex_lines), line=at
-            )
+            topics[tid] = Topic(id=tid, examples=tuple(examples), lines=options, example_lines=tuple(ex_lines), line=at)
         for tid, (ups, ups_lines) in follow.items():
             for up, up_line in zip(ups, ups_lines, strict=True):
                 if up not in topics:
                     self.add(
                         up_line,
                         f"follow-up '{up}' of topic '{tid}' is not a topic",
-                        _did_you_mean(up, topics, f"use one of {', '.join(topics)}"),
+                        did_you_mean(up, topics, f"use one of {', '.join(topics)}"),
                     )
             good = tuple(u for u in ups if u in topics)
             topics[tid] = Topic(
@@ -770,9 +757,7 @@ def load_persona(path: Path | str) -> Persona:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise fail(
-            f"cannot read the file ({exc.strerror})", "check the path and the file's permissions"
-        ) from exc
+        raise fail(f"cannot read the file ({exc.strerror})", "check the path and the file's permissions") from exc
     if len(raw) > MAX_FILE_BYTES:
         raise fail(
             f"the file is {len(raw)} bytes, over the {MAX_FILE_BYTES} byte limit",
