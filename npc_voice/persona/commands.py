@@ -35,23 +35,19 @@ def persona() -> None:
 
 
 def voice_problems(p: Persona) -> list[Problem]:
-    """An eSpeak voice or variant that does not exist would silently fall back to the default voice."""
+    """The voice must be one eSpeak NG can select: try it, and name the nearest voice if it cannot."""
     from npc_voice.speech.tts import Synthesizer
 
     tts = Synthesizer()
-    language, _, variant = p.voice.voice.partition("+")
-    out = []
-    for name, known, kind in ((language, tts.list_voices(), "voice"), (variant, tts.list_variants(), "variant")):
-        if name and name not in known:
-            out.append(
-                Problem(
-                    p.source,
-                    None,
-                    f"eSpeak NG has no {kind} '{name}' (voice: {p.voice.voice})",
-                    did_you_mean(name, known, f"see `espeak-ng --voices` for the {kind}s"),
-                )
-            )
-    return out
+    try:
+        tts.synthesize("Hello.", p.voice.settings())
+    except ValueError as exc:
+        _, _, variant = p.voice.voice.partition("+")
+        near = "use a voice eSpeak NG can select, e.g. 'en-us+m3' or 'en-gb-x-rp+f3' (`espeak-ng --voices=en`)"
+        if variant and variant not in tts.list_variants():
+            near = did_you_mean(variant, tts.list_variants(), "see `espeak-ng --voices=variant`")
+        return [Problem(p.source, p.voice.line, f"voice '{p.voice.voice}' cannot be used ({exc})", near)]
+    return []
 
 
 def check_file(path: Path, ambiguity: bool = True, margin: float | None = None) -> tuple[Persona | None, list[Problem]]:

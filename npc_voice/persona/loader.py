@@ -86,6 +86,7 @@ class Voice:
     volume: int = 100
     pitch_range: int = 50
     emotion_shift: float = 1.0  # scales the pitch/rate/volume shift the NPC's feelings ask for
+    line: int | None = field(default=None, compare=False)  # where 'voice:' is, for messages
 
     def settings(self, shift: Mapping[str, int] | None = None) -> Any:
         """``VoiceSettings`` for this voice, moved by a feelings shift scaled by ``emotion_shift``."""
@@ -816,6 +817,7 @@ def load_persona(path: Path | str) -> Persona:
         volume=round(c.number(v, "volume", "voice", 100, 0, 200)),
         pitch_range=round(c.number(v, "pitch_range", "voice", 50, 0, 100)),
         emotion_shift=c.number(v, "emotion_shift", "voice", 1.0, 0, 3),
+        line=c.line_of(v, "voice", c.line_of(data, "voice", None)),
     )
     t = c.mapping(data, "temperament", "the persona")
     c.keys(t, TEMPER_KEYS, "temperament")
