@@ -24,6 +24,9 @@ from npc_voice.audio.format import SAMPLE_RATE, to_float
 from npc_voice.features.lm import PersonaLM, pocketsphinx_model_dir
 
 WINDOW_SECONDS = 10.0
+# Beam search: greedy decoding misread short espeak questions ("sell swords" -> "feel bored"); a beam of 4
+# costs ~0.15 s instead of ~0.1 s per turn, still ready about one chunk after the player pauses.
+BEAM_SIZE = 4
 NO_SPEECH_THRESHOLD = 0.6
 LOW_CONFIDENCE_LOGPROB = -1.0
 MAX_TOKENS = 120  # ~10 s of speech is under 60 tokens
@@ -120,7 +123,8 @@ class AsrModels:
         result = self._whisper.generate(
             features,
             [prompt_ids],
-            beam_size=1,
+            beam_size=BEAM_SIZE,
+            no_repeat_ngram_size=3,  # tiny.en on padded windows sometimes says the question twice
             max_length=len(prompt_ids) + budget,
             return_scores=True,
             return_no_speech_prob=True,
