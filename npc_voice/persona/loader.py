@@ -345,6 +345,11 @@ class _Checker:
             return lines[key] if isinstance(lines, list) and key < len(lines) else default
         return getattr(data, "lines", {}).get(key, default)
 
+    @staticmethod
+    def misspelt(data: _Map, key: str) -> bool:
+        """A missing ``key`` that is really there under a typo (reported as an unknown key instead)."""
+        return any(str(k) != key and _nearest(str(k), [key]) for k in data)
+
     def dups(self, data: _Map, where: str) -> None:
         """Keys written twice: YAML silently keeps only the last one."""
         for key, first, again in getattr(data, "dups", []):
@@ -432,7 +437,7 @@ class _Checker:
         value = data.get(key)
         at = self.line_of(data, key, line)
         if value is None:
-            if required:
+            if required and not self.misspelt(data, key):
                 self.add(at, f"{where} has no '{key}'", f"add '{key}:' with a list of '- ' items")
             return [], []
         if isinstance(value, str):
@@ -466,6 +471,7 @@ class _Checker:
 
     def state_section(self, top: _Map) -> None:
         data = self.mapping(top, "state", "the persona")
+        self.dups(data, "state")
         for key, spec in data.items():
             name, at = str(key), self.line_of(data, str(key), None)
             if not _NAME.match(name):
@@ -490,6 +496,7 @@ class _Checker:
 
     def knowledge_section(self, top: _Map) -> None:
         data = self.mapping(top, "knowledge", "the persona")
+        self.dups(data, "knowledge")
         for key, fact in data.items():
             name, at = str(key), self.line_of(data, str(key), None)
             if not _NAME.match(name):
@@ -655,7 +662,7 @@ class _Checker:
         value = data.get(key)
         at = self.line_of(data, key, line)
         if value is None:
-            if required:
+            if required and not self.misspelt(data, key):
                 self.add(at, f"{where} has no '{key}'", f"add '{key}:' with what the NPC says, one '- ' per line")
             elif key in data:
                 self.add(at, f"'{key}' in {where} is empty", "add '- ' items or delete it")
