@@ -1,0 +1,149 @@
+"""Animation drivers: the NPC voice events turned into face, mouth, body and subtitle state.
+
+The ``Animator`` holds no art. It says what the NPC's face and body should be doing this frame
+(expression and its weight, mouth opening and width, pose, nod and startle phases, subtitle and
+caption text) and the game draws that however it likes. Lip sync follows the phoneme-timed visemes
+at the time the audio plays; when a reply has no viseme track, the NPC's output level opens the jaw.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pygame
+
+from npc_voice.game import events as ge
+
+# viseme -> (jaw opening 0..1, mouth width: <1 rounded, >1 spread)
+MOUTH: dict[str, tuple[float, float]] = {
+    "sil": (0.0, 1.0), "PP": (0.0, 0.9), "FF": (0.15, 1.0), "TH": (0.25, 1.0), "DD": (0.35, 1.0),
+    "kk": (0.35, 1.0), "CH": (0.3, 0.65), "SS": (0.15, 1.1), "nn": (0.25, 1.0), "RR": (0.3, 0.75),
+    "aa": (1.0, 1.0), "E": (0.7, 1.1), "ih": (0.5, 1.1), "oh": (0.8, 0.75), "ou": (0.45, 0.6),
+}
+NOD_S = 0.7
+STARTLE_S = 0.8
+SUBTITLE_HOLD_S = 2.5
+CAPTION_HOLD_S = 4.0
+MOUTH_RATE = 25.0  # 1/s: how fast the jaw follows its target (a 40 ms time constant)
+EXPRESSION_RATE = 4.0
+AMPLITUDE_GAIN = 8.0
+
+
+@dataclass
+class Pose:
+    """What the NPC looks like this frame; read it to draw."""
+
+    expression: str = "neutral"
+    expression_weight: float = 0.0  # 0 neutral .. 1 full expression
+    mouth_open: float = 0.0
+    mouth_width: float = 1.0
+    viseme: str = "sil"
+    body: str = "idle"  # idle | talking | listening | nodding | startled
+    nod: float = 0.0  # 0..1 phase of a backchannel nod (0 when not nodding)
+    startle: float = 0.0  # 1 right after an interruption, falling to 0
+    speaking: bool = False
+    subtitle: str = ""
+    caption: str = ""  # what the NPC heard the player say
+
+
+class Animator:
+    """Consumes one NPC's voice events and advances its pose each frame."""
+
+    def __init__(self) -> None:
+        self.pose = Pose()
+        self.player_emotion = "neutral"
+        self._target_expression = ("neutral", 0.0)
+        self._visemes: list[tuple[float, str]] = []
+        self._words: list[tuple[float, str]] = []
+        self._line_cut = False
+        self._subtitle_until = 0.0
+        self._caption_until = 0.0
+        self._nod_until = 0.0
+        self._startle_until = 0.0
+
+    def handle(self, event: pygame.event.Event) -> None:
+        """Apply one NPC voice event (already due: its time is now)."""
+        now = event.t
+        if event.type == ge.NPC_SPEECH_START:
+            self.pose.speaking = True
+            self._words, self._visemes, self._line_cut = [], [], False
+            self._subtitle_until = float("inf")
+        elif event.type == ge.NPC_WORDS:
+            self._words += event.words
+        elif event.type == ge.NPC_VISEMES:
+            self._visemes += event.visemes
+        elif event.type == ge.NPC_SPEECH_END:
+            self.pose.speaking = False
+            self._visemes = [(now, "sil")]
+            if event.completed:
+                self._words = [(t, w) for t, w in self._words if t <= now + 0.05]
+            self._subtitle_until = now + SUBTITLE_HOLD_S
+        elif event.type == ge.NPC_INTERRUPTED:
+            self.pose.speaking = False
+            self._visemes = [(now, "sil")]
+            self._words = [(t, w) for t, w in self._words if t <= now]
+            self._line_cut = True
+            self._subtitle_until = now + SUBTITLE_HOLD_S
+            self._startle_until = now + STARTLE_S
+        elif event.type == ge.NPC_BACKCHANNEL:
+            self._nod_until = now + NOD_S
+        elif event.type == ge.NPC_EMOTION:
+            if event.who == "npc":
+                self._target_expression = (event.emotion, float(event.intensity))
+            else:
+                self.player_emotion = event.emotion
+        elif event.type == ge.NPC_TRANSCRIPT:
+            self.pose.caption = event.text if event.final else f"{event.text}…"
+            self._caption_until = now + CAPTION_HOLD_S
+
+    def update(self, dt: float, now: float | None = None, level: float = 0.0, listening: bool = False) -> Pose:
+        """Advance to ``now`` (``time.monotonic()``); ``level`` is the NPC's output RMS (0..1)."""
+        now = time.monotonic() if now is None else now
+        p = self.pose
+        self._mouth(dt, now, level)
+        name, weight = self._target_expression
+        if name != p.expression:
+            p.expression_weight = max(0.0, p.expression_weight - EXPRESSION_RATE * dt)
+            if p.expression_weight == 0.0:
+                p.expression = name
+        else:
+            p.expression_weight += (weight - p.expression_weight) * min(1.0, EXPRESSION_RATE * dt)
+        p.startle = max(0.0, (self._startle_until - now) / STARTLE_S)
+        p.nod = 1.0 - (self._nod_until - now) / NOD_S if now < self._nod_until else 0.0
+        if p.startle > 0:
+            p.body = "startled"
+        elif p.nod > 0:
+            p.body = "nodding"
+        elif p.speaking:
+            p.body = "talking"
+        elif listening:
+            p.body = "listening"
+        else:
+            p.body = "idle"
+        if now < self._subtitle_until:
+            text = " ".join(w for t, w in self._words if t <= now)
+            p.subtitle = f"{text}—" if self._line_cut and text else text
+        else:
+            p.subtitle = ""
+        if now >= self._caption_until:
+            p.caption = ""
+        return p
+
+    def _mouth(self, dt: float, now: float, level: float) -> None:
+        p = self.pose
+        while len(self._visemes) > 1 and self._visemes[1][0] <= now:
+            self._visemes.pop(0)
+        current = self._visemes[0] if self._visemes and self._visemes[0][0] <= now else None
+        if current is not None and (len(self._visemes) > 1 or now - current[0] < 0.3):
+            p.viseme = current[1]
+            target, width = MOUTH.get(p.viseme, MOUTH["DD"])
+        elif p.speaking:  # no phoneme timing for this audio: open the jaw with the loudness
+            p.viseme = "sil"
+            target, width = min(1.0, level * AMPLITUDE_GAIN), 1.0
+        else:
+            p.viseme = "sil"
+            target, width = 0.0, 1.0
+        k = min(1.0, MOUTH_RATE * dt)
+        p.mouth_open += (target - p.mouth_open) * k
+        p.mouth_width += (width - p.mouth_width) * k

@@ -1,0 +1,60 @@
+"""The pygame events an NPC voice posts, one custom type per kind (see docs/game.md).
+
+Every posted event carries ``npc_id`` (which NPC), ``t`` (``time.monotonic()`` when it takes effect:
+for speech, the moment its audio reaches the speaker), ``voice_event`` (the typed
+``npc_voice.events`` object) and that object's fields flattened (``text``, ``emotion``, ...), so a
+game can write ``if event.type == NPC_SPEECH_START: print(event.npc_id, event.text)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pygame
+
+from npc_voice import events as ev
+
+NPC_READY = pygame.event.custom_type()  # the sidecar opened this NPC's session
+NPC_ERROR = pygame.event.custom_type()  # the sidecar refused something: code, message
+NPC_SPEECH_START = pygame.event.custom_type()  # line_id, text
+NPC_SPEECH_END = pygame.event.custom_type()  # line_id, completed
+NPC_RESPONSE = pygame.event.custom_type()  # topic, text, confidence, heard, latency_ms
+NPC_INTERRUPTED = pygame.event.custom_type()  # line_id, heard
+NPC_BACKCHANNEL = pygame.event.custom_type()  # heard
+NPC_TRANSCRIPT = pygame.event.custom_type()  # text, final
+NPC_WORDS = pygame.event.custom_type()  # words: [(t, word)] with absolute times
+NPC_VISEMES = pygame.event.custom_type()  # visemes: [(t, viseme)] with absolute times
+NPC_EMOTION = pygame.event.custom_type()  # who, emotion, intensity, valence, arousal
+NPC_NOTICE = pygame.event.custom_type()  # code, message
+
+BY_KIND: dict[str, int] = {
+    "speech_start": NPC_SPEECH_START,
+    "speech_end": NPC_SPEECH_END,
+    "response": NPC_RESPONSE,
+    "interrupted": NPC_INTERRUPTED,
+    "backchannel": NPC_BACKCHANNEL,
+    "transcript": NPC_TRANSCRIPT,
+    "words": NPC_WORDS,
+    "visemes": NPC_VISEMES,
+    "emotion": NPC_EMOTION,
+    "notice": NPC_NOTICE,
+}
+ALL_TYPES: frozenset[int] = frozenset(BY_KIND.values()) | {NPC_READY, NPC_ERROR}
+
+
+def effect_time(base: float, event: ev.Event) -> float:
+    """When ``event`` takes effect: ``base`` is when its reply's audio starts playing (or it arrived)."""
+    return base + (event.offset or 0.0)
+
+
+def to_pygame(npc_id: str, base: float, event: ev.Event, **extra: Any) -> pygame.event.Event:
+    """A pygame event for ``event`` of a reply whose audio starts at ``base``; offsets become absolute times."""
+    t = effect_time(base, event)
+    attrs = event.to_wire()
+    attrs.pop("type")
+    attrs.pop("offset", None)
+    if isinstance(event, ev.Words):
+        attrs["words"] = [(base + o, w) for o, w in event.words]
+    elif isinstance(event, ev.Visemes):
+        attrs["visemes"] = [(base + o, v) for o, v in event.visemes]
+    return pygame.event.Event(BY_KIND[event.type], npc_id=npc_id, t=t, voice_event=event, **attrs, **extra)

@@ -1,0 +1,259 @@
+"""One voice hub per game: the sidecar client, the sound device, and the thread that routes audio.
+
+The game thread never waits here. A background thread takes each 200 ms microphone chunk from the
+device, sends it to the NPC the player addresses (the others get silence: they hear nothing), collects
+every NPC's replies into its jitter buffer, and turns the replies' events into pygame events queued
+for the moment their audio plays (the buffer's ``on_start``). ``NPCVoice.update`` posts the due ones
+on the game thread.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import math
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pygame
+
+from npc_voice import events as ev
+from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE
+from npc_voice.audio.live import CapturedChunk
+from npc_voice.audio.virtual import TypedMic
+from npc_voice.game import events as ge
+from npc_voice.game.audio import Channel, Mixer, open_audio
+from npc_voice.speech.tts import Synthesizer, VoiceSettings
+from npc_voice.transport.client import ClientSession, ErrorReply, Reply, SidecarClient
+
+log = logging.getLogger(__name__)
+
+PLAYER_VOICE = VoiceSettings(voice="en-us+f3", pitch=60, rate=160)
+TYPED_GAIN = 0.5  # a typed line reaches the sidecar at a normal speaking level, not at full scale
+VOICE_FRAME = 160  # 10 ms frames for "is the player talking"
+VOICE_DBFS = -42.0
+TALKING_HOLD_S = 0.35
+PENDING_KEEP = 20  # replies whose audio never played (dropped by the buffer) are forgotten after this
+
+
+@dataclass
+class NpcLink:
+    """What the hub holds for one NPC: its session, its voice on the mix, its queue of timed events."""
+
+    npc_id: str
+    persona: str
+    session: ClientSession
+    channel: Channel
+    position: tuple[float, float] = (0.0, 0.0)
+    radius: float = 260.0
+    ready_posted: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    pending: dict[int, list[ev.Event]] = field(default_factory=dict)
+    heap: list[tuple[float, int, pygame.event.Event]] = field(default_factory=list)
+    state_out: dict[str, Any] = field(default_factory=dict)
+    _order: itertools.count = field(default_factory=itertools.count)
+
+    def post_at(self, t: float, event: pygame.event.Event) -> None:
+        with self.lock:
+            heapq.heappush(self.heap, (t, next(self._order), event))
+
+    def due(self, now: float) -> list[pygame.event.Event]:
+        """Events whose time has come, oldest first."""
+        out = []
+        with self.lock:
+            while self.heap and self.heap[0][0] <= now:
+                out.append(heapq.heappop(self.heap)[2])
+        return out
+
+    def take_state(self) -> dict[str, Any]:
+        with self.lock:
+            state, self.state_out = self.state_out, {}
+        return state
+
+
+class VoiceHub:
+    """The game's connection to a sidecar and to the sound card; shared by every ``NPCVoice``.
+
+    ``audio``: ``"auto"`` (microphone when there is one), ``"typed"`` (type to speak, voices on the
+    speaker) or ``"silent"`` (no sound card at all). ``status`` says in plain words what was chosen.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        audio: str = "auto",
+        device: int | str | None = None,
+        player_voice: VoiceSettings = PLAYER_VOICE,
+    ) -> None:
+        self.client = SidecarClient(address)
+        self.mixer = Mixer()
+        self.typed = TypedMic()
+        self.player_voice = player_voice
+        self.device, self.has_mic, self.status = open_audio(self.mixer.pull, audio, device)
+        self.mic_level_dbfs = -120.0
+        self.last_voice_end = 0.0  # monotonic time the player's voice last stopped
+        self.addressee: str | None = None
+        self.listener: tuple[float, float] = (0.0, 0.0)
+        self._links: dict[str, NpcLink] = {}
+        self._lock = threading.Lock()
+        self._synth = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-voice-typed")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="npc-voice-hub", daemon=True)
+        self._thread.start()
+        self.device.start()
+
+    # ------------------------------------------------------------------ game thread
+
+    @property
+    def player_speaking(self) -> bool:
+        """The player's voice (spoken or typed) was heard within the last few hundred ms."""
+        return time.monotonic() - self.last_voice_end < TALKING_HOLD_S
+
+    def attach(self, npc_id: str, persona: str, state: dict[str, Any] | None = None) -> NpcLink:
+        """Open a session for an NPC (returns at once; ``NPC_READY`` is posted when it is open)."""
+        session = self.client.open_session(persona=persona, npc_id=npc_id, state=state)
+        link = NpcLink(npc_id=npc_id, persona=persona, session=session, channel=self.mixer.add(npc_id))
+        link.channel.buffer.on_start = lambda seq, t: self._on_start(link, seq, t)
+        with self._lock:
+            self._links[npc_id] = link
+        return link
+
+    def detach(self, npc_id: str) -> None:
+        with self._lock:
+            link = self._links.pop(npc_id, None)
+        if link is not None:
+            self.mixer.remove(npc_id)
+            link.session.close()
+
+    def listen_from(self, position: tuple[float, float], facing: tuple[float, float] | None = None) -> str | None:
+        """Where the player stands and looks; the NPC in earshot they face (else the nearest) hears them."""
+        self.listener = position
+        best, best_score = None, math.inf
+        with self._lock:
+            links = list(self._links.values())
+        for link in links:
+            dx, dy = link.position[0] - position[0], link.position[1] - position[1]
+            dist = math.hypot(dx, dy)
+            if dist > link.radius * 0.6 or not link.session.opened:
+                continue
+            score = dist
+            if facing is not None and dist > 1e-6:
+                norm = math.hypot(*facing) or 1.0
+                cos = (dx * facing[0] + dy * facing[1]) / (dist * norm)
+                score = dist * (1.5 - 0.5 * cos)  # facing someone counts as being a third closer
+            if score < best_score:
+                best, best_score = link.npc_id, score
+        self.addressee = best
+        return best
+
+    def say(self, text: str) -> None:
+        """Type-to-speak: synthesise ``text`` in the player's voice and stream it as microphone audio."""
+
+        def run() -> None:
+            audio = Synthesizer().synthesize(text, self.player_voice).audio
+            self.typed.say((audio.astype(np.float32) * TYPED_GAIN).astype(np.int16))
+
+        self._synth.submit(run)
+
+    def close(self) -> None:
+        """Stop audio and close every session (the sidecar itself is the caller's)."""
+        self._stop.set()
+        self._thread.join(2.0)
+        try:
+            self.device.stop()
+        except Exception as exc:  # noqa: BLE001 - a device that fails to stop must not block exit
+            log.warning("audio device did not stop cleanly: %s", exc)
+        self._synth.shutdown(wait=False, cancel_futures=True)
+        self.client.close()
+
+    # ------------------------------------------------------------------ I/O thread
+
+    def _run(self) -> None:
+        silence = np.zeros(CHUNK_SAMPLES, np.int16)
+        while not self._stop.is_set():
+            try:
+                chunk = self.device.chunks.get(timeout=0.01)
+            except queue.Empty:
+                chunk = None
+            with self._lock:
+                links = list(self._links.values())
+            if chunk is not None:
+                self._send(chunk, links, silence)
+            now = time.monotonic()
+            for link in links:
+                if not link.ready_posted and link.session.opened:
+                    link.ready_posted = True
+                    link.post_at(now, pygame.event.Event(ge.NPC_READY, npc_id=link.npc_id, t=now))
+                for reply in link.session.replies():
+                    self._on_reply(link, reply, now)
+
+    def _send(self, chunk: CapturedChunk, links: list[NpcLink], silence: np.ndarray) -> None:
+        typed = self.typed.read(CHUNK_SAMPLES)
+        pcm = chunk.pcm
+        if typed.any():
+            pcm = np.clip(pcm.astype(np.int32) + typed, -32768, 32767).astype(np.int16)
+        self._track_voice(pcm, chunk.t_end)
+        target = self.addressee
+        for link in links:
+            if not link.session.opened:
+                continue
+            state = link.take_state() or None
+            if link.npc_id == target:
+                # Without a microphone nothing the speaker plays can reach the "mic": no echo reference.
+                played = chunk.played if self.has_mic else None
+                link.session.send_mic(pcm, played, state=state, t_capture=chunk.t_end)
+            else:
+                link.session.send_mic(silence, None, state=state, t_capture=chunk.t_end)
+
+    def _track_voice(self, pcm: np.ndarray, t_end: float) -> None:
+        frames = pcm[: len(pcm) // VOICE_FRAME * VOICE_FRAME].astype(np.float32).reshape(-1, VOICE_FRAME)
+        rms = np.sqrt(np.mean(frames**2, axis=1)) + 1e-9
+        db = 20 * np.log10(rms / 32768.0)
+        self.mic_level_dbfs = float(20 * np.log10(np.sqrt(np.mean(rms**2)) / 32768.0))
+        voiced = np.flatnonzero(db > VOICE_DBFS)
+        if len(voiced):
+            self.last_voice_end = t_end - (len(pcm) - (voiced[-1] + 1) * VOICE_FRAME) / SAMPLE_RATE
+
+    def _on_reply(self, link: NpcLink, reply: Reply | ErrorReply, now: float) -> None:
+        if isinstance(reply, ErrorReply):
+            link.post_at(now, pygame.event.Event(ge.NPC_ERROR, npc_id=link.npc_id, t=now, code=reply.code,
+                                                 message=reply.message))
+            return
+        timed = []
+        for e in reply.events:
+            if e.type == "interrupted":
+                link.channel.buffer.flush()  # the NPC stops at once: drop what is queued to play
+                with link.lock:
+                    link.pending.clear()
+                self._post(link, now, e)
+            elif e.offset is None:
+                self._post(link, now, e)
+            else:
+                timed.append(e)
+        with link.lock:
+            if timed:
+                link.pending[reply.seq] = timed
+            for seq in [s for s in link.pending if s < reply.seq - PENDING_KEEP]:
+                del link.pending[seq]
+        link.channel.buffer.push(reply.pcm, now, tag=reply.seq)
+
+    def _on_start(self, link: NpcLink, seq: int, t: float) -> None:
+        """The first sample of reply ``seq`` plays at ``t`` (device thread, inside the buffer's lock)."""
+        with link.lock:
+            timed = link.pending.pop(seq, None)
+        for e in timed or ():
+            self._post(link, t, e)
+
+    def _post(self, link: NpcLink, base: float, e: ev.Event) -> None:
+        extra: dict[str, Any] = {}
+        t = ge.effect_time(base, e)
+        if e.type == "response" and self.last_voice_end > 0:
+            extra["latency_ms"] = round(float(t - self.last_voice_end) * 1000.0, 1)
+        link.post_at(t, ge.to_pygame(link.npc_id, base, e, **extra))
