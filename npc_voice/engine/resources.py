@@ -45,16 +45,30 @@ class EngineResources:
         self.workers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="npc-lookahead")
         self._lock = threading.Lock()
         self._loaded: dict[str, LoadedPersona] = {}
+        self._broken: dict[str, tuple[float, str]] = {}  # persona id -> (mtime of a broken edit, its problem)
 
     def persona(self, persona_id: str) -> LoadedPersona:
-        """The persona, reloaded if its file changed; raises ``KeyError``/``PersonaError``."""
+        """The persona, reloaded if its file changed; raises ``KeyError``/``PersonaError``.
+
+        A broken edit of a persona that loaded before keeps the last good version (and is parsed
+        once, not at every step); ``persona_problem`` says what is wrong with it.
+        """
         path = self.personas.path_for(persona_id)
         mtime = path.stat().st_mtime
         with self._lock:
             cached = self._loaded.get(persona_id)
-            if cached is not None and cached.mtime == mtime:
+            broken = self._broken.get(persona_id)
+            if cached is not None and (cached.mtime == mtime or (broken is not None and broken[0] == mtime)):
                 return cached
-        persona = self.personas.load(persona_id)
+        try:
+            persona = self.personas.load(persona_id)
+        except ValueError as exc:  # PersonaError
+            if cached is None:
+                raise
+            with self._lock:
+                self._broken[persona_id] = (mtime, getattr(exc, "first", str(exc)))
+            log.error("persona %s: the edit is broken, keeping the last good version:\n%s", persona_id, exc)
+            return cached
         loaded = LoadedPersona(
             persona=persona,
             matcher=TopicMatcher(persona, self.embedder),
@@ -63,8 +77,14 @@ class EngineResources:
         )
         with self._lock:
             self._loaded[persona_id] = loaded
+            self._broken.pop(persona_id, None)
         log.info("persona %s loaded from %s (%d topics)", persona_id, path, len(persona.topics))
         return loaded
+
+    def persona_problem(self, persona_id: str) -> tuple[float, str] | None:
+        """``(mtime, first problem)`` if the file's current edit is broken and an older version is in use."""
+        with self._lock:
+            return self._broken.get(persona_id)
 
     def close(self) -> None:
         self.workers.shutdown(wait=False, cancel_futures=True)

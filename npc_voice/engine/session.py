@@ -47,6 +47,7 @@ MAX_TURN_S = 20.0  # a turn longer than this is answered anyway
 # bar to start a stretch of player speech over the NPC than to keep one going.
 ECHO_EXCESS_START_DB = 6.0
 ECHO_EXCESS_HOLD_DB = 2.0
+ECHO_REMOVED_DB = 3.0  # mic louder than the canceller's output by more than this: there was echo to remove
 PREPARE_WAIT_S = 0.3  # how long a due answer may wait for the accurate pass before using the fast one
 PREROLL_CHUNKS = 1  # audio before the onset given to the recogniser
 
@@ -60,6 +61,7 @@ class PreparedAnswer:
     text: str
     first: Synthesized | None
     sentiment: TextSentiment | None = None
+    emotion: str | None = None  # the line's emotion tag from the persona file
 
 
 @dataclass
@@ -89,6 +91,7 @@ class Session:
         self._prepare_wait = None if simulated_clock else PREPARE_WAIT_S
         self.persona_id, self.npc_id = persona_id, npc_id
         self.loaded: LoadedPersona = resources.persona(persona_id)
+        self._persona_problem: tuple[float | None, str] | None = None  # the broken edit last reported
         self.game_state: dict[str, Any] = dict(state or {})
         self.policy = BaselineTurnPolicy()
         self._rng = random.Random(seed)
@@ -120,15 +123,17 @@ class Session:
         t0 = time.perf_counter()
         if state:
             self.game_state.update(state)
-        self._refresh_persona()
         events: list[ev.Event] = []
+        self._refresh_persona(events)
         clean = self._aec.process(mic, played)
         probs = self._vad.process(clean)
         echo = self._aec.stats
         needed = ECHO_EXCESS_HOLD_DB if self._in_speech else ECHO_EXCESS_START_DB
-        if echo.ref_active and echo.residual_excess_db < needed:
+        mostly_echo = echo.mic_db - echo.out_db > ECHO_REMOVED_DB  # the canceller took most of the mic away
+        if echo.ref_active and mostly_echo and echo.residual_excess_db < needed:
             # Residual echo of the NPC's own voice can look like speech to the VAD; the player talking
-            # over it leaves far more than the canceller expects, so only that counts as speech.
+            # over it leaves far more than the canceller expects, so only that counts as speech. When the
+            # canceller removed little (a headset: no echo at all), what the mic hears is the player.
             probs = np.minimum(probs, SPEECH_OFF * 0.5)
         was_speaking = self._in_speech
         started = self._track_speech(probs)
@@ -176,18 +181,24 @@ class Session:
 
     # ------------------------------------------------------------------ hearing
 
-    def _refresh_persona(self) -> None:
-        """Pick up an edited persona file between turns."""
+    def _refresh_persona(self, events: list[ev.Event]) -> None:
+        """Pick up an edited persona file between turns; tell the game once when it reloads or breaks."""
         if self._line is not None or self._turn_speech_s > 0:
             return
         try:
             loaded = self.res.persona(self.persona_id)
-        except (KeyError, ValueError) as exc:
-            log.warning("persona %s: keeping the last good version: %s", self.persona_id, exc)
-            return
+            problem = self.res.persona_problem(self.persona_id)
+        except (KeyError, ValueError) as exc:  # file gone, or broken with no good version in this process
+            loaded, problem = self.loaded, (None, str(exc.args[0] if isinstance(exc, KeyError) else exc))
+        if problem is not None and problem != self._persona_problem:
+            log.warning("persona %s: keeping the last good version: %s", self.persona_id, problem[1])
+            events.append(ev.Notice(code="persona_error", message=problem[1]))
+        self._persona_problem = problem
         if loaded.mtime != self.loaded.mtime:
             self.loaded = loaded
             self._asr = StreamingRecognizer(self.res.asr, loaded.lm)
+            events.append(ev.Notice(code="persona_reloaded",
+                                    message=f"{self.persona_id}: now using {loaded.persona.source} as edited"))
 
     def _track_speech(self, probs: np.ndarray) -> bool:
         """Update speech/silence durations from per-frame VAD; True if a stretch began in this chunk."""
@@ -245,9 +256,11 @@ class Session:
         if not heard:
             return PreparedAnswer(heard="", choice=None, text="", first=None)
         choice = loaded.matcher.match(heard)
-        text = loaded.persona.choose_line(choice.topic, self.game_state, rng).text
+        line = loaded.persona.choose_line(choice.topic, self.game_state, rng)
+        text = line.text
         first = self._synth(split_sentences(text)[0])
-        return PreparedAnswer(heard=heard, choice=choice, text=text, first=first, sentiment=analyse(heard))
+        return PreparedAnswer(heard=heard, choice=choice, text=text, first=first, sentiment=analyse(heard),
+                              emotion=line.emotion)
 
     def _ready_answer(self, wait: float = 0.0) -> PreparedAnswer | None:
         """The prepared answer if it is done (waiting up to ``wait`` s for it), else ``None``."""
@@ -278,10 +291,7 @@ class Session:
 
     def _voice(self) -> VoiceSettings:
         """The persona's voice, shifted by what the NPC feels now."""
-        v = self.loaded.persona.voice
-        base = VoiceSettings(voice=v.voice, pitch=v.pitch, rate=v.rate, volume=v.volume,
-                             pitch_range=v.pitch_range)
-        return base.shifted(**self.feelings.voice_shift())
+        return self.loaded.persona.voice.settings(self.feelings.voice_shift())  # scaled by emotion_shift
 
     def _synth(self, text: str) -> Synthesized:
         utt = self.res.tts.synthesize(text, self._voice())
@@ -316,6 +326,8 @@ class Session:
         events.append(ev.Transcript(text=answer.heard, final=True))
         if answer.sentiment is not None:
             self.feelings.update(0.0, text_sentiment=answer.sentiment)
+        if answer.emotion:
+            self.feelings.update(0.0, line_tags=[answer.emotion])
         line_id = f"{self.npc_id}-{next(self._line_ids)}"
         self._line = LineStream(line_id, answer.text, self._synth, self.res.workers, first=answer.first)
         events.append(ev.Response(offset=0.0, topic=answer.choice.topic, text=answer.text,

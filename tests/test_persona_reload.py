@@ -1,0 +1,94 @@
+"""Live reload through a real Session: a good edit is used from the next turn, a broken one keeps the
+last good version, and the game hears about each change once (``notice`` events)."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from npc_voice import events as ev
+from npc_voice.audio.format import silence
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "personas"
+OLD = "A fine longsword, {sword_price}. Balanced it myself."
+NEW = "Take this longsword, {sword_price}, finest in the valley."
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("personas")
+    shutil.copy(ASSETS / "blacksmith.yaml", path / "blacksmith.yaml")
+    return path
+
+
+@pytest.fixture(scope="module")
+def res(folder: Path) -> Iterator[object]:
+    import torch
+
+    from npc_voice.engine.resources import EngineResources
+
+    torch.set_num_threads(1)
+    resources = EngineResources(persona_dir=folder)
+    yield resources
+    resources.close()
+
+
+def edit(path: Path, text: str, bump: float) -> None:
+    """Write the file and move its mtime on, as an editor's save does (never within one tick)."""
+    path.write_text(text, encoding="utf-8")
+    st = path.stat()
+    os.utime(path, (st.st_atime, st.st_mtime + bump))
+
+
+def notices(session: object, steps: int = 2) -> list[ev.Notice]:
+    out = []
+    for _ in range(steps):
+        out += [e for e in session.step(silence(), None).events if isinstance(e, ev.Notice)]
+    return out
+
+
+def sword_lines(session: object) -> set[str]:
+    persona = session.loaded.persona
+    return {persona.choose_line("buy_sword", {}, random.Random(i)).text for i in range(30)}
+
+
+def test_good_then_broken_then_fixed_edit(res: object, folder: Path) -> None:
+    from npc_voice.engine.session import Session
+
+    path = folder / "blacksmith.yaml"
+    original = path.read_text(encoding="utf-8")
+    session = Session(res, "blacksmith", "npc-reload", seed=1)
+    assert notices(session) == []
+    assert "A fine longsword, forty gold. Balanced it myself." in sword_lines(session)
+
+    edit(path, original.replace(OLD, NEW), bump=10)
+    got = notices(session)
+    assert [n.code for n in got] == ["persona_reloaded"]
+    assert "Take this longsword, forty gold, finest in the valley." in sword_lines(session)
+    assert "A fine longsword, forty gold. Balanced it myself." not in sword_lines(session)
+
+    broken = original.replace(OLD, NEW).replace(
+        "    examples:\n      - I'd like to buy a sword.", "    exampels:\n      - I'd like to buy a sword."
+    )
+    edit(path, broken, bump=20)
+    got = notices(session, steps=3)
+    assert [n.code for n in got] == ["persona_error"]  # once per change, not at every step
+    line = broken[: broken.index("    exampels:")].count("\n") + 1
+    assert got[0].message.startswith(f"{path}:{line}: unknown key 'exampels' in topic 'buy_sword'")
+    assert "did you mean 'examples'?" in got[0].message
+    assert "Take this longsword, forty gold, finest in the valley." in sword_lines(session)  # last good version
+    assert session.loaded.persona.topics["buy_sword"].examples  # the matcher still knows the topic
+
+    other = Session(res, "blacksmith", "npc-second", seed=2)  # a session opened meanwhile gets the good one too
+    assert "Take this longsword, forty gold, finest in the valley." in sword_lines(other)
+
+    edit(path, original, bump=30)
+    assert [n.code for n in notices(session)] == ["persona_reloaded"]
+    assert "A fine longsword, forty gold. Balanced it myself." in sword_lines(session)
+    session.close()
+    other.close()
