@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,8 +46,14 @@ def edit(path: Path, text: str, bump: float) -> None:
     os.utime(path, (st.st_atime, st.st_mtime + bump))
 
 
-def notices(session: object, steps: int = 2) -> list[ev.Notice]:
-    out = []
+def notices(session: object, steps: int = 2, wait_s: float = 0.0) -> list[ev.Notice]:
+    """Notices from stepping: first until one arrives (the rebuild runs in the background, up to
+    ``wait_s``), then ``steps`` more steps, which must add no repeats."""
+    out: list[ev.Notice] = []
+    deadline = time.monotonic() + wait_s
+    while not out and time.monotonic() < deadline:
+        out += [e for e in session.step(silence(), None).events if isinstance(e, ev.Notice)]
+        time.sleep(0.02)
     for _ in range(steps):
         out += [e for e in session.step(silence(), None).events if isinstance(e, ev.Notice)]
     return out
@@ -67,7 +74,7 @@ def test_good_then_broken_then_fixed_edit(res: object, folder: Path) -> None:
     assert "A fine longsword, forty gold. Balanced it myself." in sword_lines(session)
 
     edit(path, original.replace(OLD, NEW), bump=10)
-    got = notices(session)
+    got = notices(session, wait_s=30)
     assert [n.code for n in got] == ["persona_reloaded"]
     assert "Take this longsword, forty gold, finest in the valley." in sword_lines(session)
     assert "A fine longsword, forty gold. Balanced it myself." not in sword_lines(session)
@@ -76,7 +83,7 @@ def test_good_then_broken_then_fixed_edit(res: object, folder: Path) -> None:
         "    examples:\n      - I'd like to buy a sword.", "    exampels:\n      - I'd like to buy a sword."
     )
     edit(path, broken, bump=20)
-    got = notices(session, steps=3)
+    got = notices(session, steps=3, wait_s=30)
     assert [n.code for n in got] == ["persona_error"]  # once per change, not at every step
     line = broken[: broken.index("    exampels:")].count("\n") + 1
     assert got[0].message.startswith(f"{path}:{line}: unknown key 'exampels' in topic 'buy_sword'")
@@ -88,7 +95,7 @@ def test_good_then_broken_then_fixed_edit(res: object, folder: Path) -> None:
     assert "Take this longsword, forty gold, finest in the valley." in sword_lines(other)
 
     edit(path, original, bump=30)
-    assert [n.code for n in notices(session)] == ["persona_reloaded"]
+    assert [n.code for n in notices(session, wait_s=30)] == ["persona_reloaded"]
     assert "A fine longsword, forty gold. Balanced it myself." in sword_lines(session)
     session.close()
     other.close()

@@ -46,6 +46,10 @@ class EngineResources:
         self._lock = threading.Lock()
         self._loaded: dict[str, LoadedPersona] = {}
         self._broken: dict[str, tuple[float, str]] = {}  # persona id -> (mtime of a broken edit, its problem)
+        self._reloading: set[str] = set()
+        # Rebuilding a persona (topic embeddings, language model) takes from 0.1 s to several seconds:
+        # never in a step. One thread, so two edits in a row rebuild one after the other.
+        self._reloader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-persona-reload")
 
     def persona(self, persona_id: str) -> LoadedPersona:
         """The persona, reloaded if its file changed; raises ``KeyError``/``PersonaError``.
@@ -81,6 +85,34 @@ class EngineResources:
         log.info("persona %s loaded from %s (%d topics)", persona_id, path, len(persona.topics))
         return loaded
 
+    def current(self, persona_id: str) -> LoadedPersona:
+        """The loaded version, without waiting: a changed file is rebuilt in the background and is
+        returned from the first call after it is ready. Loads (and waits) only if never loaded."""
+        path = self.personas.path_for(persona_id)
+        mtime = path.stat().st_mtime
+        with self._lock:
+            cached = self._loaded.get(persona_id)
+            broken = self._broken.get(persona_id)
+            if cached is not None and (cached.mtime == mtime or (broken is not None and broken[0] == mtime)):
+                return cached
+            if cached is not None and persona_id in self._reloading:
+                return cached
+            if cached is not None:
+                self._reloading.add(persona_id)
+        if cached is None:
+            return self.persona(persona_id)
+        self._reloader.submit(self._reload, persona_id)
+        return cached
+
+    def _reload(self, persona_id: str) -> None:
+        try:
+            self.persona(persona_id)
+        except (KeyError, OSError) as exc:
+            log.error("persona %s: cannot reload: %s", persona_id, exc)
+        finally:
+            with self._lock:
+                self._reloading.discard(persona_id)
+
     def persona_problem(self, persona_id: str) -> tuple[float, str] | None:
         """``(mtime, first problem)`` if the file's current edit is broken and an older version is in use."""
         with self._lock:
@@ -88,4 +120,5 @@ class EngineResources:
 
     def close(self) -> None:
         self.workers.shutdown(wait=False, cancel_futures=True)
+        self._reloader.shutdown(wait=False, cancel_futures=True)
         self.asr.close()

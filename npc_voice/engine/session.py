@@ -186,7 +186,7 @@ class Session:
         if self._line is not None or self._turn_speech_s > 0:
             return
         try:
-            loaded = self.res.persona(self.persona_id)
+            loaded = self.res.current(self.persona_id)
             problem = self.res.persona_problem(self.persona_id)
         except (KeyError, ValueError) as exc:  # file gone, or broken with no good version in this process
             loaded, problem = self.loaded, (None, str(exc.args[0] if isinstance(exc, KeyError) else exc))
