@@ -68,13 +68,13 @@ class JitterBuffer:
             if self._queued - self._head + len(pcm) > MAX_CHUNKS * CHUNK_SAMPLES:
                 # More than 3 chunks waiting means the device stalled; drop the oldest audio.
                 self.stats.overflows += 1
-                self._drop(len(pcm))
+                self._drop(len(pcm), now)
             self._queue.append(pcm)
             self._queued += len(pcm)
             if not self._playing and self._start_at is None:
                 self._start_at = now + self.target_s
 
-    def _drop(self, n: int) -> None:
+    def _drop(self, n: int, now: float) -> None:
         while n > 0 and self._queue:
             avail = len(self._queue[0]) - self._head
             take = min(avail, n)
@@ -85,7 +85,9 @@ class JitterBuffer:
                 self._queued -= len(block)
                 self._head = 0
                 if self._tags and self._tags[0][0] is block:
-                    self._tags.popleft()
+                    _, tag = self._tags.popleft()
+                    if self.on_start is not None:  # its events still happen, though its audio is gone
+                        self.on_start(tag, now)
 
     def pull(self, n: int, now: float) -> np.ndarray:
         """The device wants ``n`` samples to play from device time ``now``."""
