@@ -148,6 +148,8 @@ class StepReply(Message):
     pcm: np.ndarray
     events: list[dict[str, Any]] = field(default_factory=list)
     compute_ms: float = 0.0
+    # mic chunks of this session that never reached the sidecar just before this one (a seq gap)
+    lost: int = 0
 
     def payloads(self) -> list[bytes]:
         return [np.ascontiguousarray(self.pcm, dtype="<i2").tobytes()]
@@ -167,6 +169,8 @@ class Pong(Message):
     TYPE: ClassVar[str] = "pong"
     t_sent: float = 0.0
     sessions: int = 0
+    # changes when the sidecar restarts: the client then knows its sessions are gone and reopens them
+    instance: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -305,6 +309,8 @@ def decode(frames: list[bytes]) -> Message:
     payloads = frames[1:]
     if cls is MicChunk:
         seq = _field(header, "seq", int, session)
+        if seq < 0:
+            raise ProtocolError("bad_field", f"seq must be >= 0, got {seq}", session=session)
         t_capture = _field(header, "t_capture", (int, float), session)
         has_played = _field(header, "played", bool, session, required=False, default=False)
         want = 2 if has_played else 1
@@ -336,6 +342,7 @@ def decode(frames: list[bytes]) -> Message:
             compute_ms=float(
                 _field(header, "compute_ms", (int, float), session, required=False, default=0.0)
             ),
+            lost=_field(header, "lost", int, session, required=False, default=0),
         )
     if payloads:
         raise ProtocolError(
@@ -379,6 +386,7 @@ def decode(frames: list[bytes]) -> Message:
             session=session,
             t_sent=float(_field(header, "t_sent", (int, float), session, False, 0.0)),
             sessions=int(_field(header, "sessions", int, session, False, 0)),
+            instance=_field(header, "instance", str, session, False, ""),
         )
     if cls is Error:
         seq = header.get("seq")

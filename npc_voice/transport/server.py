@@ -3,7 +3,12 @@
 One thread owns the socket and never computes: it decodes, routes and replies. Steps run on a
 small worker pool, at most one at a time per session so each session's chunks stay in order, and
 finished replies come back to the socket thread over an inproc socket. A bad message gets an
-``error`` reply naming the problem; it never touches another session.
+``error`` reply naming the problem; it never touches another session, and no input can stop the
+loop: anything unexpected becomes an ``internal`` error reply and a log line.
+
+Security: loopback by default; any other address needs CURVE (a server key pair and a folder of
+allowed client public keys), so an unknown client never gets a byte through. Every queue is bounded
+and a client that goes silent loses its sessions after ``IDLE_TIMEOUT_S``.
 """
 
 from __future__ import annotations
@@ -16,11 +21,15 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
 
 from npc_voice.engine.resources import EngineResources
 from npc_voice.engine.session import Session
@@ -31,6 +40,7 @@ log = logging.getLogger(__name__)
 MAX_PENDING = 16  # chunks (3.2 s) queued behind a busy session before the oldest is dropped
 MAX_SESSIONS = 32
 MAX_SESSIONS_PER_CLIENT = 16
+IDLE_TIMEOUT_S = 30.0  # a client that sends nothing (not even a heartbeat) this long loses its sessions
 
 
 def is_loopback(address: str) -> bool:
@@ -41,15 +51,34 @@ def is_loopback(address: str) -> bool:
     return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
-@dataclass
+@dataclass(frozen=True)
+class CurveKeys:
+    """The sidecar's CURVE key pair file (``zmq.auth`` format) and the folder of allowed client public keys."""
+
+    secret_file: Path
+    clients_dir: Path
+
+
+def generate_keys(folder: Path, name: str) -> tuple[Path, Path]:
+    """Write a CURVE key pair ``name.key`` (public) and ``name.key_secret`` into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    public, secret = zmq.auth.create_certificates(str(folder), name)
+    os.chmod(secret, 0o600)
+    return Path(public), Path(secret)
+
+
+@dataclass(eq=False)
 class _Slot:
-    """A session as the router sees it: who owns it, whether a step runs, what waits."""
+    """A session as the router sees it: who owns it, whether a step runs, what waits, what seq came last."""
 
     identity: bytes
+    client: bytes  # what the per-client cap counts: the CURVE key when there is one, else the connection
     session: Session | None
     busy: bool = False
+    closed: bool = False  # closed while a step ran: the session is closed when that step comes back
+    last_seq: int | None = None
+    # (chunk, chunks lost just before it); a deque with maxlen so a flood can never grow it
     pending: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_PENDING))
-    compute_ms: list[float] = field(default_factory=list)
 
 
 class Sidecar:
@@ -61,23 +90,33 @@ class Sidecar:
         address: str = p.DEFAULT_ADDRESS,
         workers: int = 2,
         allow_remote: bool = False,
+        curve: CurveKeys | None = None,
     ) -> None:
         if not is_loopback(address) and not allow_remote:
             raise ValueError(
                 f"refusing to bind {address}: the sidecar binds to loopback unless told otherwise"
             )
+        if not is_loopback(address) and curve is None:
+            raise ValueError(
+                f"refusing to bind {address} without CURVE keys: on a non-loopback address anyone could "
+                "connect; give a server key pair and a folder of allowed client public keys"
+            )
         self.res = resources
         self.address = address
+        self.curve = curve
+        self.instance = uuid.uuid4().hex
         self.ctx = zmq.Context.instance()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="npc-step")
         self._inproc = f"inproc://npc-voice-replies-{uuid.uuid4().hex}"
         self._slots: dict[tuple[bytes, str], _Slot] = {}
+        self._seen: dict[bytes, float] = {}  # client connection -> last time it sent anything
         self._local = threading.local()
         self._done: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self.ready = threading.Event()
         self.bound_address = address
         self.step_ms: collections.deque[float] = collections.deque(maxlen=100_000)
+        self.errors: collections.Counter[str] = collections.Counter()  # error replies sent, by code
 
     # ------------------------------------------------------------------ running
 
@@ -86,11 +125,19 @@ class Sidecar:
 
     def serve(self) -> None:
         """Run the socket loop in this thread until ``stop()``."""
+        auth = self._start_curve() if self.curve else None
         router = self.ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
         router.setsockopt(zmq.MAXMSGSIZE, p.MAX_MESSAGE_BYTES)
         router.setsockopt(zmq.RCVHWM, 1000)
         router.setsockopt(zmq.SNDHWM, 1000)
+        if self.curve:
+            public, secret = zmq.auth.load_certificate(str(self.curve.secret_file))
+            if secret is None:
+                raise ValueError(f"{self.curve.secret_file} holds no secret key")
+            router.curve_secretkey = secret
+            router.curve_publickey = public
+            router.curve_server = True
         router.bind(self.address)
         self.bound_address = router.getsockopt_string(zmq.LAST_ENDPOINT)
         pull = self.ctx.socket(zmq.PULL)
@@ -100,15 +147,20 @@ class Sidecar:
         poller.register(router, zmq.POLLIN)
         poller.register(pull, zmq.POLLIN)
         self.ready.set()
-        log.info("sidecar listening on %s", self.bound_address)
+        log.info("sidecar listening on %s%s", self.bound_address, " (CURVE)" if self.curve else "")
+        next_reap = time.monotonic() + 1.0
         try:
             while not self._stop.is_set():
                 for sock, _ in poller.poll(100):
                     if sock is router:
-                        self._on_request(router, router.recv_multipart(copy=True))
+                        frames = router.recv_multipart(copy=False)
+                        self._guarded(router, frames[0].bytes, self._on_request, router, frames)
                     else:
                         pull.recv()
-                        self._on_done(router)
+                        self._guarded(router, None, self._on_done, router)
+                if time.monotonic() >= next_reap:
+                    self._reap_idle()
+                    next_reap = time.monotonic() + 1.0
         finally:
             for slot in self._slots.values():
                 if slot.session is not None:
@@ -116,6 +168,49 @@ class Sidecar:
             self._pool.shutdown(wait=True, cancel_futures=True)
             router.close(0)
             pull.close(0)
+            if auth is not None:
+                auth.stop()
+
+    def _start_curve(self) -> ThreadAuthenticator:
+        """ZAP handler that admits only clients whose public key is in the allowed folder."""
+        assert self.curve is not None
+        if not self.curve.clients_dir.is_dir() or not any(self.curve.clients_dir.glob("*.key")):
+            raise ValueError(f"{self.curve.clients_dir} holds no client public keys (*.key)")
+        auth = ThreadAuthenticator(self.ctx)
+        auth.start()
+        auth.configure_curve(domain="*", location=str(self.curve.clients_dir))
+        return auth
+
+    def _guarded(self, router: zmq.Socket, identity: bytes | None, handler: Callable[..., None], *args: object) -> None:
+        """Run one handler; nothing a peer sends (or a bug it finds) may stop the socket loop."""
+        try:
+            handler(*args)
+        except Exception as exc:
+            log.exception("unexpected failure handling a message")
+            if identity is not None:
+                self._send(
+                    router, identity, p.Error(code="internal", message=f"the sidecar failed on this message: {exc}")
+                )
+                self.errors["internal"] += 1
+
+    def _reap_idle(self) -> None:
+        """Free the sessions of clients that went away without closing (a crashed game, a new connection)."""
+        now = time.monotonic()
+        gone = {ident for ident, seen in self._seen.items() if now - seen > IDLE_TIMEOUT_S}
+        if not gone:
+            return
+        for key in [k for k, slot in self._slots.items() if slot.identity in gone]:
+            slot = self._slots.pop(key)
+            log.info("session %r: client silent for %.0f s; closed", key[1], IDLE_TIMEOUT_S)
+            self._close_slot(slot)
+        for ident in gone:
+            del self._seen[ident]
+
+    def _close_slot(self, slot: _Slot) -> None:
+        if slot.busy:
+            slot.closed = True  # closed when its running step or open comes back
+        elif slot.session is not None:
+            self._pool.submit(slot.session.close)
 
     # ------------------------------------------------------------------ routing
 
@@ -127,26 +222,32 @@ class Sidecar:
 
     def _error(self, router: zmq.Socket, identity: bytes, err: p.ProtocolError) -> None:
         log.info("error to %s: %s", identity.hex(), err)
+        self.errors[err.code] += 1
         self._send(
             router,
             identity,
             p.Error(session=err.session or "", code=err.code, message=err.message, seq=err.seq),
         )
 
-    def _on_request(self, router: zmq.Socket, frames: list[bytes]) -> None:
-        identity, body = frames[0], frames[1:]
+    def _on_request(self, router: zmq.Socket, frames: list[zmq.Frame]) -> None:
+        identity = frames[0].bytes
+        self._seen[identity] = time.monotonic()
         try:
-            msg = p.decode(body)
+            msg = p.decode([f.bytes for f in frames[1:]])
         except p.ProtocolError as err:
             self._error(router, identity, err)
             return
+        # with CURVE the cap follows the authenticated key, so reconnecting does not buy more sessions
+        client = frames[1].get("User-Id").encode() if self.curve else identity
         key = (identity, msg.session)
         if isinstance(msg, p.Ping):
             self._send(
-                router, identity, p.Pong(session=msg.session, t_sent=msg.t_sent, sessions=len(self._slots))
+                router,
+                identity,
+                p.Pong(session=msg.session, t_sent=msg.t_sent, sessions=len(self._slots), instance=self.instance),
             )
         elif isinstance(msg, p.OpenSession):
-            self._open(router, identity, key, msg)
+            self._open(router, identity, client, key, msg)
         elif isinstance(msg, p.CloseSession):
             slot = self._slots.pop(key, None)
             if slot is None:
@@ -156,8 +257,7 @@ class Sidecar:
                     p.ProtocolError("no_session", f"no open session {msg.session!r}", session=msg.session),
                 )
                 return
-            if slot.session is not None:
-                self._pool.submit(slot.session.close)
+            self._close_slot(slot)
             self._send(router, identity, p.Closed(session=msg.session))
         elif isinstance(msg, p.MicChunk):
             slot = self._slots.get(key)
@@ -175,9 +275,12 @@ class Sidecar:
                     ),
                 )
                 return
+            lost = self._check_seq(router, identity, slot, msg)
+            if lost is None:
+                return
             if slot.busy:
                 if len(slot.pending) == slot.pending.maxlen:
-                    dropped = slot.pending[0]
+                    dropped = slot.pending[0][0]
                     self._error(
                         router,
                         identity,
@@ -188,9 +291,9 @@ class Sidecar:
                             seq=dropped.seq,
                         ),
                     )
-                slot.pending.append(msg)
+                slot.pending.append((msg, lost))
             else:
-                self._start_step(key, slot, msg)
+                self._start_step(slot, msg, lost)
         else:
             self._error(
                 router,
@@ -200,7 +303,30 @@ class Sidecar:
                 ),
             )
 
-    def _open(self, router: zmq.Socket, identity: bytes, key: tuple[bytes, str], msg: p.OpenSession) -> None:
+    def _check_seq(self, router: zmq.Socket, identity: bytes, slot: _Slot, msg: p.MicChunk) -> int | None:
+        """How many chunks went missing before this one; ``None`` (and an error) for a repeated or late one."""
+        last = slot.last_seq
+        if last is not None and msg.seq <= last:
+            self._error(
+                router,
+                identity,
+                p.ProtocolError(
+                    "seq_duplicate",
+                    f"chunk {msg.seq} came after chunk {last}: duplicated or late, so not used",
+                    session=msg.session,
+                    seq=msg.seq,
+                ),
+            )
+            return None
+        slot.last_seq = msg.seq
+        lost = 0 if last is None else msg.seq - last - 1
+        if lost:
+            log.info("session %r: %d chunk(s) lost before %d", msg.session, lost, msg.seq)
+        return lost
+
+    def _open(
+        self, router: zmq.Socket, identity: bytes, client: bytes, key: tuple[bytes, str], msg: p.OpenSession
+    ) -> None:
         if key in self._slots:
             self._error(
                 router,
@@ -219,7 +345,7 @@ class Sidecar:
                 ),
             )
             return
-        if sum(1 for ident, _ in self._slots if ident == identity) >= MAX_SESSIONS_PER_CLIENT:
+        if sum(1 for slot in self._slots.values() if slot.client == client) >= MAX_SESSIONS_PER_CLIENT:
             self._error(
                 router,
                 identity,
@@ -230,43 +356,52 @@ class Sidecar:
                 ),
             )
             return
-        self._slots[key] = _Slot(identity=identity, session=None, busy=True)
-        self._pool.submit(self._run_open, key, msg)
+        slot = _Slot(identity=identity, client=client, session=None, busy=True)
+        self._slots[key] = slot
+        self._pool.submit(self._run_open, key, slot, msg)
 
-    def _run_open(self, key: tuple[bytes, str], msg: p.OpenSession) -> None:
+    def _run_open(self, key: tuple[bytes, str], slot: _Slot, msg: p.OpenSession) -> None:
+        session: Session | None = None
         try:
             session = Session(self.res, msg.persona, msg.npc_id, msg.state, simulated_clock=msg.clock == "simulated")
             reply: p.Message = p.Opened(session=msg.session, persona=msg.persona, npc_id=msg.npc_id)
         except KeyError as exc:
-            session, reply = (
-                None,
-                p.Error(session=msg.session, code="unknown_persona", message=str(exc.args[0])),
-            )
+            reply = p.Error(session=msg.session, code="unknown_persona", message=str(exc.args[0]))
         except ValueError as exc:  # PersonaError
-            session, reply = None, p.Error(session=msg.session, code="bad_persona", message=str(exc))
-        self._hand_back(key, reply, session=session, opened=True)
+            reply = p.Error(session=msg.session, code="bad_persona", message=str(exc))
+        except Exception as exc:
+            log.exception("opening session %s failed", msg.session)
+            reply = p.Error(session=msg.session, code="internal", message=f"open failed: {exc}")
+        self._hand_back(key, slot, reply, session=session, opened=True)
 
-    def _start_step(self, key: tuple[bytes, str], slot: _Slot, msg: p.MicChunk) -> None:
+    def _start_step(self, slot: _Slot, msg: p.MicChunk, lost: int) -> None:
         slot.busy = True
-        self._pool.submit(self._run_step, key, slot.session, msg)
+        self._pool.submit(self._run_step, (slot.identity, msg.session), slot, msg, lost)
 
-    def _run_step(self, key: tuple[bytes, str], session: Session, msg: p.MicChunk) -> None:
+    def _run_step(self, key: tuple[bytes, str], slot: _Slot, msg: p.MicChunk, lost: int) -> None:
+        assert slot.session is not None
         try:
-            result = session.step(msg.pcm, msg.played, msg.state)
+            result = slot.session.step(msg.pcm, msg.played, msg.state)
             reply: p.Message = p.StepReply(
                 session=msg.session,
                 seq=msg.seq,
                 pcm=result.pcm,
                 events=[e.to_wire() for e in result.events],
                 compute_ms=round(result.compute_ms, 3),
+                lost=lost,
             )
         except Exception as exc:
             log.exception("step failed for session %s", msg.session)
             reply = p.Error(session=msg.session, code="internal", message=f"step failed: {exc}", seq=msg.seq)
-        self._hand_back(key, reply)
+        self._hand_back(key, slot, reply)
 
     def _hand_back(
-        self, key: tuple[bytes, str], reply: p.Message, session: Session | None = None, opened: bool = False
+        self,
+        key: tuple[bytes, str],
+        slot: _Slot,
+        reply: p.Message,
+        session: Session | None = None,
+        opened: bool = False,
     ) -> None:
         """From a worker thread: give the reply to the socket thread."""
         sock = getattr(self._local, "push", None)
@@ -274,30 +409,39 @@ class Sidecar:
             sock = self.ctx.socket(zmq.PUSH)
             sock.connect(self._inproc)
             self._local.push = sock
-        self._done.put((key, session, opened, reply))
+        self._done.put((key, slot, session, opened, reply))
         sock.send(b"")
 
     def _on_done(self, router: zmq.Socket) -> None:
-        key, session, opened, reply = self._done.get_nowait()
-        slot = self._slots.get(key)
+        key, slot, session, opened, reply = self._done.get_nowait()
+        slot.busy = False
+        gone = slot.closed or self._slots.get(key) is not slot
+        if isinstance(reply, p.Error):
+            self.errors[reply.code] += 1
         if opened:
-            if slot is not None:
-                if session is None:
-                    del self._slots[key]
-                else:
-                    slot.session = session
-                    slot.busy = False
-        elif slot is not None:
-            slot.busy = False
-            if isinstance(reply, p.StepReply):
-                self.step_ms.append(reply.compute_ms)
-            if slot.pending:
-                self._start_step(key, slot, slot.pending.popleft())
+            slot.session = session
+            if session is None and not gone:
+                del self._slots[key]
+        elif isinstance(reply, p.StepReply):
+            self.step_ms.append(reply.compute_ms)
+        if gone:
+            # closed (or reaped) while this ran: free the session, and do not answer a closed session's open
+            slot.pending.clear()
+            if slot.session is not None:
+                self._pool.submit(slot.session.close)
+            if opened:
+                return
+        elif slot.pending:
+            self._start_step(slot, *slot.pending.popleft())
         self._send(router, key[0], reply)
 
 
 def serve_forever(
-    address: str, persona_dir: str | None = None, workers: int = 2, allow_remote: bool = False
+    address: str,
+    persona_dir: str | None = None,
+    workers: int = 2,
+    allow_remote: bool = False,
+    curve: CurveKeys | None = None,
 ) -> int:
     """Load the models, bind, serve until SIGINT/SIGTERM; report step times on exit."""
     t0 = time.perf_counter()
@@ -305,7 +449,7 @@ def serve_forever(
 
     torch.set_num_threads(1)
     res = EngineResources(persona_dir)
-    sidecar = Sidecar(res, address, workers=workers, allow_remote=allow_remote)
+    sidecar = Sidecar(res, address, workers=workers, allow_remote=allow_remote, curve=curve)
 
     def _stop(signum: int, _frame: object) -> None:
         log.info("signal %d: shutting down", signum)
