@@ -57,13 +57,9 @@ class EngineResources:
         A broken edit of a persona that loaded before keeps the last good version (and is parsed
         once, not at every step); ``persona_problem`` says what is wrong with it.
         """
-        path = self.personas.path_for(persona_id)
-        mtime = path.stat().st_mtime
-        with self._lock:
-            cached = self._loaded.get(persona_id)
-            broken = self._broken.get(persona_id)
-            if cached is not None and (cached.mtime == mtime or (broken is not None and broken[0] == mtime)):
-                return cached
+        path, mtime, cached, fresh = self._lookup(persona_id)
+        if fresh:
+            return cached
         try:
             persona = self.personas.load(persona_id)
         except ValueError as exc:  # PersonaError
@@ -88,21 +84,27 @@ class EngineResources:
     def current(self, persona_id: str) -> LoadedPersona:
         """The loaded version, without waiting: a changed file is rebuilt in the background and is
         returned from the first call after it is ready. Loads (and waits) only if never loaded."""
+        _, _, cached, fresh = self._lookup(persona_id)
+        if cached is None:
+            return self.persona(persona_id)
+        if not fresh:
+            with self._lock:
+                start = persona_id not in self._reloading
+                self._reloading.add(persona_id)
+            if start:
+                self._reloader.submit(self._reload, persona_id)
+        return cached
+
+    def _lookup(self, persona_id: str) -> tuple[Path, float, LoadedPersona | None, bool]:
+        """The file, its mtime, the loaded version and whether that version is up to date with the file
+        (a broken edit already reported counts as up to date: the good version stays)."""
         path = self.personas.path_for(persona_id)
         mtime = path.stat().st_mtime
         with self._lock:
             cached = self._loaded.get(persona_id)
             broken = self._broken.get(persona_id)
-            if cached is not None and (cached.mtime == mtime or (broken is not None and broken[0] == mtime)):
-                return cached
-            if cached is not None and persona_id in self._reloading:
-                return cached
-            if cached is not None:
-                self._reloading.add(persona_id)
-        if cached is None:
-            return self.persona(persona_id)
-        self._reloader.submit(self._reload, persona_id)
-        return cached
+        fresh = cached is not None and (cached.mtime == mtime or (broken is not None and broken[0] == mtime))
+        return path, mtime, cached, fresh
 
     def _reload(self, persona_id: str) -> None:
         try:
