@@ -151,6 +151,12 @@ def open_audio(
         sd = _sounddevice()
     except NoAudioDevice as exc:
         return ClockedDuplexDevice(pull), False, f"no audio: {exc}; type to speak, NPC voices are silent"
+    try:
+        found = len(sd.query_devices())
+    except Exception:  # noqa: BLE001 - PortAudio failing to enumerate devices means there are none to use
+        found = 0
+    if not found:
+        return ClockedDuplexDevice(pull), False, "no sound card found: type to speak (Enter); voices are silent"
     if mode == "auto":
         try:
             sd.check_input_settings(device=device, channels=1, samplerate=SAMPLE_RATE, dtype="int16")

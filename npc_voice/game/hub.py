@@ -38,6 +38,7 @@ PLAYER_VOICE = VoiceSettings(voice="en-us+f3", pitch=60, rate=160)
 TYPED_GAIN = 0.5  # a typed line reaches the sidecar at a normal speaking level, not at full scale
 VOICE_FRAME = 160  # 10 ms frames for "is the player talking"
 VOICE_DBFS = -42.0
+FLOOR_DBFS = -90.0  # digital silence shows as this, not as -270 dB
 TALKING_HOLD_S = 0.35
 PENDING_KEEP = 20  # replies whose audio never played (dropped by the buffer) are forgotten after this
 
@@ -97,7 +98,7 @@ class VoiceHub:
         self.typed = TypedMic()
         self.player_voice = player_voice
         self.device, self.has_mic, self.status = open_audio(self.mixer.pull, audio, device)
-        self.mic_level_dbfs = -120.0
+        self.mic_level_dbfs = FLOOR_DBFS
         self.last_voice_end = 0.0  # monotonic time the player's voice last stopped
         self.addressee: str | None = None
         self.listener: tuple[float, float] = (0.0, 0.0)
@@ -216,7 +217,7 @@ class VoiceHub:
         frames = pcm[: len(pcm) // VOICE_FRAME * VOICE_FRAME].astype(np.float32).reshape(-1, VOICE_FRAME)
         rms = np.sqrt(np.mean(frames**2, axis=1)) + 1e-9
         db = 20 * np.log10(rms / 32768.0)
-        self.mic_level_dbfs = float(20 * np.log10(np.sqrt(np.mean(rms**2)) / 32768.0))
+        self.mic_level_dbfs = max(FLOOR_DBFS, float(20 * np.log10(np.sqrt(np.mean(rms**2)) / 32768.0)))
         voiced = np.flatnonzero(db > VOICE_DBFS)
         if len(voiced):
             self.last_voice_end = t_end - (len(pcm) - (voiced[-1] + 1) * VOICE_FRAME) / SAMPLE_RATE

@@ -1,0 +1,1 @@
+"""Emberbrook: the npc-voice demo village (``python -m demo_game``)."""

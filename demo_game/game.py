@@ -1,0 +1,426 @@
+"""Emberbrook, the demo village: walk up to a villager and talk (or type) to them.
+
+The game starts the sidecar itself on a background thread (a loading screen keeps the window alive
+while the models load) and stops it on exit. Each villager is an ``NPCVoice``; the HUD shows the
+microphone level, who is speaking, the villager's feeling and the last response latency.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pygame
+
+from demo_game import art
+from demo_game.script import Script, demo_beats
+from npc_voice.game import NPCVoice, VoiceHub
+from npc_voice.game import events as ge
+from npc_voice.transport.process import SidecarProcess
+
+SPEED = 150.0  # px/s
+TALK_RADIUS = 260.0
+PLAYER_LOOK = art.Look(skin=(240, 200, 170), hair=(200, 120, 50), tunic=(60, 110, 180), extra=(150, 40, 50),
+                       style="hero")
+
+
+@dataclass
+class Villager:
+    """An NPC in the village: where it stands, how it looks, and its voice component."""
+
+    npc_id: str
+    name: str
+    persona: str
+    pos: tuple[float, float]
+    look: art.Look
+    state: dict[str, Any]
+    voice: NPCVoice | None = None
+
+
+def villagers() -> list[Villager]:
+    return [
+        Villager("smith", "Brom Ironhand, blacksmith", "blacksmith", (225, 262),
+                 art.Look((214, 160, 120), (92, 52, 30), (120, 60, 40), (90, 64, 44), "smith"),
+                 {"quest_stage": "dragon_seen", "reputation": 10, "time_of_day": "day"}),
+        Villager("herbalist", "Mirela Thornwick, herbalist", "herbalist", (630, 262),
+                 art.Look((236, 196, 170), (214, 214, 220), (110, 140, 90), (170, 80, 120), "herbalist"),
+                 {"player_health": 80, "time_of_day": "day", "herb_quest": "not_started", "season": "summer"}),
+        Villager("guard", "Sergeant Vorn, gate guard", "guard", (548, 540),
+                 art.Look((200, 150, 110), (70, 50, 40), (90, 40, 40), (130, 136, 146), "guard"),
+                 {}),
+    ]
+
+
+class Game:
+    """The demo: loading screen, then the village loop; ``run`` returns when the player quits."""
+
+    def __init__(
+        self,
+        *,
+        audio: str = "auto",
+        sidecar: str | None = None,
+        scripted: bool = False,
+        screenshot: Path | None = None,
+        frames: int = 0,
+        shots: Path | None = None,
+        frametime: bool = False,
+    ) -> None:
+        pygame.init()
+        pygame.display.set_caption("Emberbrook: a village that talks back")
+        self.screen = pygame.display.set_mode((art.W, art.H))
+        self.clock = pygame.time.Clock()
+        self.font = pygame.font.SysFont("dejavusans", 15)
+        self.small = pygame.font.SysFont("dejavusans", 12)
+        self.bold = pygame.font.SysFont("dejavusans", 15, bold=True)
+        self.title = pygame.font.SysFont("dejavuserif", 30, bold=True)
+        self.audio_mode, self.sidecar_address = audio, sidecar
+        self.screenshot, self.frames, self.shots, self.frametime = screenshot, frames, shots, frametime
+        self.village = art.paint_village()
+        self.villagers = villagers()
+        self.player = [480.0, 440.0]
+        self.facing = (0.0, -1.0)
+        self.walking = False
+        self.autopilot: tuple[float, float] | None = None
+        self.typing: str | None = None
+        self.hub: VoiceHub | None = None
+        self.proc: SidecarProcess | None = None
+        self.load_error: str | None = None
+        self.seen: list[tuple[str, str, float]] = []
+        self.log: list[tuple[float, str]] = []
+        self.script = Script(demo_beats(), self._shot) if scripted else None
+        self.frame_ms: list[tuple[float, bool]] = []
+        self.t0 = time.monotonic()
+
+    # ------------------------------------------------------------------ start-up
+
+    def _start_sidecar(self) -> None:
+        try:
+            self.proc = SidecarProcess()
+            self.proc.wait_ready()
+            self.sidecar_address = self.proc.address
+        except Exception as exc:  # noqa: BLE001 - shown on the loading screen
+            self.load_error = str(exc)
+
+    def _loading(self) -> bool:
+        """Keep the window responsive while the sidecar loads; False if the player quit."""
+        if self.sidecar_address is None:
+            threading.Thread(target=self._start_sidecar, daemon=True).start()
+        frame = 0
+        while self.sidecar_address is None or (self.proc is not None and self.proc.startup_s == 0.0):
+            for event in pygame.event.get():
+                if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE):
+                    return False
+            self._draw_loading()
+            pygame.display.flip()
+            frame += 1
+            if self.shots is not None and frame == 30:
+                self._shot("loading")
+            self.clock.tick(30)
+            if self.load_error:
+                break
+        return self.load_error is None
+
+    def _draw_loading(self) -> None:
+        t = time.monotonic() - self.t0
+        self.screen.blit(self.village.background, (0, 0))
+        veil = pygame.Surface((art.W, art.H), pygame.SRCALPHA)
+        veil.fill((16, 20, 30, 200))
+        self.screen.blit(veil, (0, 0))
+        self._center(self.title, "Emberbrook", (250, 220, 160), art.H // 2 - 70)
+        self._center(self.font, "a village that talks back: walk up to someone and speak", (220, 220, 230),
+                     art.H // 2 - 30)
+        msg = self.load_error or "waking the villagers (loading speech models, about 15 s)"
+        self._center(self.font, msg, (255, 140, 120) if self.load_error else (200, 200, 210), art.H // 2 + 50)
+        for i in range(8):
+            a = t * 4 + i * math.pi / 4
+            alpha = int(255 * ((i + 1) / 8))
+            pygame.draw.circle(self.screen, (250, 200, 120, alpha), (art.W // 2 + 16 * math.cos(a),
+                                                                     art.H // 2 + 16 + 16 * math.sin(a)), 3)
+
+    def _center(self, font: pygame.font.Font, text: str, colour: tuple, y: int) -> None:
+        img = font.render(text, True, colour)
+        self.screen.blit(img, img.get_rect(midtop=(art.W // 2, y)))
+
+    def _connect(self) -> None:
+        assert self.sidecar_address is not None
+        self.hub = VoiceHub(self.sidecar_address, audio=self.audio_mode)
+        for v in self.villagers:
+            v.voice = NPCVoice(self.hub, v.npc_id, v.persona, position=v.pos, state=v.state,
+                               hearing_radius=TALK_RADIUS)
+        self._note(f"audio: {self.hub.status}")
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> int:
+        try:
+            if not self._loading():
+                return 1 if self.load_error else 0
+            self._connect()
+            return self._loop()
+        finally:
+            if self.hub is not None:
+                self.hub.close()
+            if self.proc is not None:
+                self.proc.stop()
+            if self.frametime:
+                self._report_frametime()
+            pygame.quit()
+
+    def _loop(self) -> int:
+        frame = 0
+        while True:
+            dt = min(0.05, self.clock.tick(60) / 1000.0)
+            t_work = time.perf_counter()
+            for event in pygame.event.get():
+                if event.type == pygame.QUIT:
+                    return 0
+                if event.type == pygame.KEYDOWN and self._key(event):
+                    return 0
+                for v in self.villagers:
+                    if v.voice is not None and v.voice.process_events(event):
+                        self._on_voice_event(v, event)
+            if self.script is not None:
+                self.script.tick(self)
+            self._move(dt)
+            assert self.hub is not None
+            self.hub.listen_from((self.player[0], self.player[1]), self.facing)
+            for v in self.villagers:
+                if v.voice is not None:
+                    v.voice.update(dt, v.state)
+            self._draw()
+            pygame.display.flip()
+            active = self.hub.player_speaking or any(v.voice is not None and v.voice.speaking for v in self.villagers)
+            self.frame_ms.append(((time.perf_counter() - t_work) * 1000.0, active))
+            frame += 1
+            if self.screenshot is not None and frame == self.frames:
+                self._save(self.screenshot)
+                return 0
+            if self.script is not None and self.script.finished and (self.shots or self.frametime):
+                return 0
+
+    def _key(self, event: pygame.event.Event) -> bool:
+        """Keyboard: True to quit."""
+        if self.typing is not None:
+            if event.key == pygame.K_RETURN:
+                if self.typing.strip():
+                    self.say(self.typing.strip())
+                self.typing = None
+            elif event.key == pygame.K_ESCAPE:
+                self.typing = None
+            elif event.key == pygame.K_BACKSPACE:
+                self.typing = self.typing[:-1]
+            elif event.unicode and event.unicode.isprintable() and len(self.typing) < 80:
+                self.typing += event.unicode
+            return False
+        if event.key == pygame.K_ESCAPE:
+            return True
+        if event.key in (pygame.K_RETURN, pygame.K_t):
+            self.typing = ""
+        return False
+
+    def say(self, text: str) -> None:
+        assert self.hub is not None
+        self.hub.say(text)
+        self._note(f"you: {text}")
+
+    def walk_to(self, npc_id: str) -> None:
+        v = next(v for v in self.villagers if v.npc_id == npc_id)
+        self.autopilot = (v.pos[0], v.pos[1] + 60)
+
+    def seen_since(self, kind: str, npc_id: str, since: float) -> bool:
+        return any(k == kind and n == npc_id and t >= since for k, n, t in self.seen)
+
+    def _on_voice_event(self, v: Villager, event: pygame.event.Event) -> None:
+        kind = next((k for k, t in ge.BY_KIND.items() if t == event.type), None)
+        if kind is not None:
+            self.seen.append((kind, v.npc_id, time.monotonic()))
+        short = v.name.split(",")[0].split()[0]
+        if event.type == ge.NPC_RESPONSE:
+            self._note(f"{short}: {event.text}")
+        elif event.type == ge.NPC_INTERRUPTED:
+            self._note(f"{short} stops: interrupted")
+        elif event.type == ge.NPC_BACKCHANNEL:
+            self._note(f"{short} hears a backchannel and goes on")
+        elif event.type == ge.NPC_EMOTION and event.who == "npc":
+            self._note(f"{short} feels {event.emotion}")
+        elif event.type == ge.NPC_ERROR:
+            self._note(f"{short}: sidecar error {event.code}")
+
+    def _note(self, text: str) -> None:
+        self.log.append((time.monotonic(), text))
+        del self.log[:-6]
+
+    def _move(self, dt: float) -> None:
+        dx = dy = 0.0
+        if self.autopilot is not None:
+            tx, ty = self.autopilot
+            ddx, ddy = tx - self.player[0], ty - self.player[1]
+            dist = math.hypot(ddx, ddy)
+            if dist < 4:
+                self.autopilot = None
+                self.facing = (0.0, -1.0)
+            else:
+                dx, dy = ddx / dist, ddy / dist
+        elif self.typing is None:
+            keys = pygame.key.get_pressed()
+            dx = (keys[pygame.K_d] or keys[pygame.K_RIGHT]) - (keys[pygame.K_a] or keys[pygame.K_LEFT])
+            dy = (keys[pygame.K_s] or keys[pygame.K_DOWN]) - (keys[pygame.K_w] or keys[pygame.K_UP])
+        self.walking = bool(dx or dy)
+        if not self.walking:
+            return
+        norm = math.hypot(dx, dy)
+        dx, dy = dx / norm, dy / norm
+        self.facing = (dx, dy)
+        for axis, d in ((0, dx), (1, dy)):
+            new = list(self.player)
+            new[axis] += d * SPEED * dt
+            feet = pygame.Rect(new[0] - 9, new[1] - 6, 18, 8)
+            if (art.W > new[0] > 10 and art.H - 10 > new[1] > 20
+                    and feet.collidelist(self.village.blockers) < 0
+                    and all(math.dist(new, v.pos) > 22 for v in self.villagers)):
+                self.player = new
+
+    # ------------------------------------------------------------------ drawing
+
+    def _draw(self) -> None:
+        t = time.monotonic() - self.t0
+        s = self.screen
+        s.blit(self.village.background, (0, 0))
+        art.draw_ambient(s, self.village, t)
+        assert self.hub is not None
+        addressee = self.hub.addressee
+        actors: list[tuple[float, Any]] = [(self.player[1], None)] + [(v.pos[1], v) for v in self.villagers]
+        for _, v in sorted(actors, key=lambda a: a[0]):
+            if v is None:
+                idle = art.Pose(body="idle")
+                art.draw_character(s, *self.player, PLAYER_LOOK, idle, t, self.facing[0], self.walking)
+                continue
+            if v.npc_id == addressee:
+                ring = pygame.Surface((60, 22), pygame.SRCALPHA)
+                pygame.draw.ellipse(ring, (255, 220, 110, 160 + int(60 * math.sin(t * 4))), ring.get_rect(), 3)
+                s.blit(ring, (v.pos[0] - 30, v.pos[1] - 11))
+            pose = v.voice.pose if v.voice is not None else art.Pose()
+            art.draw_character(s, *v.pos, v.look, pose, t, self.player[0] - v.pos[0])
+            if math.dist(self.player, v.pos) < TALK_RADIUS:
+                tag = self.small.render(v.name.split(",")[0], True, (255, 255, 255))
+                bg = pygame.Surface((tag.get_width() + 10, tag.get_height() + 4), pygame.SRCALPHA)
+                bg.fill((0, 0, 0, 120))
+                s.blit(bg, (v.pos[0] - bg.get_width() / 2, v.pos[1] + 8))
+                s.blit(tag, (v.pos[0] - tag.get_width() / 2, v.pos[1] + 10))
+        for v in self.villagers:
+            if v.voice is not None:
+                v.voice.draw(s, (int(v.pos[0]), int(v.pos[1] - 62)), self.font)
+        self._draw_hud(t)
+
+    def _panel(self, rect: pygame.Rect, alpha: int = 190) -> None:
+        p = pygame.Surface(rect.size, pygame.SRCALPHA)
+        pygame.draw.rect(p, (22, 20, 28, alpha), p.get_rect(), border_radius=12)
+        pygame.draw.rect(p, (200, 170, 110, 220), p.get_rect(), 2, border_radius=12)
+        self.screen.blit(p, rect)
+
+    def _draw_hud(self, t: float) -> None:
+        s = self.screen
+        hub = self.hub
+        assert hub is not None
+        title = self.title.render("Emberbrook", True, (250, 226, 170))
+        s.blit(self.title.render("Emberbrook", True, (40, 30, 20)), (14, 8))
+        s.blit(title, (12, 6))
+        hint = "WASD/arrows walk · Enter: type to speak · Esc quit"
+        s.blit(self.small.render(hint, True, (250, 250, 240)), (14, 44))
+        # microphone panel
+        mic = pygame.Rect(10, art.H - 96, 300, 86)
+        self._panel(mic)
+        label = "MIC" if hub.has_mic else "VOICE (typed)"
+        s.blit(self.bold.render(label, True, (250, 230, 180)), (mic.x + 12, mic.y + 8))
+        level = max(0.0, min(1.0, (hub.mic_level_dbfs + 60.0) / 60.0))
+        bar = pygame.Rect(mic.x + 12, mic.y + 32, 276, 12)
+        pygame.draw.rect(s, (50, 50, 60), bar, border_radius=6)
+        fill = bar.copy()
+        fill.w = int(bar.w * level)
+        pygame.draw.rect(s, (110, 220, 120) if level < 0.8 else (240, 200, 80), fill, border_radius=6)
+        db = self.small.render(f"{hub.mic_level_dbfs:6.1f} dBFS", True, (220, 220, 220))
+        s.blit(db, (mic.right - 86, mic.y + 10))
+        for i, line in enumerate(_wrap_text(hub.status, self.small, 276)[:2]):
+            s.blit(self.small.render(line, True, (200, 200, 215)), (mic.x + 12, mic.y + 50 + i * 15))
+        # who is speaking
+        speaking = [v for v in self.villagers if v.voice is not None and v.voice.speaking]
+        who = None
+        if hub.player_speaking:
+            target = next((v for v in self.villagers if v.npc_id == hub.addressee), None)
+            who = f"you are speaking{f' to {target.name.split()[0]}' if target else ' (nobody in earshot)'}"
+        elif speaking:
+            who = f"{speaking[0].name.split()[0]} is speaking"
+        if who:
+            img = self.bold.render(who, True, (255, 240, 200))
+            box = img.get_rect(midtop=(art.W // 2, 10)).inflate(24, 12)
+            self._panel(box)
+            s.blit(img, img.get_rect(center=box.center))
+        # the addressed villager's portrait, feeling and latency
+        target = next((v for v in self.villagers if v.npc_id == hub.addressee), None)
+        if target is not None and target.voice is not None:
+            voice = target.voice
+            box = pygame.Rect(art.W - 230, art.H - 246, 220, 236)
+            self._panel(box, 210)
+            colour = art.EMOTION_COLOURS.get(voice.pose.expression, (170, 170, 170))
+            art.draw_portrait(s, pygame.Rect(box.x + 40, box.y + 10, 140, 140), target.look, voice.pose, t,
+                              art._mix((60, 56, 70), colour, 0.35))
+            s.blit(self.bold.render(target.name.split(",")[0], True, (250, 230, 180)), (box.x + 12, box.y + 156))
+            chip = pygame.Rect(box.x + 12, box.y + 180, 12, 12)
+            pygame.draw.circle(s, colour, chip.center, 6)
+            feel = f"feels {voice.emotion}" + ("" if voice.pose.body == "idle" else f" · {voice.pose.body}")
+            s.blit(self.font.render(feel, True, (230, 230, 235)), (box.x + 30, box.y + 176))
+            lat = "—" if voice.last_latency_ms is None else f"{voice.last_latency_ms:.0f} ms"
+            s.blit(self.font.render(f"last response: {lat}", True, (200, 220, 240)), (box.x + 12, box.y + 200))
+        elif not self.script:
+            tip = self.font.render("walk up to a villager to talk", True, (255, 255, 240))
+            s.blit(tip, tip.get_rect(midbottom=(art.W // 2, art.H - 14)))
+        # conversation log
+        now = time.monotonic()
+        y = 66
+        for stamp, line in self.log:
+            alpha = max(0, min(255, int(255 * (12 - (now - stamp)) / 3)))
+            if alpha <= 0:
+                continue
+            img = self.small.render(line[:90], True, (255, 255, 255))
+            img.set_alpha(alpha)
+            shade = self.small.render(line[:90], True, (0, 0, 0))
+            shade.set_alpha(alpha)
+            s.blit(shade, (15, y + 1))
+            s.blit(img, (14, y))
+            y += 16
+        if self.script is not None:
+            tag = self.small.render(f"hands-free demo · {self.script.label}", True, (255, 230, 150))
+            s.blit(tag, tag.get_rect(topright=(art.W - 12, 12)))
+        if self.typing is not None:
+            box = pygame.Rect(art.W // 2 - 250, art.H - 140, 500, 40)
+            self._panel(box, 230)
+            cursor = "|" if int(now * 2) % 2 else " "
+            s.blit(self.font.render(f"You say: {self.typing}{cursor}", True, (255, 255, 255)),
+                   (box.x + 12, box.y + 11))
+
+    # ------------------------------------------------------------------ output
+
+    def _save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pygame.image.save(self.screen, str(path))
+
+    def _shot(self, name: str) -> None:
+        if self.shots is not None:
+            self._save(self.shots / f"{name}.png")
+
+    def _report_frametime(self) -> None:
+        for label, want in (("idle (no conversation)", False), ("active conversation", True)):
+            ms = np.array([m for m, a in self.frame_ms if a == want] or [0.0])
+            print(f"frame work time, {label}: n={len(ms)} p50={np.percentile(ms, 50):.2f} ms "
+                  f"p99={np.percentile(ms, 99):.2f} ms max={ms.max():.2f} ms")
+
+
+def _wrap_text(text: str, font: pygame.font.Font, width: int) -> list[str]:
+    from npc_voice.game.npc import wrap
+
+    return wrap(text, font, width)

@@ -1,0 +1,116 @@
+"""The hands-free demo: the player walks and "types" on their own, showing every duplex behaviour.
+
+Each beat waits on what the NPCs actually do (the events they post), never on fixed timings alone,
+so the script shows an answer, a backchannel ("uh huh" while the smith talks), an interruption (a
+question over his story) and an emotion change (haggling angers him), then visits the others.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from demo_game.game import Game
+
+
+@dataclass
+class Beat:
+    """One step: start it, then it is over when ``done`` says so or after ``timeout`` seconds."""
+
+    label: str
+    start: Callable[[Game], None] = lambda g: None
+    done: Callable[[Game], bool] = lambda g: True
+    timeout: float = 20.0
+    shot: str | None = None  # save a screenshot under this name when the beat ends
+    started_at: float = field(default=0.0, init=False)
+
+
+def walk(npc: str) -> Beat:
+    return Beat(f"walk to {npc}", start=lambda g: g.walk_to(npc), done=lambda g: g.autopilot is None, timeout=15)
+
+
+def say(text: str) -> Beat:
+    return Beat(f"say: {text}", start=lambda g: g.say(text))
+
+
+def until(kind: str, npc: str, timeout: float = 20.0, shot: str | None = None) -> Beat:
+    """Wait for the NPC to post an event of ``kind`` after this beat starts."""
+    beat = Beat(f"wait for {npc} {kind}", timeout=timeout, shot=shot)
+    beat.done = lambda g: g.seen_since(kind, npc, beat.started_at)
+    return beat
+
+
+def pause(seconds: float, shot: str | None = None) -> Beat:
+    beat = Beat(f"pause {seconds}", timeout=seconds, shot=shot)
+    beat.done = lambda g: False
+    return beat
+
+
+def demo_beats() -> list[Beat]:
+    return [
+        pause(1.5, shot="village"),
+        walk("smith"),
+        say("Hello there, smith!"),
+        until("response", "smith"),
+        pause(1.2, shot="greeting"),
+        until("speech_end", "smith"),
+        say("What can you tell me about the dragon?"),
+        until("speech_start", "smith"),
+        pause(2.5, shot="answer"),
+        say("uh huh"),
+        until("backchannel", "smith", timeout=5, shot="backchannel"),
+        pause(1.5),
+        say("Wait, stop. How much is a sword?"),
+        until("interrupted", "smith", timeout=8),
+        pause(0.25, shot="interrupted"),
+        until("speech_start", "smith"),
+        until("speech_end", "smith"),
+        say("That is far too much money! Give me a discount."),
+        until("response", "smith"),
+        pause(1.8, shot="haggle"),
+        until("speech_end", "smith"),
+        walk("herbalist"),
+        say("Good morning to you!"),
+        until("response", "herbalist"),
+        pause(1.5, shot="herbalist"),
+        until("speech_end", "herbalist"),
+        walk("guard"),
+        say("Hello. Can I pass through the gate?"),
+        until("response", "guard"),
+        pause(1.5, shot="guard"),
+        until("speech_end", "guard"),
+    ]
+
+
+class Script:
+    """Runs the beats one after another from the game loop; never blocks a frame."""
+
+    def __init__(self, beats: list[Beat], on_shot: Callable[[str], None]) -> None:
+        self.beats = beats
+        self.index = -1
+        self.on_shot = on_shot
+
+    @property
+    def finished(self) -> bool:
+        return self.index >= len(self.beats)
+
+    @property
+    def label(self) -> str:
+        return self.beats[self.index].label if 0 <= self.index < len(self.beats) else ""
+
+    def tick(self, game: Game) -> None:
+        now = time.monotonic()
+        if self.index >= 0 and not self.finished:
+            beat = self.beats[self.index]
+            if not beat.done(game) and now - beat.started_at < beat.timeout:
+                return
+            if beat.shot:
+                self.on_shot(beat.shot)
+        self.index += 1
+        if not self.finished:
+            beat = self.beats[self.index]
+            beat.started_at = now
+            beat.start(game)
