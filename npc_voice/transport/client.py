@@ -4,10 +4,14 @@ The game thread never waits on the network: ``send_mic`` hands a chunk to the I/
 returns; replies are collected with ``replies()`` (poll once per frame). One DEALER socket per
 client carries any number of NPC sessions. ZeroMQ reconnects by itself; if the sidecar was
 restarted and forgot a session, the client reopens it from what it holds (persona, NPC id, state).
+``state`` tells the game what to show ("connecting", "connected", "reconnecting"); every session
+counts what went missing on the way (``ClientSession.stats``). Queues are bounded: while the sidecar
+is away the oldest outgoing audio is dropped, and a game that stops polling loses the oldest replies.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import logging
@@ -16,10 +20,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zmq
+import zmq.auth
 
 from npc_voice import events as ev
 from npc_voice.transport import protocol as p
@@ -29,6 +35,29 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 1.0
 DEAD_AFTER_S = 3.0
 MAX_OUTBOX = 64
+MAX_INBOX = 256  # replies (51 s of audio) kept for a game that stopped polling; the oldest go first
+
+
+@dataclass(frozen=True)
+class ClientCurve:
+    """CURVE keys for a sidecar on a non-loopback address: this client's key pair and the sidecar's public key."""
+
+    secret_file: Path  # this client's ``.key_secret`` file (its ``.key`` sits in the sidecar's clients folder)
+    server_public_file: Path  # the sidecar's ``.key`` file
+
+
+@dataclass
+class SessionStats:
+    """What one session went through on the wire; the game can show or log it."""
+
+    sent: int = 0  # microphone chunks handed to the client
+    replies: int = 0  # step replies delivered
+    errors: collections.Counter = field(default_factory=collections.Counter)  # error replies by code
+    missing_replies: int = 0  # chunks that got neither a step nor an error (lost on the way, or a restart)
+    duplicate_replies: int = 0  # step replies for a seq already answered (dropped, never played twice)
+    lost_chunks: int = 0  # chunks the sidecar saw missing before the ones it answered (its ``lost`` field)
+    reopened: int = 0  # times the session was reopened on a restarted sidecar
+    inbox_dropped: int = 0  # replies dropped because ``replies()`` was not called
 
 
 @dataclass
@@ -58,9 +87,38 @@ class _SessionInfo:
     npc_id: str
     state: dict[str, Any]
     clock: str
-    inbox: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
+    inbox: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_INBOX))
     opened: threading.Event = field(default_factory=threading.Event)
     error: str | None = None
+    stats: SessionStats = field(default_factory=SessionStats)
+    last_step: int = -1  # highest seq answered by a step
+    explained: set[int] = field(default_factory=set)  # seqs above last_step answered by an error
+    reopening: bool = False  # an open was re-sent after a ``no_session`` and is not answered yet
+
+    def deliver(self, item: Reply | ErrorReply) -> None:
+        if len(self.inbox) == self.inbox.maxlen:
+            self.stats.inbox_dropped += 1
+        self.inbox.append(item)
+
+    def account_step(self, seq: int) -> bool:
+        """Count the seqs skipped before this step; False for a reply to a seq already answered."""
+        if seq <= self.last_step:
+            self.stats.duplicate_replies += 1
+            return False
+        skipped = seq - self.last_step - 1
+        self.stats.missing_replies += skipped - sum(1 for s in self.explained if s < seq)
+        self.explained = {s for s in self.explained if s > seq}
+        self.last_step = seq
+        return True
+
+    def account_error(self, seq: int | None) -> None:
+        if seq is not None and seq > self.last_step and len(self.explained) < MAX_INBOX:
+            self.explained.add(seq)
+
+    def open_message(self, session: str) -> p.OpenSession:
+        return p.OpenSession(
+            session=session, persona=self.persona, npc_id=self.npc_id, state=self.state, clock=self.clock
+        )
 
 
 class ClientSession:
@@ -79,6 +137,11 @@ class ClientSession:
         """Why opening failed, if it did."""
         return self._info.error
 
+    @property
+    def stats(self) -> SessionStats:
+        """Counters of what was sent, answered, missing or duplicated (updated by the I/O thread)."""
+        return self._info.stats
+
     def wait_opened(self, timeout: float) -> bool:
         """Block until the sidecar confirmed the session (for tools and tests, not the game loop)."""
         return self._info.opened.wait(timeout)
@@ -92,6 +155,7 @@ class ClientSession:
     ) -> int:
         """Queue one 200 ms microphone chunk (and the echo reference); returns its sequence number."""
         seq = next(self._seq)
+        self._info.stats.sent += 1
         if state:
             self._info.state.update(state)
         msg = p.MicChunk(
@@ -110,8 +174,8 @@ class ClientSession:
         out = []
         while True:
             try:
-                out.append(self._info.inbox.get_nowait())
-            except queue.Empty:
+                out.append(self._info.inbox.popleft())
+            except IndexError:
                 return out
 
     def close(self) -> None:
@@ -122,8 +186,11 @@ class ClientSession:
 class SidecarClient:
     """A connection to one sidecar; thread-safe; its I/O runs on a daemon thread."""
 
-    def __init__(self, address: str = p.DEFAULT_ADDRESS, heartbeat_s: float = HEARTBEAT_S) -> None:
+    def __init__(
+        self, address: str = p.DEFAULT_ADDRESS, heartbeat_s: float = HEARTBEAT_S, curve: ClientCurve | None = None
+    ) -> None:
         self.address = address
+        self.curve = curve
         self.ctx = zmq.Context.instance()
         self._heartbeat_s = heartbeat_s
         self._outbox: queue.Queue[p.Message] = queue.Queue(maxsize=MAX_OUTBOX)
@@ -138,6 +205,9 @@ class SidecarClient:
         self._stop = threading.Event()
         self.last_pong = 0.0
         self.dropped = 0
+        self.reconnects = 0  # heartbeats came back after the sidecar was silent for DEAD_AFTER_S
+        self.restarts = 0  # the sidecar answering is a new process: every session was reopened
+        self._instance = ""
         self._thread = threading.Thread(target=self._run, name="npc-voice-client", daemon=True)
         self._thread.start()
 
@@ -145,6 +215,13 @@ class SidecarClient:
     def connected(self) -> bool:
         """True while heartbeats come back."""
         return time.monotonic() - self.last_pong < DEAD_AFTER_S
+
+    @property
+    def state(self) -> str:
+        """"connecting" (never heard the sidecar), "connected", or "reconnecting" (it went silent)."""
+        if self.last_pong == 0.0:
+            return "connecting"
+        return "connected" if self.connected else "reconnecting"
 
     def open_session(
         self,
@@ -163,7 +240,7 @@ class SidecarClient:
         info = _SessionInfo(persona=persona, npc_id=npc_id, state=dict(state or {}), clock=clock)
         with self._lock:
             self._sessions[sid] = info
-        self._post(p.OpenSession(session=sid, persona=persona, npc_id=npc_id, state=info.state, clock=clock))
+        self._post(info.open_message(sid))
         return ClientSession(self, sid, info)
 
     def close(self) -> None:
@@ -201,6 +278,14 @@ class SidecarClient:
 
     def _run(self) -> None:
         dealer = self.ctx.socket(zmq.DEALER)
+        # a fixed identity survives reconnects, so a network blip keeps the sidecar's sessions
+        dealer.setsockopt(zmq.ROUTING_ID, uuid.uuid4().bytes)
+        if self.curve is not None:
+            public, secret = zmq.auth.load_certificate(str(self.curve.secret_file))
+            server_public, _ = zmq.auth.load_certificate(str(self.curve.server_public_file))
+            dealer.curve_secretkey = secret
+            dealer.curve_publickey = public
+            dealer.curve_serverkey = server_public
         dealer.setsockopt(zmq.LINGER, 0)
         dealer.setsockopt(zmq.SNDHWM, 64)
         dealer.setsockopt(zmq.RCVHWM, 256)
@@ -250,39 +335,64 @@ class SidecarClient:
             log.warning("bad message from sidecar: %s", err)
             return
         if isinstance(msg, p.Pong):
-            self.last_pong = now
+            self._on_pong(msg, now)
             return
         with self._lock:
             info = self._sessions.get(msg.session)
         if info is None:
             return
         if isinstance(msg, p.Opened):
+            info.reopening = False
             info.opened.set()
         elif isinstance(msg, p.StepReply):
+            if not info.account_step(msg.seq):
+                return
+            info.stats.replies += 1
+            info.stats.lost_chunks += msg.lost
             typed = []
             for raw in msg.events:
                 try:
                     typed.append(ev.event_from_wire(raw))
                 except (TypeError, ValueError) as exc:
                     log.warning("unknown event from sidecar: %s", exc)
-            info.inbox.put(
-                Reply(seq=msg.seq, pcm=msg.pcm, events=typed, compute_ms=msg.compute_ms, arrival=now)
-            )
+            info.deliver(Reply(seq=msg.seq, pcm=msg.pcm, events=typed, compute_ms=msg.compute_ms, arrival=now))
         elif isinstance(msg, p.Error):
+            info.stats.errors[msg.code] += 1
+            info.account_error(msg.seq)
             if msg.code == "no_session" and info.opened.is_set():
                 # the sidecar restarted and forgot us: reopen from what we hold
-                info.opened.clear()
-                self._post(
-                    p.OpenSession(
-                        session=msg.session, persona=info.persona, npc_id=info.npc_id, state=info.state
-                    )
-                )
+                self._reopen(msg.session, info)
+            elif msg.code == "session_exists" and not info.opened.is_set():
+                # sessions are keyed by this client's identity, so it is ours: a reopen met the first open
+                info.reopening = False
+                info.opened.set()
             elif not info.opened.is_set() and msg.code in (
                 "unknown_persona",
                 "bad_persona",
                 "capacity",
                 "bad_format",
-                "session_exists",
             ):
                 info.error = f"{msg.code}: {msg.message}"
-            info.inbox.put(ErrorReply(code=msg.code, message=msg.message, seq=msg.seq, arrival=now))
+            info.deliver(ErrorReply(code=msg.code, message=msg.message, seq=msg.seq, arrival=now))
+
+    def _reopen(self, sid: str, info: _SessionInfo) -> None:
+        info.reopening = True
+        info.opened.clear()
+        info.stats.reopened += 1
+        self._post(info.open_message(sid))
+
+    def _on_pong(self, msg: p.Pong, now: float) -> None:
+        if self.last_pong and now - self.last_pong >= DEAD_AFTER_S:
+            self.reconnects += 1
+        self.last_pong = now
+        if msg.instance and msg.instance != self._instance:
+            if self._instance:
+                # a new sidecar process: it knows none of our sessions, so reopen them all now
+                self.restarts += 1
+                with self._lock:
+                    sessions = list(self._sessions.items())
+                log.warning("sidecar restarted; reopening %d session(s)", len(sessions))
+                for sid, info in sessions:
+                    if not info.reopening:  # a no_session from the new sidecar may have beaten this pong
+                        self._reopen(sid, info)
+            self._instance = msg.instance

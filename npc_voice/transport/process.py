@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -11,11 +12,14 @@ import time
 
 
 class SidecarProcess:
-    """A sidecar started as its own process on a private ipc:// address, stopped on exit."""
+    """A sidecar started as its own process on a private ipc:// address, stopped on exit.
 
-    def __init__(self, persona_dir: str | None = None) -> None:
-        self._tmp = tempfile.mkdtemp(prefix="npc-voice-")
-        self.address = f"ipc://{self._tmp}/sidecar.sock"
+    Give ``address`` to start a replacement on the address of one that died (the client reconnects).
+    """
+
+    def __init__(self, persona_dir: str | None = None, address: str | None = None) -> None:
+        self._tmp = None if address else tempfile.mkdtemp(prefix="npc-voice-")
+        self.address = address or f"ipc://{self._tmp}/sidecar.sock"
         cmd = [sys.executable, "-m", "npc_voice.cli", "serve", "--address", self.address]
         if persona_dir:
             cmd += ["--personas", persona_dir]
@@ -43,13 +47,20 @@ class SidecarProcess:
         for line in self.proc.stdout or []:
             print(f"[sidecar] {line.rstrip()}", file=sys.stderr)
 
-    def stop(self) -> None:
+    def kill(self) -> None:
+        """``kill -9``: the crash a fault test injects; no clean-up runs in the sidecar."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(15)
+
+    def stop(self, remove_address: bool = True) -> None:
+        """Terminate the process; ``remove_address=False`` keeps the ipc folder for a replacement."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-        for name in os.listdir(self._tmp):
-            os.unlink(os.path.join(self._tmp, name))
-        os.rmdir(self._tmp)
+        if self._tmp is not None and remove_address:
+            for name in os.listdir(self._tmp):
+                os.unlink(os.path.join(self._tmp, name))
+            os.rmdir(self._tmp)

@@ -131,6 +131,7 @@ class Sidecar:
         router.setsockopt(zmq.MAXMSGSIZE, p.MAX_MESSAGE_BYTES)
         router.setsockopt(zmq.RCVHWM, 1000)
         router.setsockopt(zmq.SNDHWM, 1000)
+        router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a client reconnecting under its identity takes it over
         if self.curve:
             public, secret = zmq.auth.load_certificate(str(self.curve.secret_file))
             if secret is None:
