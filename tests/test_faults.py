@@ -110,3 +110,29 @@ def test_stall_and_kill_9_then_the_conversation_goes_on() -> None:
         if second is not None:
             second.stop()
         first.stop()
+
+
+def test_a_network_stall_is_concealed_with_silence_counted_and_never_clicks() -> None:
+    """Replies stop for 0.6 s mid-sentence: the buffer plays silence, counts it, and ramps both edges."""
+    from npc_voice.audio.playback import FADE_SAMPLES, JitterBuffer
+
+    t = np.arange(12 * CHUNK_SAMPLES) / 16000
+    speech = (8000 * np.sin(2 * np.pi * 437 * t)).astype(np.int16)  # chunk edges fall mid-wave
+    chunks = speech.reshape(-1, CHUNK_SAMPLES)
+    arrivals = [0.2 * k for k in range(4)] + [0.2 * k + 0.6 for k in range(4, 12)]  # a 0.6 s stall after 4
+    buf = JitterBuffer(target_s=0.04)
+    out, block, now, k = [], 160, 0.0, 0
+    while now < 3.4:
+        while k < len(chunks) and arrivals[k] <= now:
+            buf.push(chunks[k], now)
+            k += 1
+        out.append(buf.pull(block, now))
+        now += block / 16000
+    audio = np.concatenate(out).astype(np.int32)
+    assert buf.stats.underruns >= 1 and buf.stats.concealed_samples >= int(0.5 * 16000)
+    silent = np.flatnonzero(np.convolve(np.abs(audio) == 0, np.ones(1600), "valid") == 1600)
+    assert len(silent), "the stall is played as silence"
+    # no click: no sample-to-sample step larger than the tone's own slope plus one ramp step
+    slope = np.abs(np.diff(speech.astype(np.int32))).max()
+    assert np.abs(np.diff(audio)).max() <= slope + 8000 // FADE_SAMPLES + 2
+    assert np.count_nonzero(audio) > 0.6 * len(speech)  # the speech itself was played

@@ -2,7 +2,8 @@
 
 Replies arrive once per chunk with some jitter (compute time varies); the device pulls small blocks
 at a steady rate. The buffer starts playing ``target`` seconds after the first reply, holds 1-3
-chunks, conceals an underrun with silence (counted), and widens ``target`` after underruns while
+chunks, conceals an underrun with silence (counted; the last sample ramps down to zero and the
+audio that follows ramps up, so a stall never clicks), and widens ``target`` after underruns while
 narrowing it slowly when arrivals are steady, so latency stays as low as the jitter allows.
 ``flush`` drops queued NPC speech at once (an interruption), with a short fade so nothing clicks.
 
@@ -50,6 +51,8 @@ class JitterBuffer:
         self._start_at: float | None = None  # device time at which playing (re)starts
         self._playing = False
         self._steady = 0
+        self._last = 0  # the last sample played: an underrun ramps down from it
+        self._fade_in = False  # playing resumes after an underrun: ramp the first samples up
         self._tags: deque[tuple[np.ndarray, Any]] = deque()
         self.on_start: Callable[[Any, float], None] | None = None
         self.stats = PlaybackStats()
@@ -95,6 +98,9 @@ class JitterBuffer:
         with self._lock:
             if not self._playing:
                 if self._start_at is None or now + 1e-9 < self._start_at:
+                    if self._fade_in:  # still starved after an underrun: this silence is concealment too
+                        self.stats.concealed_samples += n
+                    self._last = 0
                     return out
                 self._playing = True
             filled = 0
@@ -112,6 +118,10 @@ class JitterBuffer:
                     self._queued -= len(block)
                     self._queue.popleft()
                     self._head = 0
+            if self._fade_in and filled:
+                ramp = min(FADE_SAMPLES, filled)
+                out[:ramp] = (out[:ramp] * np.linspace(0, 1, ramp + 1)[1:]).astype(np.int16)
+                self._fade_in = False
             if filled < n:
                 self._underrun(out, filled, n, now)
             else:
@@ -119,14 +129,16 @@ class JitterBuffer:
                 if self._steady >= 250 and self.target_s > MIN_TARGET_S:  # ~5 s of steady playback
                     self.target_s = max(MIN_TARGET_S, self.target_s - 0.005)
                     self._steady = 0
+            self._last = int(out[-1])
         return out
 
     def _underrun(self, out: np.ndarray, filled: int, n: int, now: float) -> None:
-        if filled:
-            fade = min(FADE_SAMPLES, filled)
-            out[filled - fade : filled] = (out[filled - fade : filled] * np.linspace(1, 0, fade)).astype(
-                np.int16
-            )
+        # Ramp from the last sample played down to zero: the audio often ends on a block boundary
+        # (filled == 0), so fading the samples already out is not enough to avoid a click.
+        last = int(out[filled - 1]) if filled else self._last
+        ramp = min(FADE_SAMPLES, n - filled)
+        out[filled : filled + ramp] = (last * np.linspace(1, 0, ramp + 1)[1:]).astype(np.int16)
+        self._fade_in = True
         self.stats.underruns += 1
         self.stats.concealed_samples += n - filled
         self.target_s = min(self._max_target_s, self.target_s + 0.02)
