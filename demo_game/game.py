@@ -230,7 +230,7 @@ class Game:
 
     def walk_to(self, npc_id: str) -> None:
         v = next(v for v in self.villagers if v.npc_id == npc_id)
-        self.autopilot = (v.pos[0], v.pos[1] + 60)
+        self.autopilot = (v.pos[0] + 44, v.pos[1] + 34)  # in front, a little to the side: both stay visible
 
     def seen_since(self, kind: str, npc_id: str, since: float) -> bool:
         return any(k == kind and n == npc_id and t >= since for k, n, t in self.seen)
@@ -248,8 +248,8 @@ class Game:
             self._note(f"{short} hears a backchannel and goes on")
         elif event.type == ge.NPC_EMOTION and event.who == "npc":
             self._note(f"{short} feels {event.emotion}")
-        elif event.type == ge.NPC_ERROR:
-            self._note(f"{short}: sidecar error {event.code}")
+        elif event.type == ge.NPC_ERROR and not any(f"error {event.code}" in line for _, line in self.log):
+            self._note(f"{short}: sidecar error {event.code} ({event.message})")
 
     def _note(self, text: str) -> None:
         self.log.append((time.monotonic(), text))
@@ -263,7 +263,7 @@ class Game:
             dist = math.hypot(ddx, ddy)
             if dist < 4:
                 self.autopilot = None
-                self.facing = (0.0, -1.0)
+                self.facing = (-0.8, -0.6)  # turn towards the villager
             else:
                 dx, dy = ddx / dist, ddy / dist
         elif self.typing is None:

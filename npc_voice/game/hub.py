@@ -54,6 +54,7 @@ class NpcLink:
     position: tuple[float, float] = (0.0, 0.0)
     radius: float = 260.0
     ready_posted: bool = False
+    audible_until: float = 0.0  # the NPC's replies carried sound until about then
     lock: threading.Lock = field(default_factory=threading.Lock)
     pending: dict[int, list[ev.Event]] = field(default_factory=dict)
     heap: list[tuple[float, int, pygame.event.Event]] = field(default_factory=list)
@@ -202,8 +203,11 @@ class VoiceHub:
             pcm = np.clip(pcm.astype(np.int32) + typed, -32768, 32767).astype(np.int16)
         self._track_voice(pcm, chunk.t_end)
         target = self.addressee
+        now = time.monotonic()
         for link in links:
-            if not link.session.opened:
+            # An NPC out of earshot that is not talking needs no steps: the sidecar's time goes to the others.
+            far = math.dist(self.listener, link.position) > link.radius
+            if not link.session.opened or (far and now > link.audible_until):
                 continue
             state = link.take_state() or None
             if link.npc_id == target:
@@ -243,6 +247,8 @@ class VoiceHub:
                 link.pending[reply.seq] = timed
             for seq in [s for s in link.pending if s < reply.seq - PENDING_KEEP]:
                 del link.pending[seq]
+        if reply.pcm.any():
+            link.audible_until = now + 1.0
         link.channel.buffer.push(reply.pcm, now, tag=reply.seq)
 
     def _on_start(self, link: NpcLink, seq: int, t: float) -> None:

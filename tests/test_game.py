@@ -1,0 +1,133 @@
+"""The game side, headless (SDL dummy drivers), through the real sidecar: events reach the NPC sprite."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pygame
+import pytest
+
+from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE
+from npc_voice.audio.virtual import ChunkAssembler, TypedMic
+from npc_voice.game import NPCVoice, VoiceHub
+from npc_voice.game import events as ge
+from npc_voice.game.audio import Mixer, spatialise
+
+
+def test_voices_are_placed_by_distance_and_direction() -> None:
+    near_left = spatialise((0, 0), (-40, 0), 260)
+    far_right = spatialise((0, 0), (200, 0), 260)
+    assert near_left[0] > far_right[0] > 0 and near_left[1] < 0 < far_right[1]
+    assert spatialise((0, 0), (300, 0), 260)[0] == 0.0
+    mixer = Mixer()
+    ch = mixer.add("a")
+    ch.gain, ch.pan = 1.0, -0.8
+    ch.buffer.push(np.full(CHUNK_SAMPLES, 8000, np.int16), 0.0)
+    stereo, mono = mixer.pull(320, 1.0)
+    assert np.abs(stereo[:, 0]).mean() > 3 * np.abs(stereo[:, 1]).mean()
+    assert np.abs(mono).max() == 8000  # the echo reference is what the room hears, unpanned
+
+
+def test_typed_lines_become_chunks_with_the_echo_reference() -> None:
+    mic, asm = TypedMic(), ChunkAssembler()
+    mic.say(np.arange(1, 5001, dtype=np.int16))
+    for k in range(20):  # 20 ms blocks
+        played = np.full(320, k, np.int16)
+        asm.feed(mic.read(320), played, t_end=(k + 1) * 320 / SAMPLE_RATE)
+    a, b = asm.chunks.get_nowait(), asm.chunks.get_nowait()
+    assert np.array_equal(a.pcm, np.arange(1, CHUNK_SAMPLES + 1)) and b.pcm[1800:].max() == 0
+    assert a.played[0] == 0 and a.played[-1] == 9 and b.played[0] == 10
+    assert a.t_end == pytest.approx(0.2) and b.t_end == pytest.approx(0.4)
+    assert not mic.speaking
+
+
+@pytest.fixture(scope="module")
+def screen():
+    pygame.init()
+    surface = pygame.display.set_mode((640, 480))
+    yield surface
+    pygame.quit()
+
+
+def run_frames(seconds: float, npcs: list[NPCVoice], hub: VoiceHub, screen, until=None) -> list[dict]:
+    """The game loop: events to the components, update, draw; returns what the smith looked like."""
+    frames = []
+    clock = pygame.time.Clock()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        dt = clock.tick(60) / 1000.0
+        events = pygame.event.get()
+        for event in events:
+            for npc in npcs:
+                npc.process_events(event)
+        hub.listen_from((100, 140), (0, -1))
+        for npc in npcs:
+            npc.update(dt)
+        screen.fill((0, 0, 0))
+        npcs[0].draw(screen, (100, 60))
+        p = npcs[0].pose
+        frames.append(dict(t=time.monotonic(), types=[e.type for e in events if getattr(e, "npc_id", "") == "smith"],
+                           expression=p.expression, weight=p.expression_weight, mouth=p.mouth_open,
+                           speaking=p.speaking, subtitle=p.subtitle, caption=p.caption, body=p.body,
+                           level=npcs[0]._link.channel.level, other=[e.type for e in events
+                                                                    if getattr(e, "npc_id", "") == "herbalist"]))
+        if until is not None and until(frames[-1]):
+            break
+    return frames
+
+
+def test_a_typed_conversation_reaches_the_npc_sprite(sidecar: str, screen) -> None:
+    hub = VoiceHub(sidecar, audio="silent")
+    smith = NPCVoice(hub, "smith", "blacksmith", position=(100, 100))
+    herbalist = NPCVoice(hub, "herbalist", "herbalist", position=(200, 140))  # in earshot, not faced
+    try:
+        frames = run_frames(20, [smith, herbalist], hub, screen, until=lambda f: smith.ready and herbalist.ready)
+        assert smith.ready and herbalist.ready and hub.addressee == "smith"
+        hub.say("What can you tell me about the dragon?")
+        frames += run_frames(20, [smith, herbalist], hub, screen, until=lambda f: "do" in f["subtitle"].split()
+                             or len(f["subtitle"].split()) > 6)
+        hub.say("Wait, stop. How much is a sword?")
+        frames += run_frames(12, [smith, herbalist], hub, screen,
+                             until=lambda f: ge.NPC_INTERRUPTED in f["types"])
+        cut = len(frames) - 1
+        frames += run_frames(1.0, [smith, herbalist], hub, screen)
+    finally:
+        smith.close()
+        herbalist.close()
+        hub.close()
+
+    kinds = {t for f in frames for t in f["types"]}
+    assert {ge.NPC_RESPONSE, ge.NPC_SPEECH_START, ge.NPC_WORDS, ge.NPC_VISEMES, ge.NPC_TRANSCRIPT} <= kinds
+    talking = [f for f in frames[:cut] if f["speaking"]]
+    assert talking, "the smith never started speaking"
+    mouths = np.array([f["mouth"] for f in talking])
+    assert mouths.max() > 0.5 and mouths.min() < 0.2  # the jaw opens and closes with the syllables
+    assert any(f["body"] == "talking" for f in talking)
+    assert any(f["weight"] > 0.1 and f["expression"] != "neutral" for f in frames)  # the face showed a feeling
+    subtitles = [f["subtitle"] for f in talking if f["subtitle"]]
+    assert subtitles and subtitles[0].split()[0].rstrip(",.") in ("Ah", "The", "Dragon", "That")
+    assert len(subtitles[-1]) > len(subtitles[0])  # words appear as they are spoken
+    assert any("dragon" in f["caption"].lower() for f in frames)  # what the smith heard
+    assert ge.NPC_INTERRUPTED in frames[cut]["types"]
+    after = frames[cut:]
+    assert not after[0]["speaking"] and after[0]["body"] == "startled"
+    assert after[0]["subtitle"].endswith("—")  # the line visibly stops mid-sentence
+    late = [f for f in after if f["t"] > after[0]["t"] + 0.3 and ge.NPC_SPEECH_START not in f["types"]]
+    quiet = [f for f in late if not f["speaking"]]
+    assert quiet and max(f["level"] for f in quiet) < 0.01  # the flushed buffer plays nothing more of the line
+    assert not any(ge.NPC_TRANSCRIPT in f["other"] or ge.NPC_RESPONSE in f["other"] for f in frames)
+
+
+def test_the_demo_runs_headless_and_draws_the_village(sidecar: str, tmp_path: Path) -> None:
+    from demo_game.game import Game
+
+    shot = tmp_path / "village.png"
+    game = Game(audio="silent", sidecar=sidecar, screenshot=shot, frames=45)
+    assert game.run() == 0
+    image = pygame.image.load(str(shot))
+    assert image.get_size() == (960, 640)
+    pixels = pygame.surfarray.array3d(image)
+    assert pixels.std() > 20  # a painted scene, not a blank window
+    assert all(v.voice is not None and v.voice.ready for v in game.villagers)
