@@ -38,12 +38,45 @@ def main(verbose: bool) -> None:
     help="Folder of persona files (default: assets/personas).",
 )
 @click.option("--workers", default=2, show_default=True, help="Threads that run session steps.")
-@click.option("--allow-remote", is_flag=True, help="Allow binding to a non-loopback address.")
-def serve(address: str, personas: str | None, workers: int, allow_remote: bool) -> None:
+@click.option("--allow-remote", is_flag=True, help="Allow binding to a non-loopback address (needs --curve-*).")
+@click.option(
+    "--curve-secret",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The sidecar's CURVE key pair (a .key_secret file from `npc-voice keys`).",
+)
+@click.option(
+    "--curve-clients",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of the public keys (.key) of the clients allowed in.",
+)
+def serve(
+    address: str,
+    personas: str | None,
+    workers: int,
+    allow_remote: bool,
+    curve_secret: Path | None,
+    curve_clients: Path | None,
+) -> None:
     """Run the sidecar until Ctrl-C or SIGTERM."""
-    from npc_voice.transport.server import serve_forever
+    from npc_voice.transport.server import CurveKeys, serve_forever
 
-    sys.exit(serve_forever(address, personas, workers=workers, allow_remote=allow_remote))
+    if (curve_secret is None) != (curve_clients is None):
+        raise click.UsageError("--curve-secret and --curve-clients go together")
+    curve = CurveKeys(curve_secret, curve_clients) if curve_secret and curve_clients else None
+    sys.exit(serve_forever(address, personas, workers=workers, allow_remote=allow_remote, curve=curve))
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("name")
+def keys(folder: Path, name: str) -> None:
+    """Write a CURVE key pair NAME.key (public) and NAME.key_secret into FOLDER."""
+    from npc_voice.transport.server import generate_keys
+
+    public, secret = generate_keys(folder, name)
+    click.echo(f"public key: {public}\nsecret key: {secret} (keep it private)")
 
 
 @main.group()

@@ -67,6 +67,19 @@ def generate_keys(folder: Path, name: str) -> tuple[Path, Path]:
     return Path(public), Path(secret)
 
 
+def check_bind(address: str, allow_remote: bool, curve: CurveKeys | None) -> None:
+    """Refuse a non-loopback address unless asked for explicitly and locked with CURVE."""
+    if is_loopback(address):
+        return
+    if not allow_remote:
+        raise ValueError(f"refusing to bind {address}: the sidecar binds to loopback unless told otherwise")
+    if curve is None:
+        raise ValueError(
+            f"refusing to bind {address} without CURVE keys: on a non-loopback address anyone could "
+            "connect; give a server key pair and a folder of allowed client public keys"
+        )
+
+
 @dataclass(eq=False)
 class _Slot:
     """A session as the router sees it: who owns it, whether a step runs, what waits, what seq came last."""
@@ -92,15 +105,7 @@ class Sidecar:
         allow_remote: bool = False,
         curve: CurveKeys | None = None,
     ) -> None:
-        if not is_loopback(address) and not allow_remote:
-            raise ValueError(
-                f"refusing to bind {address}: the sidecar binds to loopback unless told otherwise"
-            )
-        if not is_loopback(address) and curve is None:
-            raise ValueError(
-                f"refusing to bind {address} without CURVE keys: on a non-loopback address anyone could "
-                "connect; give a server key pair and a folder of allowed client public keys"
-            )
+        check_bind(address, allow_remote, curve)
         self.res = resources
         self.address = address
         self.curve = curve
@@ -446,6 +451,7 @@ def serve_forever(
 ) -> int:
     """Load the models, bind, serve until SIGINT/SIGTERM; report step times on exit."""
     t0 = time.perf_counter()
+    check_bind(address, allow_remote, curve)  # before the models load: a refusal should be instant
     import torch
 
     torch.set_num_threads(1)
