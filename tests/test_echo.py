@@ -58,6 +58,23 @@ def test_player_survives_double_talk(npc: np.ndarray, player: np.ndarray) -> Non
     assert erle_db(mic[stop + SAMPLE_RATE : len(out)], out[stop + SAMPLE_RATE :]) >= 10.0
 
 
+def test_no_echo_path_never_puts_the_npc_voice_into_the_output(npc: np.ndarray, player: np.ndarray) -> None:
+    """A headset: the NPC plays, but only the player reaches the microphone. Whatever the filter learns
+    from the player, the output must not carry a copy of the NPC's voice (it would sound like speech)."""
+    rng = np.random.default_rng(5)
+    near = np.zeros(len(npc))
+    for start in range(SAMPLE_RATE, len(npc) - len(player), 3 * len(player)):
+        near[start : start + len(player)] = 0.5 * player
+    mic = near + mic_noise(rng, len(npc))
+    out = cancel(mic, npc, EchoCanceller())
+    n = len(out) // CHUNK_SAMPLES * CHUNK_SAMPLES
+    mic_e = (mic[:n].reshape(-1, CHUNK_SAMPLES) ** 2).sum(axis=1)
+    out_e = (out[:n].reshape(-1, CHUNK_SAMPLES) ** 2).sum(axis=1)
+    assert np.all(out_e <= mic_e * 1.01 + CHUNK_SAMPLES * 1e-6)  # never louder than the mic (-60 dBFS slack)
+    silent = (near[:n].reshape(-1, CHUNK_SAMPLES) ** 2).sum(axis=1) == 0
+    assert np.abs(out[:n].reshape(-1, CHUNK_SAMPLES)[silent]).max() < 0.01  # no NPC voice in the pauses
+
+
 def test_ref_none_passes_audio_through_and_keeps_state(npc: np.ndarray) -> None:
     rng = np.random.default_rng(5)
     mic_pcm = (rng.standard_normal(CHUNK_SAMPLES) * 1000).astype(np.int16)

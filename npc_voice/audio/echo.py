@@ -217,6 +217,10 @@ class EchoCanceller:
 
         y = np.fft.irfft(np.einsum("kb,kb->b", self._weights, self._ref_spectra), 2 * n)[n:]
         e = d - y
+        # Louder out than in means the filter is adding a copy of the NPC's voice instead of removing
+        # it (it adapted on the player, e.g. with a headset and no echo at all): the output is never
+        # louder than the microphone, so that copy cannot reach the VAD as "the player talking".
+        out = d.copy() if float(np.dot(e, e)) > float(np.dot(d, d)) + n * _REF_SILENT else e
         zeros = np.zeros(n)
         err_spec = np.fft.rfft(np.concatenate((zeros, e)))
         err_pow = err_spec.real**2 + err_spec.imag**2
@@ -225,7 +229,7 @@ class EchoCanceller:
 
         if self._ref_power.any():
             self._update(err_spec, err_pow, echo_pow)
-        return e, y
+        return out, y
 
     def _update(self, err_spec: np.ndarray, err_pow: np.ndarray, echo_pow: np.ndarray) -> None:
         """Leakage estimate, optimal step per bin, constrained gradient step on all partitions."""
