@@ -22,6 +22,12 @@ DEFAULT_ADDRESS = "tcp://127.0.0.1:5571"
 MAX_HEADER_BYTES = 64 * 1024
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_STATE_ITEMS = 256
+# every ``error.code`` the sidecar sends (docs/protocol.md explains each)
+ERROR_CODES = frozenset({
+    "malformed", "too_large", "bad_version", "unknown_type", "unexpected", "missing_field", "bad_field",
+    "bad_chunk", "bad_format", "unknown_persona", "bad_persona", "session_exists", "capacity", "no_session",
+    "overloaded", "seq_duplicate", "internal",
+})
 
 
 class ProtocolError(ValueError):
