@@ -230,7 +230,7 @@ class Game:
 
     def walk_to(self, npc_id: str) -> None:
         v = next(v for v in self.villagers if v.npc_id == npc_id)
-        self.autopilot = (v.pos[0] + 44, v.pos[1] + 34)  # in front, a little to the side: both stay visible
+        self.autopilot = (v.pos[0] + 64, v.pos[1] + 22)  # in front, a little to the side: both stay visible
 
     def seen_since(self, kind: str, npc_id: str, since: float) -> bool:
         return any(k == kind and n == npc_id and t >= since for k, n, t in self.seen)
@@ -379,20 +379,15 @@ class Game:
         elif not self.script:
             tip = self.font.render("walk up to a villager to talk", True, (255, 255, 240))
             s.blit(tip, tip.get_rect(midbottom=(art.W // 2, art.H - 14)))
-        # conversation log
+        # conversation log, between the microphone panel and the portrait
         now = time.monotonic()
-        y = 66
-        for stamp, line in self.log:
-            alpha = max(0, min(255, int(255 * (12 - (now - stamp)) / 3)))
-            if alpha <= 0:
-                continue
-            img = self.small.render(line[:90], True, (255, 255, 255))
-            img.set_alpha(alpha)
-            shade = self.small.render(line[:90], True, (0, 0, 0))
-            shade.set_alpha(alpha)
-            s.blit(shade, (15, y + 1))
-            s.blit(img, (14, y))
-            y += 16
+        lines = [(stamp, line) for stamp, line in self.log if now - stamp < 12][-4:]
+        if lines:
+            box = pygame.Rect(320, art.H - 16 - 17 * len(lines) - 10, 390, 17 * len(lines) + 10)
+            self._panel(box, 150)
+            for i, (_, line) in enumerate(lines):
+                text = line if self.small.size(line)[0] < box.w - 16 else line[:58] + "…"
+                s.blit(self.small.render(text, True, (245, 245, 245)), (box.x + 8, box.y + 5 + i * 17))
         if self.script is not None:
             tag = self.small.render(f"hands-free demo · {self.script.label}", True, (255, 230, 150))
             s.blit(tag, tag.get_rect(topright=(art.W - 12, 12)))

@@ -51,7 +51,7 @@ def pause(seconds: float, shot: str | None = None) -> Beat:
 
 def demo_beats() -> list[Beat]:
     return [
-        pause(1.5, shot="village"),
+        pause(4.0, shot="village"),  # idle frames first: the frame-time baseline
         walk("smith"),
         say("Hello there, smith!"),
         until("response", "smith"),
