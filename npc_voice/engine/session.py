@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import random
 import time
 from concurrent.futures import Future
@@ -29,6 +30,7 @@ from npc_voice.audio.format import CHUNK_SAMPLES, CHUNK_SECONDS, SAMPLE_RATE, si
 from npc_voice.engine.resources import EngineResources, LoadedPersona
 from npc_voice.features.asr import StreamingRecognizer
 from npc_voice.features.vad import VoiceActivity
+from npc_voice.model.duplex import DuplexModel, DuplexPolicy, DuplexState
 from npc_voice.model.emotion import NpcFeelings, PlayerTone, ToneEstimate
 from npc_voice.model.sentiment import TextSentiment, analyse
 from npc_voice.model.topics import TopicChoice
@@ -93,7 +95,16 @@ class Session:
         self.loaded: LoadedPersona = resources.persona(persona_id)
         self._persona_problem: tuple[float | None, str] | None = None  # the broken edit last reported
         self.game_state: dict[str, Any] = dict(state or {})
-        self.policy = BaselineTurnPolicy()
+        # The floor policy: the learned duplex model, or the rule baseline with NPC_VOICE_POLICY=baseline.
+        self._duplex: DuplexState | None = None
+        self.policy: BaselineTurnPolicy | DuplexPolicy = BaselineTurnPolicy()
+        if os.environ.get("NPC_VOICE_POLICY", "duplex") == "duplex":
+            if DuplexModel.available():
+                self._duplex = DuplexModel.shared().session()
+                self.policy = DuplexPolicy()
+            else:
+                log.warning("no duplex weights in models/duplex (python -m npc_voice.train.duplex): baseline policy")
+        self._line_step = 0  # the step at which the current line started
         self._rng = random.Random(seed)
         self._aec = EchoCanceller()
         self._vad = VoiceActivity()
@@ -126,7 +137,7 @@ class Session:
         events: list[ev.Event] = []
         self._refresh_persona(events)
         clean = self._aec.process(mic, played)
-        probs = self._vad.process(clean)
+        probs = raw_probs = self._vad.process(clean)
         echo = self._aec.stats
         needed = ECHO_EXCESS_HOLD_DB if self._in_speech else ECHO_EXCESS_START_DB
         mostly_echo = echo.mic_db - echo.out_db > ECHO_REMOVED_DB  # the canceller took most of the mic away
@@ -140,12 +151,26 @@ class Session:
         self._recognise(clean, started, events)
         self._hear_tone(clean, ended=was_speaking and not self._in_speech, events=events)
 
-        action = self.policy.decide(self._observe(self._partial))
-        if action is Action.RESPOND and self._prepared is not None:
+        if self._duplex is not None:
+            elapsed = (self.steps - self._line_step) * CHUNK_SECONDS if self._line is not None else 0.0
+            self._duplex.step(mic, clean, played, raw_probs, echo, self._line is not None, elapsed, self._partial)
+            listening = self._line is None and self._prepared is None and self._asr.in_utterance
+            if listening and self._turn_speech_s > 0 and self._decide(self._partial) is Action.RESPOND:
+                # The model heard the turn end before the VAD's hang-over did: read the words now.
+                self._prepared = self.res.workers.submit(
+                    self._prepare, self._asr.audio(), self._partial, self.loaded, self._rng.random()
+                )
+        words, accurate = self._partial, False
+        if self._duplex is not None and self._prepared is not None and self._prepared.done():
+            ready = self._ready_answer()  # the accurate words are in: judge the turn on them
+            if ready is not None:
+                words, accurate = ready.heard, True
+        action = self._decide(words, accurate)
+        if action is Action.RESPOND and self._prepared is not None and not accurate:
             # Judge the end of the turn on the accurate words ("I would like to buy" is not over).
             answer = self._ready_answer(wait=self._prepare_wait)
             if answer is not None:
-                action = self.policy.decide(self._observe(answer.heard))
+                action = self._decide(answer.heard, accurate=True)
         pcm = self._act(action, events)
         self._prev_chunk = clean
         self.steps += 1
@@ -163,6 +188,13 @@ class Session:
         npc_event = self.feelings.event()
         if npc_event is not None:
             events.append(npc_event)
+
+    def _decide(self, words: str, accurate: bool = False) -> Action:
+        obs = self._observe(words)
+        if isinstance(self.policy, DuplexPolicy):
+            state = self._duplex
+            return self.policy.decide(state.last if state else None, obs, accurate, state.previous if state else None)
+        return self.policy.decide(obs)
 
     def _observe(self, words: str) -> FloorObservation:
         return FloorObservation(
@@ -330,6 +362,7 @@ class Session:
             self.feelings.update(0.0, line_tags=[answer.emotion])
         line_id = f"{self.npc_id}-{next(self._line_ids)}"
         self._line = LineStream(line_id, answer.text, self._synth, self.res.workers, first=answer.first)
+        self._line_step = self.steps
         events.append(ev.Response(offset=0.0, topic=answer.choice.topic, text=answer.text,
                                   confidence=round(answer.choice.similarity, 3), heard=answer.heard))
         events.append(ev.SpeechStart(offset=0.0, line_id=line_id, text=answer.text))

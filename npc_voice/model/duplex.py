@@ -115,6 +115,10 @@ class DuplexModel:
         self.net.eval()
         self.config = json.loads((folder / "duplex.json").read_text())
 
+    @staticmethod
+    def available(folder: Path = MODEL_DIR) -> bool:
+        return (folder / "duplex.pt").exists()
+
     @classmethod
     def shared(cls) -> DuplexModel:
         with cls._lock:
@@ -136,6 +140,7 @@ class DuplexState:
         self.h = torch.zeros(LATENT)
         self.steps = 0
         self.last: DuplexOutputs | None = None
+        self.previous: DuplexOutputs | None = None  # the chunk before: an interruption must hold two chunks
 
     def step(
         self,
@@ -153,7 +158,7 @@ class DuplexState:
         with torch.inference_mode():
             logits, self.ctx, self.h = self.model.net.step(torch.from_numpy(x), self.ctx, self.steps, self.h)
         self.steps += 1
-        self.last = outputs_from_logits(logits)
+        self.previous, self.last = self.last, outputs_from_logits(logits)
         return self.last
 
     def nbytes(self) -> int:
@@ -173,31 +178,45 @@ class DuplexPolicy:
     """
 
     shift_on: float = 0.5
+    shift_in_hangover: float = 0.6  # the VAD still says "speech" (its 100 ms hang-over)
+    complete_silence_s: float = 0.35  # accurate words that end a sentence, and this much silence: answer
     interrupt_on: float = 0.6
     cue_player_on: float = 0.5
     incomplete_silence_s: float = 1.2
+    long_stretch_s: float = 1.0  # speech the player head is sure of, this long over the NPC, is no backchannel
     max_wait_s: float = 1.5  # a pause this long after words is answered even if the model hesitates
     min_turn_speech_s: float = 0.25
 
-    def decide(self, out: DuplexOutputs | None, obs: FloorObservation) -> Action:
+    def decide(self, out: DuplexOutputs | None, obs: FloorObservation, accurate: bool = False,
+               previous: DuplexOutputs | None = None) -> Action:
+        """``accurate``: ``obs.words`` is the accurate transcript; only then can its ending veto the model
+        (the fast partial's last word is usually misheard; the model already weighs its flags).
+        ``previous``: the heads one chunk earlier; the interruption head must agree on two chunks in a
+        row (an "mm-hm" onset can look like the start of a sentence for one chunk)."""
         if out is None:
             return Action.CONTINUE if obs.npc_speaking else Action.LISTEN
         if obs.npc_speaking:
-            return self._while_speaking(out, obs)
+            return self._while_speaking(out, obs, previous)
         if obs.turn_speech_s < self.min_turn_speech_s or not words_of(obs.words):
             return Action.LISTEN
-        if obs.in_speech and out.shift < 0.8:
+        if obs.in_speech and out.shift < self.shift_in_hangover:
             return Action.LISTEN
-        if looks_incomplete(obs.words) and obs.silence_s < self.incomplete_silence_s:
+        if accurate and looks_incomplete(obs.words) and obs.silence_s < self.incomplete_silence_s:
             return Action.LISTEN
+        if accurate and obs.silence_s >= self.complete_silence_s:
+            return Action.RESPOND  # the accurate words are a finished sentence and the player is quiet
         if out.shift >= self.shift_on or obs.silence_s >= self.max_wait_s:
             return Action.RESPOND
         return Action.LISTEN
 
-    def _while_speaking(self, out: DuplexOutputs, obs: FloorObservation) -> Action:
-        if out.interrupt >= self.interrupt_on and (obs.in_speech or out.player >= self.cue_player_on):
+    def _while_speaking(self, out: DuplexOutputs, obs: FloorObservation, previous: DuplexOutputs | None) -> Action:
+        sustained = previous is not None and min(out.interrupt, previous.interrupt) >= self.interrupt_on
+        if sustained and (obs.in_speech or out.player >= self.cue_player_on):
             return Action.INTERRUPTED
-        if obs.in_speech and out.player >= self.cue_player_on and has_interrupt_cue(obs.words):
+        player = max(out.player, previous.player if previous is not None else 0.0)
+        if player >= self.cue_player_on and has_interrupt_cue(obs.words):
+            return Action.INTERRUPTED  # the cue word often arrives as the stretch ends: not only in speech
+        if obs.in_speech and obs.speech_s >= self.long_stretch_s and out.player >= self.cue_player_on:
             return Action.INTERRUPTED
         if obs.speech_s > 0 and obs.silence_s > 0 and not obs.in_speech:
             return Action.BACKCHANNEL
