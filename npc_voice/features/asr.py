@@ -81,6 +81,9 @@ class AsrModels:
         self.general_lm_path = self.model_dir / "en-us.lm.bin"
         self.general_dict_path = self.model_dir / "cmudict-en-us.dict"
         self.window_samples = int(window_seconds * SAMPLE_RATE)
+        # The sidecar turns the Whisper pass off under overload (``transcribe`` then returns ''), so
+        # callers fall back to the streaming transcript instead of waiting.
+        self.accurate = True
         self._whisper = ctranslate2.models.Whisper(
             str(self.whisper_path), device="cpu", compute_type=compute_type, intra_threads=1, inter_threads=1
         )
@@ -101,7 +104,8 @@ class AsrModels:
     def transcribe(
         self, audio: np.ndarray, prompt: str | None = None, min_prompt_seconds: float = MIN_PROMPT_SECONDS
     ) -> str:
-        """Whisper on the last 10 s of `audio` (int16 or float, 16 kHz) padded to the window; '' if no speech.
+        """Whisper on the last 10 s of `audio` (int16 or float, 16 kHz) padded to the window; '' if no speech
+        (or while `accurate` is off).
 
         `prompt` is previous-text context that biases the vocabulary (e.g. `persona_prompt`); it is left
         out for audio shorter than `min_prompt_seconds`, where tiny.en tends to echo or loop the prompt
@@ -111,7 +115,7 @@ class AsrModels:
 
         wave = to_float(audio) if audio.dtype == np.int16 else audio.astype(np.float32)
         wave = wave[-self.window_samples :]
-        if wave.size == 0:
+        if wave.size == 0 or not self.accurate:
             return ""
         # A generation budget proportional to the audio stops a looping decode early (max_length counts
         # the prompt too).

@@ -6,6 +6,12 @@ finished replies come back to the socket thread over an inproc socket. A bad mes
 ``error`` reply naming the problem; it never touches another session, and no input can stop the
 loop: anything unexpected becomes an ``internal`` error reply and a log line.
 
+Overload: a reply later than ``LATE_S`` after its chunk arrived counts as late. When late replies
+pile up the sidecar degrades one level at a time, in the order of ``DEGRADE_ORDER`` (chosen from the
+profile in ``docs/perf/README.md``), tells every session with a ``notice`` event (code ``degraded``),
+and restores a level (``restored``) once replies are back on time; at the last level it refuses new
+sessions with ``capacity``. It never falls behind without saying so.
+
 Security: loopback by default; any other address needs CURVE (a server key pair and a folder of
 allowed client public keys), so an unknown client never gets a byte through. Every queue is bounded
 and a client that goes silent loses its sessions after ``IDLE_TIMEOUT_S``.
@@ -31,6 +37,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from npc_voice import events as ev
 from npc_voice.engine.resources import EngineResources
 from npc_voice.engine.session import Session
 from npc_voice.transport import protocol as p
@@ -41,6 +48,22 @@ MAX_PENDING = 16  # chunks (3.2 s) queued behind a busy session before the oldes
 MAX_SESSIONS = 32
 MAX_SESSIONS_PER_CLIENT = 16
 IDLE_TIMEOUT_S = 30.0  # a client that sends nothing (not even a heartbeat) this long loses its sessions
+STEP_WORKERS = 4  # a step may wait on its session's look-ahead work; the others keep going meanwhile
+
+LATE_S = 0.15  # step runnable -> reply out; later than this leaves < 50 ms before the next chunk is due
+WINDOW_S = 2.0  # late replies are counted over this much recent time
+RAISE_LATE = 3  # this many late replies in the window (and over 5 % of them) degrade one level
+RAISE_FRACTION = 0.05
+HOLD_S = 1.0  # at least this long between two degrade steps: let the last one take effect
+CALM_S = 5.0  # this long without a late reply restores one level
+# What is turned off, in order, when the deadline cannot be met. The accurate Whisper pass is the one
+# thing a step waits for (up to 0.3 s) and the most CPU per turn; a short queue then caps how far a
+# session can fall behind (a stale chunk answered late is worth less than the next one on time).
+DEGRADE_ORDER: tuple[tuple[str, str], ...] = (
+    ("accurate_pass", "accurate transcript pass off: answers come from the streaming transcript"),
+    ("short_queue", "a busy session keeps only its newest chunk; older ones are dropped (overloaded); "
+                    "new sessions are refused"),
+)
 
 
 def is_loopback(address: str) -> bool:
@@ -67,6 +90,11 @@ def generate_keys(folder: Path, name: str) -> tuple[Path, Path]:
     return Path(public), Path(secret)
 
 
+def degraded_notice(level: int) -> ev.Notice:
+    """What a session is told when the sidecar is at degrade ``level`` (1-based)."""
+    return ev.Notice(code="degraded", message=f"level {level}: {DEGRADE_ORDER[level - 1][1]}")
+
+
 def check_bind(address: str, allow_remote: bool, curve: CurveKeys | None) -> None:
     """Refuse a non-loopback address unless asked for explicitly and locked with CURVE."""
     if is_loopback(address):
@@ -90,8 +118,57 @@ class _Slot:
     busy: bool = False
     closed: bool = False  # closed while a step ran: the session is closed when that step comes back
     last_seq: int | None = None
-    # (chunk, chunks lost just before it); a deque with maxlen so a flood can never grow it
+    # (chunk, chunks lost just before it, arrival time); a deque with maxlen so a flood can never grow it
     pending: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_PENDING))
+    started: float = 0.0  # when the chunk now being stepped could start (see ``Sidecar._start_step``)
+    notices: list[ev.Notice] = field(default_factory=list)  # told with the session's next step reply
+
+
+class OverloadControl:
+    """Decides the degrade level from how late replies are; pure bookkeeping, driven by the socket thread.
+
+    Level 0 is full service; level ``k`` turns off the first ``k`` entries of ``DEGRADE_ORDER``. One
+    level up when late replies pile up in the last ``WINDOW_S`` (at most one step per ``HOLD_S``), one
+    level down after ``CALM_S`` without a late reply.
+    """
+
+    def __init__(self, late_s: float = LATE_S, max_level: int = len(DEGRADE_ORDER)) -> None:
+        self.late_s = late_s
+        self.max_level = max_level
+        self.level = 0
+        self._recent: collections.deque[tuple[float, bool]] = collections.deque()
+        self._last_late = -float("inf")
+        self._changed = -float("inf")
+
+    def observe(self, latency_s: float, now: float) -> int:
+        """Record one reply's latency; returns the change of level (-1, 0 or +1)."""
+        late = latency_s > self.late_s
+        self._recent.append((now, late))
+        while self._recent and self._recent[0][0] < now - WINDOW_S:
+            self._recent.popleft()
+        if late:
+            self._last_late = now
+        n_late = sum(1 for _, x in self._recent if x)
+        if (
+            self.level < self.max_level
+            and n_late >= RAISE_LATE
+            and n_late > RAISE_FRACTION * len(self._recent)
+            and now - self._changed >= HOLD_S
+        ):
+            self.level += 1
+            self._changed = now
+            self._recent.clear()  # judge the new level on its own replies
+            return 1
+        if self.level > 0 and now - self._last_late >= CALM_S and now - self._changed >= CALM_S:
+            self.level -= 1
+            self._changed = now
+            return -1
+        return 0
+
+    def off(self, what: str) -> bool:
+        """True while the degrade step named ``what`` is in force."""
+        names = [name for name, _ in DEGRADE_ORDER]
+        return names.index(what) < self.level
 
 
 class Sidecar:
@@ -101,10 +178,13 @@ class Sidecar:
         self,
         resources: EngineResources,
         address: str = p.DEFAULT_ADDRESS,
-        workers: int = 2,
+        workers: int = STEP_WORKERS,
         allow_remote: bool = False,
         curve: CurveKeys | None = None,
+        max_sessions: int = MAX_SESSIONS,
+        overload: OverloadControl | None = None,
     ) -> None:
+        """``max_sessions``: the capacity (the machine's measured one; see ``docs/perf/README.md``)."""
         check_bind(address, allow_remote, curve)
         self.res = resources
         self.address = address
@@ -121,6 +201,8 @@ class Sidecar:
         self.ready = threading.Event()
         self.bound_address = address
         self.step_ms: collections.deque[float] = collections.deque(maxlen=100_000)
+        self.max_sessions = max_sessions
+        self.overload = overload or OverloadControl()
         self.errors: collections.Counter[str] = collections.Counter()  # error replies sent, by code
 
     # ------------------------------------------------------------------ running
@@ -284,9 +366,11 @@ class Sidecar:
             lost = self._check_seq(router, identity, slot, msg)
             if lost is None:
                 return
+            now = time.monotonic()
             if slot.busy:
-                if len(slot.pending) == slot.pending.maxlen:
-                    dropped = slot.pending[0][0]
+                keep = 1 if self.overload.off("short_queue") else slot.pending.maxlen
+                while len(slot.pending) >= keep:
+                    dropped = slot.pending.popleft()[0]
                     self._error(
                         router,
                         identity,
@@ -297,9 +381,9 @@ class Sidecar:
                             seq=dropped.seq,
                         ),
                     )
-                slot.pending.append((msg, lost))
+                slot.pending.append((msg, lost, now))
             else:
-                self._start_step(slot, msg, lost)
+                self._start_step(slot, msg, lost, now)
         else:
             self._error(
                 router,
@@ -342,12 +426,23 @@ class Sidecar:
                 ),
             )
             return
-        if len(self._slots) >= MAX_SESSIONS:
+        if len(self._slots) >= self.max_sessions:
             self._error(
                 router,
                 identity,
                 p.ProtocolError(
-                    "capacity", f"sidecar is full ({MAX_SESSIONS} sessions)", session=msg.session
+                    "capacity", f"sidecar is full ({self.max_sessions} sessions)", session=msg.session
+                ),
+            )
+            return
+        if self.overload.level >= len(DEGRADE_ORDER):
+            self._error(
+                router,
+                identity,
+                p.ProtocolError(
+                    "capacity",
+                    f"sidecar is overloaded ({len(self._slots)} sessions miss the 200 ms deadline); try later",
+                    session=msg.session,
                 ),
             )
             return
@@ -363,6 +458,8 @@ class Sidecar:
             )
             return
         slot = _Slot(identity=identity, client=client, session=None, busy=True)
+        if self.overload.level:
+            slot.notices.append(degraded_notice(self.overload.level))
         self._slots[key] = slot
         self._pool.submit(self._run_open, key, slot, msg)
 
@@ -380,8 +477,12 @@ class Sidecar:
             reply = p.Error(session=msg.session, code="internal", message=f"open failed: {exc}")
         self._hand_back(key, slot, reply, session=session, opened=True)
 
-    def _start_step(self, slot: _Slot, msg: p.MicChunk, lost: int) -> None:
+    def _start_step(self, slot: _Slot, msg: p.MicChunk, lost: int, arrived: float) -> None:
         slot.busy = True
+        # Lateness counts from when the chunk could run (it arrived, and its session's previous step was
+        # done): the wait for a step thread plus the step. A session catching up on its own backlog (a
+        # burst after a network stall, a flood) is not the sidecar being overloaded.
+        slot.started = max(arrived, time.monotonic())
         self._pool.submit(self._run_step, (slot.identity, msg.session), slot, msg, lost)
 
     def _run_step(self, key: tuple[bytes, str], slot: _Slot, msg: p.MicChunk, lost: int) -> None:
@@ -430,6 +531,13 @@ class Sidecar:
                 del self._slots[key]
         elif isinstance(reply, p.StepReply):
             self.step_ms.append(reply.compute_ms)
+            now = time.monotonic()
+            change = self.overload.observe(now - slot.started, now)
+            if change:
+                self._degrade(change)
+            if slot.notices:
+                reply.events.extend(n.to_wire() for n in slot.notices)
+                slot.notices.clear()
         if gone:
             # closed (or reaped) while this ran: free the session, and do not answer a closed session's open
             slot.pending.clear()
@@ -441,13 +549,26 @@ class Sidecar:
             self._start_step(slot, *slot.pending.popleft())
         self._send(router, key[0], reply)
 
+    def _degrade(self, change: int) -> None:
+        """Apply the new overload level and queue a notice for every session."""
+        level = self.overload.level
+        self.res.asr.accurate = not self.overload.off("accurate_pass")
+        if change > 0:
+            notice = degraded_notice(level)
+        else:
+            notice = ev.Notice(code="restored", message=f"level {level}: {DEGRADE_ORDER[level][0]} back on")
+        log.warning("overload: %s", notice.message)
+        for slot in self._slots.values():
+            slot.notices.append(notice)
+
 
 def serve_forever(
     address: str,
     persona_dir: str | None = None,
-    workers: int = 2,
+    workers: int = STEP_WORKERS,
     allow_remote: bool = False,
     curve: CurveKeys | None = None,
+    max_sessions: int = MAX_SESSIONS,
 ) -> int:
     """Load the models, bind, serve until SIGINT/SIGTERM; report step times on exit."""
     t0 = time.perf_counter()
@@ -456,7 +577,9 @@ def serve_forever(
 
     torch.set_num_threads(1)
     res = EngineResources(persona_dir)
-    sidecar = Sidecar(res, address, workers=workers, allow_remote=allow_remote, curve=curve)
+    sidecar = Sidecar(
+        res, address, workers=workers, allow_remote=allow_remote, curve=curve, max_sessions=max_sessions
+    )
 
     def _stop(signum: int, _frame: object) -> None:
         log.info("signal %d: shutting down", signum)
