@@ -37,7 +37,8 @@ def main(verbose: bool) -> None:
     default=None,
     help="Folder of persona files (default: assets/personas).",
 )
-@click.option("--workers", default=2, show_default=True, help="Threads that run session steps.")
+@click.option("--workers", default=4, show_default=True, help="Threads that run session steps.")
+@click.option("--max-sessions", default=32, show_default=True, help="Capacity: further sessions get `capacity`.")
 @click.option("--allow-remote", is_flag=True, help="Allow binding to a non-loopback address (needs --curve-*).")
 @click.option(
     "--curve-secret",
@@ -55,6 +56,7 @@ def serve(
     address: str,
     personas: str | None,
     workers: int,
+    max_sessions: int,
     allow_remote: bool,
     curve_secret: Path | None,
     curve_clients: Path | None,
@@ -65,7 +67,8 @@ def serve(
     if (curve_secret is None) != (curve_clients is None):
         raise click.UsageError("--curve-secret and --curve-clients go together")
     curve = CurveKeys(curve_secret, curve_clients) if curve_secret and curve_clients else None
-    sys.exit(serve_forever(address, personas, workers=workers, allow_remote=allow_remote, curve=curve))
+    sys.exit(serve_forever(address, personas, workers=workers, allow_remote=allow_remote, curve=curve,
+                           max_sessions=max_sessions))
 
 
 @main.command()
@@ -134,6 +137,21 @@ def bench_duplex(
             click.echo(f"{r.case_id}: {err}", err=True)
     if json_out:
         json_out.write_text(json.dumps({"summary": summary, "steps": steps, "cases": results}, indent=1))
+
+
+@bench.command("perf")
+@click.option("--cases", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=Path("/work/shared/eval/dev"), show_default=True, help="Cases whose user.wav is streamed.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/perf"), show_default=True)
+@click.option("--levels", default="1,2,4,8,16", show_default=True, help="Concurrent sessions to measure.")
+@click.option("--seconds", default=30.0, show_default=True, help="Real-time seconds per level.")
+@click.option("--soak-minutes", default=60.0, show_default=True, help="Simulated minutes, one session (0: skip).")
+def bench_perf(cases: Path, out: Path, levels: str, seconds: float, soak_minutes: float) -> None:
+    """The 200 ms deadline under load: 1..16 real-time sessions, start-up, a long session; table and plot."""
+    from npc_voice.bench.perf import run_perf
+
+    run_perf(cases, out, tuple(int(x) for x in levels.split(",")), seconds, soak_minutes)
+    click.echo((out / "table.md").read_text())
 
 
 @main.command()
