@@ -121,6 +121,7 @@ class _Slot:
     # (chunk, chunks lost just before it, arrival time); a deque with maxlen so a flood can never grow it
     pending: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_PENDING))
     started: float = 0.0  # when the chunk now being stepped could start (see ``Sidecar._start_step``)
+    realtime: bool = True  # a simulated-clock session (a bench) waits in its steps by design: not counted late
     notices: list[ev.Notice] = field(default_factory=list)  # told with the session's next step reply
 
 
@@ -457,7 +458,7 @@ class Sidecar:
                 ),
             )
             return
-        slot = _Slot(identity=identity, client=client, session=None, busy=True)
+        slot = _Slot(identity=identity, client=client, session=None, busy=True, realtime=msg.clock != "simulated")
         if self.overload.level:
             slot.notices.append(degraded_notice(self.overload.level))
         self._slots[key] = slot
@@ -531,10 +532,11 @@ class Sidecar:
                 del self._slots[key]
         elif isinstance(reply, p.StepReply):
             self.step_ms.append(reply.compute_ms)
-            now = time.monotonic()
-            change = self.overload.observe(now - slot.started, now)
-            if change:
-                self._degrade(change)
+            if slot.realtime:
+                now = time.monotonic()
+                change = self.overload.observe(now - slot.started, now)
+                if change:
+                    self._degrade(change)
             if slot.notices:
                 reply.events.extend(n.to_wire() for n in slot.notices)
                 slot.notices.clear()
@@ -556,7 +558,7 @@ class Sidecar:
         if change > 0:
             notice = degraded_notice(level)
         else:
-            notice = ev.Notice(code="restored", message=f"level {level}: {DEGRADE_ORDER[level][0]} back on")
+            notice = ev.Notice(code="restored", message=f"level {level}: undone: {DEGRADE_ORDER[level][1]}")
         log.warning("overload: %s", notice.message)
         for slot in self._slots.values():
             slot.notices.append(notice)
