@@ -50,7 +50,7 @@ MAX_TURN_S = 20.0  # a turn longer than this is answered anyway
 ECHO_EXCESS_START_DB = 6.0
 ECHO_EXCESS_HOLD_DB = 2.0
 ECHO_REMOVED_DB = 3.0  # mic louder than the canceller's output by more than this: there was echo to remove
-PREPARE_WAIT_S = 0.3  # how long a due answer may wait for the accurate pass before using the fast one
+MAX_DUE_STEPS = 2  # chunks a due answer waits for the accurate pass before it uses the streaming words
 PREROLL_CHUNKS = 1  # audio before the onset given to the recogniser
 
 
@@ -90,15 +90,18 @@ class Session:
         """``simulated_clock``: chunks arrive faster than real time (a bench), so a due answer waits for
         its look-ahead work in the step, where the step's measured time charges it to the simulated clock."""
         self.res = resources
-        self._prepare_wait = None if simulated_clock else PREPARE_WAIT_S
+        self._prepare_wait = None if simulated_clock else 0.0
+        self._due_steps = 0  # chunks an answer has been due while its accurate words were not ready
         self.persona_id, self.npc_id = persona_id, npc_id
         self.loaded: LoadedPersona = resources.persona(persona_id)
         self._persona_problem: tuple[float | None, str] | None = None  # the broken edit last reported
         self.game_state: dict[str, Any] = dict(state or {})
-        # The floor policy: the learned duplex model, or the rule baseline with NPC_VOICE_POLICY=baseline.
+        # The floor policy: the rule baseline, or the learned duplex model with NPC_VOICE_POLICY=duplex (not
+        # the default yet: on the dev bench it stops for interruptions better but takes the floor in
+        # mid-turn pauses more often; see docs/duplex.md).
         self._duplex: DuplexState | None = None
         self.policy: BaselineTurnPolicy | DuplexPolicy = BaselineTurnPolicy()
-        if os.environ.get("NPC_VOICE_POLICY", "duplex") == "duplex":
+        if os.environ.get("NPC_VOICE_POLICY", "baseline") == "duplex":
             if DuplexModel.available():
                 self._duplex = DuplexModel.shared().session()
                 self.policy = DuplexPolicy()
@@ -154,12 +157,6 @@ class Session:
         if self._duplex is not None:
             elapsed = (self.steps - self._line_step) * CHUNK_SECONDS if self._line is not None else 0.0
             self._duplex.step(mic, clean, played, raw_probs, echo, self._line is not None, elapsed, self._partial)
-            listening = self._line is None and self._prepared is None and self._asr.in_utterance
-            if listening and self._turn_speech_s > 0 and self._decide(self._partial) is Action.RESPOND:
-                # The model heard the turn end before the VAD's hang-over did: read the words now.
-                self._prepared = self.res.workers.submit(
-                    self._prepare, self._asr.audio(), self._partial, self.loaded, self._rng.random()
-                )
         words, accurate = self._partial, False
         if self._duplex is not None and self._prepared is not None and self._prepared.done():
             ready = self._ready_answer()  # the accurate words are in: judge the turn on them
@@ -167,10 +164,17 @@ class Session:
                 words, accurate = ready.heard, True
         action = self._decide(words, accurate)
         if action is Action.RESPOND and self._prepared is not None and not accurate:
-            # Judge the end of the turn on the accurate words ("I would like to buy" is not over).
+            # Judge the end of the turn on the accurate words ("I would like to buy" is not over). In real
+            # time the step does not wait for them: it listens one more chunk (they are usually ready
+            # by then) and answers from the streaming words only if they are still missing after that.
             answer = self._ready_answer(wait=self._prepare_wait)
             if answer is not None:
                 action = self._decide(answer.heard, accurate=True)
+            elif self._due_steps < MAX_DUE_STEPS:
+                self._due_steps += 1
+                action = Action.LISTEN
+        if action is not Action.RESPOND:
+            self._due_steps = 0
         pcm = self._act(action, events)
         self._prev_chunk = clean
         self.steps += 1

@@ -178,8 +178,9 @@ class DuplexPolicy:
     """
 
     shift_on: float = 0.5
-    shift_in_hangover: float = 0.6  # the VAD still says "speech" (its 100 ms hang-over)
+    shift_weak: float = 0.25  # with finished accurate words, the model need only not object
     complete_silence_s: float = 0.35  # accurate words that end a sentence, and this much silence: answer
+    hold_silence_s: float = 1.0  # finished words but the model expects more: wait a within-turn pause out
     interrupt_on: float = 0.6
     cue_player_on: float = 0.5
     incomplete_silence_s: float = 1.2
@@ -197,16 +198,18 @@ class DuplexPolicy:
             return Action.CONTINUE if obs.npc_speaking else Action.LISTEN
         if obs.npc_speaking:
             return self._while_speaking(out, obs, previous)
-        if obs.turn_speech_s < self.min_turn_speech_s or not words_of(obs.words):
-            return Action.LISTEN
-        if obs.in_speech and out.shift < self.shift_in_hangover:
+        if obs.in_speech or obs.turn_speech_s < self.min_turn_speech_s or not words_of(obs.words):
+            # Never answer while the player is still voicing: the accurate pass would lose the last
+            # word ("Do you sell swor-") and a pause between sentences is not the end of a turn.
             return Action.LISTEN
         if accurate and looks_incomplete(obs.words) and obs.silence_s < self.incomplete_silence_s:
             return Action.LISTEN
-        if accurate and obs.silence_s >= self.complete_silence_s:
-            return Action.RESPOND  # the accurate words are a finished sentence and the player is quiet
         if out.shift >= self.shift_on or obs.silence_s >= self.max_wait_s:
             return Action.RESPOND
+        if accurate and obs.silence_s >= self.complete_silence_s and out.shift >= self.shift_weak:
+            return Action.RESPOND  # a finished sentence, a quiet player, and the model does not object
+        if accurate and obs.silence_s >= self.hold_silence_s:
+            return Action.RESPOND  # the model expects more, but a within-turn pause is rarely this long
         return Action.LISTEN
 
     def _while_speaking(self, out: DuplexOutputs, obs: FloorObservation, previous: DuplexOutputs | None) -> Action:
