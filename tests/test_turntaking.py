@@ -46,3 +46,10 @@ def test_a_cue_or_long_speech_over_the_npc_is_an_interruption() -> None:
     policy = BaselineTurnPolicy()
     assert policy.decide(obs(npc_speaking=True, in_speech=True, speech_s=0.3, words="wait")) is Action.INTERRUPTED
     assert policy.decide(obs(npc_speaking=True, in_speech=True, speech_s=0.9, words="where")) is Action.INTERRUPTED
+
+
+def test_a_misheard_partial_cannot_hold_the_turn_open() -> None:
+    policy = BaselineTurnPolicy()
+    garbled = obs(words="do you feel the", silence_s=0.4)
+    assert policy.decide(garbled, accurate=False) is Action.RESPOND  # then judged again on the accurate words
+    assert policy.decide(garbled, accurate=True) is Action.LISTEN

@@ -158,7 +158,7 @@ class Session:
             elapsed = (self.steps - self._line_step) * CHUNK_SECONDS if self._line is not None else 0.0
             self._duplex.step(mic, clean, played, raw_probs, echo, self._line is not None, elapsed, self._partial)
         words, accurate = self._partial, False
-        if self._duplex is not None and self._prepared is not None and self._prepared.done():
+        if self._prepared is not None and self._prepared.done():
             ready = self._ready_answer()  # the accurate words are in: judge the turn on them
             if ready is not None:
                 words, accurate = ready.heard, True
@@ -198,7 +198,7 @@ class Session:
         if isinstance(self.policy, DuplexPolicy):
             state = self._duplex
             return self.policy.decide(state.last if state else None, obs, accurate, state.previous if state else None)
-        return self.policy.decide(obs)
+        return self.policy.decide(obs, accurate)
 
     def _observe(self, words: str) -> FloorObservation:
         return FloorObservation(

@@ -192,12 +192,15 @@ class BaselineTurnPolicy:
     backchannel_max_s: float = 0.7
     cue_min_s: float = 0.2
 
-    def decide(self, obs: FloorObservation) -> Action:
+    def decide(self, obs: FloorObservation, accurate: bool = True) -> Action:
+        """``accurate``: ``obs.words`` is the accurate transcript. Only then may how the words end hold the
+        turn open: the streaming partial's last word is misheard too often to veto an answer."""
         if obs.npc_speaking:
             return self._while_speaking(obs)
         if obs.in_speech or obs.turn_speech_s < self.min_turn_speech_s or not words_of(obs.words):
             return Action.LISTEN
-        needed = self.incomplete_silence_s if looks_incomplete(obs.words) else self.end_silence_s
+        incomplete = accurate and looks_incomplete(obs.words)
+        needed = self.incomplete_silence_s if incomplete else self.end_silence_s
         return Action.RESPOND if obs.silence_s >= needed else Action.LISTEN
 
     def _while_speaking(self, obs: FloorObservation) -> Action:
