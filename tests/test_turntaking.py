@@ -48,8 +48,13 @@ def test_a_cue_or_long_speech_over_the_npc_is_an_interruption() -> None:
     assert policy.decide(obs(npc_speaking=True, in_speech=True, speech_s=0.9, words="where")) is Action.INTERRUPTED
 
 
-def test_a_misheard_partial_cannot_hold_the_turn_open() -> None:
+def test_misheard_streaming_words_hold_the_turn_only_for_a_typical_pause() -> None:
     policy = BaselineTurnPolicy()
-    garbled = obs(words="do you feel the", silence_s=0.4)
-    assert policy.decide(garbled, accurate=False) is Action.RESPOND  # then judged again on the accurate words
-    assert policy.decide(garbled, accurate=True) is Action.LISTEN
+    garbled = dict(words="do you feel the", partial="do you feel the")
+    assert policy.decide(obs(silence_s=0.4, **garbled), accurate=False) is Action.LISTEN
+    assert policy.decide(obs(silence_s=0.85, **garbled), accurate=False) is Action.RESPOND  # not the full 1.2 s
+    accurate = dict(words="Do you sell swords?", partial="do you feel the")
+    assert policy.decide(obs(silence_s=0.4, **accurate), accurate=True) is Action.LISTEN
+    assert policy.decide(obs(silence_s=0.85, **accurate), accurate=True) is Action.RESPOND
+    clean = dict(words="Do you sell swords?", partial="do you sell swords")
+    assert policy.decide(obs(silence_s=0.4, **clean), accurate=True) is Action.RESPOND

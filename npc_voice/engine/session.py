@@ -208,6 +208,7 @@ class Session:
             silence_s=self._silence_s,
             turn_speech_s=self._turn_speech_s,
             words=words,
+            partial=self._partial,
         )
 
     def close(self) -> None:

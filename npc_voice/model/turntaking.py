@@ -160,6 +160,7 @@ class FloorObservation:
     silence_s: float  # silence since the player's last speech (0 while speaking)
     turn_speech_s: float  # voiced time in the player's current turn so far
     words: str  # best transcript of the current turn so far
+    partial: str = ""  # the streaming (fast, often misheard) transcript of the same turn
 
 
 def words_of(text: str) -> list[str]:
@@ -188,6 +189,7 @@ class BaselineTurnPolicy:
 
     end_silence_s: float = 0.35
     incomplete_silence_s: float = 1.2
+    unsure_silence_s: float = 0.8
     min_turn_speech_s: float = 0.25
     backchannel_max_s: float = 0.7
     cue_min_s: float = 0.2
@@ -199,8 +201,15 @@ class BaselineTurnPolicy:
             return self._while_speaking(obs)
         if obs.in_speech or obs.turn_speech_s < self.min_turn_speech_s or not words_of(obs.words):
             return Action.LISTEN
-        incomplete = accurate and looks_incomplete(obs.words)
-        needed = self.incomplete_silence_s if incomplete else self.end_silence_s
+        if accurate and looks_incomplete(obs.words):
+            needed = self.incomplete_silence_s
+        elif looks_incomplete(obs.partial or obs.words):
+            # Only the misheard streaming words end unfinished (or Whisper, hearing a fragment, wrote a
+            # sentence: "I would like to buy" as "I would like to mine."): wait out a typical
+            # within-turn pause, not the full incomplete wait.
+            needed = self.unsure_silence_s
+        else:
+            needed = self.end_silence_s
         return Action.RESPOND if obs.silence_s >= needed else Action.LISTEN
 
     def _while_speaking(self, obs: FloorObservation) -> Action:
