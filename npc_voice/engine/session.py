@@ -281,19 +281,22 @@ class Session:
             # The player may have finished: read the turn accurately and prepare the answer now, in the
             # background, so it is ready when the floor policy decides the turn is over.
             self._prepared = self.res.workers.submit(
-                self._prepare, self._asr.audio(), self._partial, self.loaded, self._rng.random()
+                self._prepare, self._asr.audio(), self._partial, self.loaded, self._rng.random(),
+                dict(self.game_state),  # a copy: the step thread keeps updating the live one
             )
 
-    def _prepare(self, audio: np.ndarray, fast: str, loaded: LoadedPersona, seed: float) -> PreparedAnswer:
+    def _prepare(self, audio: np.ndarray, fast: str, loaded: LoadedPersona, seed: float,
+                 state: dict[str, Any]) -> PreparedAnswer:
         """Worker thread: accurate transcript, topic, line, and the line's first sentence as audio."""
         heard = " ".join((self.res.asr.transcribe(audio) or fast).split())
-        return self._answer_for(heard, loaded, random.Random(seed))
+        return self._answer_for(heard, loaded, random.Random(seed), state)
 
-    def _answer_for(self, heard: str, loaded: LoadedPersona, rng: random.Random) -> PreparedAnswer:
+    def _answer_for(self, heard: str, loaded: LoadedPersona, rng: random.Random,
+                    state: dict[str, Any]) -> PreparedAnswer:
         if not heard:
             return PreparedAnswer(heard="", choice=None, text="", first=None)
         choice = loaded.matcher.match(heard)
-        line = loaded.persona.choose_line(choice.topic, self.game_state, rng)
+        line = loaded.persona.choose_line(choice.topic, state, rng)
         text = line.text
         first = self._synth(split_sentences(text)[0])
         return PreparedAnswer(heard=heard, choice=choice, text=text, first=first, sentiment=analyse(heard),
@@ -355,7 +358,7 @@ class Session:
         answer = self._ready_answer()
         if answer is None:
             heard = " ".join(self._partial.split())
-            answer = self._answer_for(heard, self.loaded, self._rng)
+            answer = self._answer_for(heard, self.loaded, self._rng, self.game_state)
         self._reset_turn()
         self._stretch_handled = True
         if answer.choice is None:
