@@ -58,3 +58,15 @@ def test_misheard_streaming_words_hold_the_turn_only_for_a_typical_pause() -> No
     assert policy.decide(obs(silence_s=0.85, **accurate), accurate=True) is Action.RESPOND
     clean = dict(words="Do you sell swords?", partial="do you sell swords")
     assert policy.decide(obs(silence_s=0.4, **clean), accurate=True) is Action.RESPOND
+
+
+def test_patience_changes_how_readily_the_npc_yields_and_answers() -> None:
+    guard, herbalist = BaselineTurnPolicy.for_patience(0.15), BaselineTurnPolicy.for_patience(0.9)
+    over = obs(npc_speaking=True, in_speech=True, speech_s=0.6, words="where is")
+    assert herbalist.decide(over) is Action.INTERRUPTED and guard.decide(over) is Action.CONTINUE
+    cue = obs(npc_speaking=True, in_speech=True, speech_s=0.3, words="wait")
+    assert herbalist.decide(cue) is Action.INTERRUPTED and guard.decide(cue) is Action.CONTINUE
+    insisting = obs(npc_speaking=True, in_speech=True, speech_s=1.2, words="wait wait listen to me")
+    assert guard.decide(insisting) is Action.INTERRUPTED
+    pause = obs(words="where is the castle", partial="where is the castle", silence_s=0.3)
+    assert guard.decide(pause) is Action.RESPOND and herbalist.decide(pause) is Action.LISTEN

@@ -100,7 +100,9 @@ class Session:
         # the default yet: on the dev bench it stops for interruptions better but takes the floor in
         # mid-turn pauses more often; see docs/duplex.md).
         self._duplex: DuplexState | None = None
-        self.policy: BaselineTurnPolicy | DuplexPolicy = BaselineTurnPolicy()
+        self.policy: BaselineTurnPolicy | DuplexPolicy = BaselineTurnPolicy.for_patience(
+            self.loaded.persona.temperament.patience
+        )
         if os.environ.get("NPC_VOICE_POLICY", "baseline") == "duplex":
             if DuplexModel.available():
                 self._duplex = DuplexModel.shared().session()

@@ -194,6 +194,18 @@ class BaselineTurnPolicy:
     backchannel_max_s: float = 0.7
     cue_min_s: float = 0.2
 
+    @classmethod
+    def for_patience(cls, patience: float) -> BaselineTurnPolicy:
+        """The rules for a persona's temperament: patience 0.5 is the neutral listener. A patient NPC
+        (the herbalist) waits a little longer before it answers and yields to shorter speech over it;
+        an impatient one (the guard) answers sooner, yields only to longer speech and ignores a cue
+        word alone below patience 0.3: the player must insist."""
+        return cls(
+            end_silence_s=round(0.35 * (0.5 + patience), 3),
+            backchannel_max_s=round(min(1.5, max(0.4, 0.7 * (1.5 - patience))), 3),
+            cue_min_s=0.2 if patience >= 0.3 else float("inf"),
+        )
+
     def decide(self, obs: FloorObservation, accurate: bool = True) -> Action:
         """``accurate``: ``obs.words`` is the accurate transcript. Only then may how the words end hold the
         turn open: the streaming partial's last word is misheard too often to veto an answer."""
