@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import uuid
 from collections.abc import Iterator
 
@@ -33,10 +32,5 @@ def sidecar(resources, tmp_path_factory) -> Iterator[str]:
     from npc_voice.transport.server import Sidecar
 
     path = tmp_path_factory.mktemp("sidecar") / f"{uuid.uuid4().hex[:8]}.sock"
-    server = Sidecar(resources, f"ipc://{path}")
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    assert server.ready.wait(30)
-    yield server.bound_address
-    server.stop()
-    thread.join(10)
+    with Sidecar(resources, f"ipc://{path}").running(30) as address:
+        yield address

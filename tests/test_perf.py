@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -65,12 +64,8 @@ def overloaded(resources, tmp_path):
     server = Sidecar(
         resources, f"ipc://{tmp_path}/{uuid.uuid4().hex[:8]}.sock", overload=OverloadControl(late_s=-1.0)
     )
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    assert server.ready.wait(30)
-    yield server
-    server.stop()
-    thread.join(10)
+    with server.running(30):
+        yield server
     resources.asr.accurate = True  # the shared models outlive this sidecar
 
 

@@ -6,7 +6,6 @@ enforced, and the non-loopback bind is refused before any socket exists.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,12 +56,8 @@ def keys(tmp_path: Path) -> dict[str, Path]:
 @pytest.fixture()
 def curve_sidecar(resources, keys: dict[str, Path]) -> Iterator[str]:
     server = Sidecar(resources, "tcp://127.0.0.1:*", curve=CurveKeys(keys["server_secret"], keys["clients"]))
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    assert server.ready.wait(30)
-    yield server.bound_address
-    server.stop()
-    thread.join(10)
+    with server.running(30) as address:
+        yield address
 
 
 def test_curve_admits_only_listed_clients(curve_sidecar: str, keys: dict[str, Path]) -> None:

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -221,15 +220,10 @@ def long_session(sessions: int, minutes: float) -> dict[str, object]:
 
     torch.set_num_threads(1)
     res = EngineResources()
-    server = Sidecar(res, f"ipc://{tempfile.mkdtemp(prefix='npc-perf-')}/s.sock")
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    server.ready.wait(60)
     try:
-        report = soak(server.bound_address, sessions, minutes)
+        with Sidecar(res, f"ipc://{tempfile.mkdtemp(prefix='npc-perf-')}/s.sock").running() as address:
+            report = soak(address, sessions, minutes)
     finally:
-        server.stop()
-        thread.join(10)
         res.close()
     rows = report.minutes
     base = rows[min(1, len(rows) - 1)]  # after the first minute: warm-up (first answers, allocator) is over

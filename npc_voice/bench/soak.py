@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import collections
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 
@@ -136,20 +135,15 @@ def main() -> None:
 
     torch.set_num_threads(1)
     res = EngineResources()
-    server = Sidecar(res, f"ipc://{tempfile.mkdtemp(prefix='npc-soak-')}/s.sock")
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    server.ready.wait(60)
     t = time.monotonic()
-    report = soak(server.bound_address, args.sessions, args.minutes)
+    with Sidecar(res, f"ipc://{tempfile.mkdtemp(prefix='npc-soak-')}/s.sock").running() as address:
+        report = soak(address, args.sessions, args.minutes)
     print("minute  rss_mb  p50_ms  p99_ms  wall_s")
     for m in report.minutes:
         print(f"{m['minute']:6}  {m['rss_mb']:6}  {m['p50_ms']:6}  {m['p99_ms']:6}  {m['wall_s']:6}")
     print(f"steps {report.steps} in {time.monotonic() - t:.0f} s; errors {dict(report.errors)}; "
           f"missing/duplicate replies {report.missing}; responses {report.responses}; "
           f"RSS slope over the second half {report.rss_growth_mb_per_min():+.2f} MB/min")
-    server.stop()
-    thread.join(10)
     res.close()
 
 

@@ -26,7 +26,6 @@ class SpokenChunk:
     pcm: np.ndarray
     words: list[tuple[float, str]] = field(default_factory=list)
     visemes: list[tuple[float, str]] = field(default_factory=list)
-    voiced_from: float | None = None  # offset of the first audible sample, if any
     finished: bool = False
 
 
@@ -45,7 +44,6 @@ class LineStream:
         self._words = list(first[1])
         self._visemes = list(first[2])
         self._pos = 0  # samples of _audio already played
-        self.played_s = 0.0
 
     def _append_ready(self) -> None:
         """Append synthesised sentences that are ready, in order."""
@@ -75,10 +73,8 @@ class LineStream:
             pcm=pcm,
             words=[(round(t - t0, 3), w) for t, w in self._words if t0 <= t < t1],
             visemes=[(round(t - t0, 3), v) for t, v in self._visemes if t0 <= t < t1],
-            voiced_from=0.0 if end > start else None,
             finished=False,
         )
-        self.played_s = t1
         self._append_ready()
         out.finished = self.finished
         return out

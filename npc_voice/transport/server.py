@@ -20,6 +20,7 @@ and a client that goes silent loses its sessions after ``IDLE_TIMEOUT_S``.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import queue
@@ -27,7 +28,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,6 +211,21 @@ class Sidecar:
 
     def stop(self) -> None:
         self._stop.set()
+
+    @contextlib.contextmanager
+    def running(self, timeout: float = 60.0) -> Iterator[str]:
+        """Serve on a background thread while the block runs (benches and tests that host the sidecar
+        in their own process); yields the bound address, stops and joins on exit."""
+        thread = threading.Thread(target=self.serve, name="npc-router", daemon=True)
+        thread.start()
+        if not self.ready.wait(timeout):
+            self.stop()
+            raise TimeoutError(f"sidecar on {self.address} not ready within {timeout:.0f} s")
+        try:
+            yield self.bound_address
+        finally:
+            self.stop()
+            thread.join(10)
 
     def serve(self) -> None:
         """Run the socket loop in this thread until ``stop()``."""
