@@ -76,6 +76,24 @@ class Backchannel(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Bark(Event):
+    """The NPC says a line of its own that answers no question: a bark or a reaction from its persona.
+
+    ``greeting``/``farewell`` when the game cues the player's approach or departure, ``idle`` when the
+    player is near but quiet, ``interrupted`` when the player cut in and then said nothing more ("Hm? Go
+    on."), ``holds_floor`` when an impatient NPC keeps talking over a cut-in ("Let me finish."), and
+    ``backchannel`` for the NPC's own "mm-hm" while the player talks at length. Except ``backchannel``
+    (a short aside that leaves the floor with the player), the line is spoken like any other and has
+    its own ``speech_start``/``speech_end``, words and visemes.
+    """
+
+    type: Literal["bark"] = "bark"
+    kind: Literal["greeting", "idle", "farewell", "interrupted", "holds_floor", "backchannel"]
+    line_id: str
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Transcript(Event):
     """What the NPC heard the player say so far (``final`` once the player's stretch of speech ends)."""
 
@@ -129,6 +147,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Response,
         Interrupted,
         Backchannel,
+        Bark,
         Transcript,
         Words,
         Visemes,
