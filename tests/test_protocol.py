@@ -107,3 +107,27 @@ def test_non_finite_state_is_rejected() -> None:
 
 def test_oversized_message_is_rejected() -> None:
     assert code_of([b"\x80", b"\x00" * (p.MAX_MESSAGE_BYTES + 1)]) == "too_large"
+
+
+@pytest.mark.parametrize("cue", p.CUE_KINDS)
+def test_mic_chunk_round_trip_carries_a_cue(cue: str) -> None:
+    back = p.decode(p.encode(p.MicChunk(session="s", seq=2, t_capture=0.0, pcm=chunk(), cue=cue)))
+    assert isinstance(back, p.MicChunk) and back.cue == cue
+
+
+def test_mic_chunk_without_cue_leaves_it_out_of_the_header() -> None:
+    msg = p.MicChunk(session="s", seq=2, t_capture=0.0, pcm=chunk())
+    assert "cue" not in msgpack.unpackb(p.encode(msg)[0])
+    assert p.decode(p.encode(msg)).cue is None
+    nil = {"v": 1, "type": "mic", "session": "s", "seq": 1, "t_capture": 0.0, "cue": None}
+    assert p.decode(frames_with(nil, chunk().tobytes())).cue is None  # nil reads as no cue
+
+
+@pytest.mark.parametrize("cue", ["hello", "", "Greeting", 1, True, ["greeting"], b"greeting"])
+def test_a_bad_cue_is_a_bad_field_naming_the_valid_kinds(cue: object) -> None:
+    header = {"v": 1, "type": "mic", "session": "s", "seq": 5, "t_capture": 0.0, "cue": cue}
+    with pytest.raises(p.ProtocolError) as info:
+        p.decode([msgpack.packb(header, use_bin_type=True), chunk().tobytes()])
+    err = info.value
+    assert err.code == "bad_field" and err.seq == 5 and err.session == "s"
+    assert "cue" in err.message and all(repr(k) in err.message for k in p.CUE_KINDS)

@@ -22,6 +22,8 @@ DEFAULT_ADDRESS = "tcp://127.0.0.1:5571"
 MAX_HEADER_BYTES = 64 * 1024
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_STATE_ITEMS = 256
+# what a ``mic`` message's optional ``cue`` may say: the player just came within earshot, or just left
+CUE_KINDS = ("greeting", "farewell")
 # every ``error.code`` the sidecar sends (docs/protocol.md explains each)
 ERROR_CODES = frozenset({
     "malformed", "too_large", "bad_version", "unknown_type", "unexpected", "missing_field", "bad_field",
@@ -102,6 +104,9 @@ class MicChunk(Message):
 
     ``played`` is the echo reference: the NPC audio the client's speaker emitted during the same
     capture interval, sample-aligned with ``pcm`` (``None`` when the client cannot know it).
+    ``cue`` is one of ``CUE_KINDS`` when the game saw the player come within earshot or leave it
+    since the last chunk, so the NPC can greet them or say goodbye; it rides on audio because the
+    engine only acts inside a step.
     """
 
     TYPE: ClassVar[str] = "mic"
@@ -110,10 +115,13 @@ class MicChunk(Message):
     pcm: np.ndarray
     played: np.ndarray | None = None
     state: dict[str, Any] = field(default_factory=dict)
+    cue: str | None = None
 
     def header(self) -> dict[str, Any]:
         out = super().header()
         out["played"] = self.played is not None
+        if self.cue is None:
+            del out["cue"]  # absent means no cue: the header stays what a revision-1 sidecar expects
         return out
 
     def payloads(self) -> list[bytes]:
@@ -291,6 +299,23 @@ def _clock(value: str, session: str) -> str:
     return value
 
 
+def _cue(header: dict[str, Any], session: str, seq: int) -> str | None:
+    """The optional ``cue`` of a ``mic``: absent or nil is none; anything else must be a known kind."""
+    value = header.get("cue")
+    if value is None:
+        return None
+    kinds = ", ".join(repr(k) for k in CUE_KINDS)
+    if not isinstance(value, str):
+        raise ProtocolError(
+            "bad_field", f"cue must be a string, one of {kinds}; got {type(value).__name__}", session=session, seq=seq
+        )
+    if value not in CUE_KINDS:
+        raise ProtocolError(
+            "bad_field", f"cue must be one of {kinds}; got {value[:40]!r}", session=session, seq=seq
+        )
+    return value
+
+
 def decode(frames: list[bytes]) -> Message:
     """Parse ZeroMQ frames into a typed message, or raise ``ProtocolError``."""
     if not frames:
@@ -334,6 +359,7 @@ def decode(frames: list[bytes]) -> Message:
             pcm=_pcm(payloads[0], "microphone frame", session, seq),
             played=_pcm(payloads[1], "played (echo reference) frame", session, seq) if has_played else None,
             state=_check_state(header.get("state", {}), session, seq),
+            cue=_cue(header, session, seq),
         )
     if cls is StepReply:
         seq = _field(header, "seq", int, session)
