@@ -20,7 +20,7 @@ import random
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -34,7 +34,14 @@ from npc_voice.model.duplex import DuplexModel, DuplexPolicy, DuplexState
 from npc_voice.model.emotion import NpcFeelings, PlayerTone, ToneEstimate
 from npc_voice.model.sentiment import TextSentiment, analyse
 from npc_voice.model.topics import TopicChoice
-from npc_voice.model.turntaking import Action, BaselineTurnPolicy, FloorObservation
+from npc_voice.model.turntaking import (
+    Action,
+    BaselineTurnPolicy,
+    FloorObservation,
+    has_interrupt_cue,
+    looks_incomplete,
+    strip_discourse,
+)
 from npc_voice.speech.stream import LineStream, Synthesized
 from npc_voice.speech.tts import VoiceSettings, split_sentences
 
@@ -52,6 +59,15 @@ ECHO_EXCESS_HOLD_DB = 2.0
 ECHO_REMOVED_DB = 3.0  # mic louder than the canceller's output by more than this: there was echo to remove
 MAX_DUE_STEPS = 2  # chunks a due answer waits for the accurate pass before it uses the streaming words
 PREROLL_CHUNKS = 1  # audio before the onset given to the recogniser
+# Temperament at work. A quiet NPC with the player near says an idle bark after IDLE_AFTER_S seconds,
+# scaled from a terse persona (talkativeness 0) to a chatty one (1) and varied by a third either way.
+IDLE_AFTER_S = (40.0, 12.0)
+# The NPC's own "mm-hm": offered in a pause of a player who has said at least this much since the last
+# one and whose words so far need more, with probability ``backchannel_rate`` per such pause.
+OWN_BACKCHANNEL_AFTER_S = 2.5
+OWN_BACKCHANNEL_PAUSE_S = (0.15, 0.6)
+HOLD_FLOOR_MIN_S = 0.2  # a cut-in this long that the NPC does not yield to gets its "let me finish"
+Cue = Literal["greeting", "farewell"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +80,16 @@ class PreparedAnswer:
     first: Synthesized | None
     sentiment: TextSentiment | None = None
     emotion: str | None = None  # the line's emotion tag from the persona file
+    reaction: bool = False  # the player only cut in ("wait...") and said nothing more: "Hm? Go on."
+
+
+@dataclass(frozen=True)
+class PreparedBark:
+    """A bark or reaction synthesised in the background, spoken when the floor is free."""
+
+    kind: str
+    text: str
+    first: Synthesized
 
 
 @dataclass
@@ -129,18 +155,33 @@ class Session:
         self._prepared: Future[PreparedAnswer] | None = None
         self._stretch_handled = True
         self.steps = 0
+        # temperament at work: barks, reactions, the NPC's own backchannels, follow-up topics
+        self._previous_topic: str | None = None
+        self._after_interrupt = False  # the player's current turn began by cutting the NPC off
+        self._held_line: str | None = None  # the line in which the NPC already said "let me finish"
+        self._stretch_held = False  # the player's current stretch is a cut-in the NPC talked through
+        self._near = False  # the game cued the player's approach (and not yet their leaving)
+        self._quiet_s = 0.0
+        self._idle_after_s = self._next_idle_after()
+        self._bark: Future[PreparedBark | None] | None = None
+        self._aside: LineStream | None = None  # the NPC's own "mm-hm", over the player's turn
+        self._own_backchannel: Future[PreparedBark | None] | None = None
+        self._backchannel_mark_s = 0.0  # the player's turn speech when the NPC last said "mm-hm"
 
     # ------------------------------------------------------------------ public
 
     def step(
-        self, mic: np.ndarray, played: np.ndarray | None, state: dict[str, Any] | None = None
+        self, mic: np.ndarray, played: np.ndarray | None, state: dict[str, Any] | None = None, cue: Cue | None = None
     ) -> StepResult:
-        """Advance the conversation by one 200 ms chunk."""
+        """Advance the conversation by one 200 ms chunk. ``cue``: the player just came within earshot
+        (``greeting``) or left it (``farewell``)."""
         t0 = time.perf_counter()
         if state:
             self.game_state.update(state)
         events: list[ev.Event] = []
         self._refresh_persona(events)
+        if cue is not None:
+            self._cued(cue)
         clean = self._aec.process(mic, played)
         probs = raw_probs = self._vad.process(clean)
         echo = self._aec.stats
@@ -177,6 +218,7 @@ class Session:
                 action = Action.LISTEN
         if action is not Action.RESPOND:
             self._due_steps = 0
+        self._temperament(action, events)
         pcm = self._act(action, events)
         self._prev_chunk = clean
         self.steps += 1
@@ -216,6 +258,9 @@ class Session:
     def close(self) -> None:
         if self._line is not None:
             self._line.cancel()
+        for fut in (self._bark, self._own_backchannel):
+            if fut is not None:
+                fut.cancel()
         self._reset_turn()
 
     # ------------------------------------------------------------------ hearing
@@ -263,6 +308,7 @@ class Session:
                     self._turn_speech_s += FRAME_S
                     self._silence_s = 0.0
                     self._stretch_handled = self._line is None  # only speech over the NPC is a backchannel
+                    self._stretch_held = False
                 else:
                     self._silence_s += FRAME_S
         return started
@@ -285,19 +331,27 @@ class Session:
             self._prepared = self.res.workers.submit(
                 self._prepare, self._asr.audio(), self._partial, self.loaded, self._rng.random(),
                 dict(self.game_state),  # a copy: the step thread keeps updating the live one
+                self._previous_topic, self._after_interrupt,
             )
 
     def _prepare(self, audio: np.ndarray, fast: str, loaded: LoadedPersona, seed: float,
-                 state: dict[str, Any]) -> PreparedAnswer:
+                 state: dict[str, Any], previous: str | None, after_interrupt: bool) -> PreparedAnswer:
         """Worker thread: accurate transcript, topic, line, and the line's first sentence as audio."""
         heard = " ".join((self.res.asr.transcribe(audio) or fast).split())
-        return self._answer_for(heard, loaded, random.Random(seed), state)
+        return self._answer_for(heard, loaded, random.Random(seed), state, previous, after_interrupt)
 
-    def _answer_for(self, heard: str, loaded: LoadedPersona, rng: random.Random,
-                    state: dict[str, Any]) -> PreparedAnswer:
+    def _answer_for(self, heard: str, loaded: LoadedPersona, rng: random.Random, state: dict[str, Any],
+                    previous: str | None, after_interrupt: bool) -> PreparedAnswer:
+        """The answer to ``heard``; the previous answer's follow-ups win near-ties. A turn that only cut
+        the NPC off ("wait, hold on") gets the persona's ``interrupted`` reaction: it asks them to go on."""
         if not heard:
             return PreparedAnswer(heard="", choice=None, text="", first=None)
-        choice = loaded.matcher.match(heard)
+        if after_interrupt and not strip_discourse(heard):
+            reaction = loaded.persona.reaction("interrupted", state, rng)
+            if reaction is not None:
+                return PreparedAnswer(heard=heard, choice=None, text=reaction.text, emotion=reaction.emotion,
+                                      first=self._synth(split_sentences(reaction.text)[0]), reaction=True)
+        choice, _ = loaded.matcher.match_after(heard, previous)
         line = loaded.persona.choose_line(choice.topic, state, rng)
         text = line.text
         first = self._synth(split_sentences(text)[0])
@@ -324,6 +378,7 @@ class Session:
 
     def _reset_turn(self) -> None:
         self._turn_speech_s = 0.0
+        self._backchannel_mark_s = 0.0
         self._partial = ""
         self._drop_prepared()
         if self._asr.in_utterance:
@@ -346,12 +401,15 @@ class Session:
             line = self._line
             line.cancel()
             self._line = None
+            self._after_interrupt = True
             events.append(ev.Interrupted(offset=0.0, line_id=line.line_id, heard=self._partial))
             events.append(ev.SpeechEnd(offset=0.0, line_id=line.line_id, completed=False))
             self._stretch_handled = True
         elif action is Action.BACKCHANNEL and not self._stretch_handled:
             self._stretch_handled = True
-            events.append(ev.Backchannel(heard=self._partial))
+            if not self._stretch_held:
+                events.append(ev.Backchannel(heard=self._partial))
+            self._stretch_held = False
             self._reset_turn()
         return self._speak(events)
 
@@ -360,10 +418,12 @@ class Session:
         answer = self._ready_answer()
         if answer is None:
             heard = " ".join(self._partial.split())
-            answer = self._answer_for(heard, self.loaded, self._rng, self.game_state)
+            answer = self._answer_for(heard, self.loaded, self._rng, self.game_state, self._previous_topic,
+                                      self._after_interrupt)
         self._reset_turn()
         self._stretch_handled = True
-        if answer.choice is None:
+        self._after_interrupt = False
+        if answer.choice is None and not answer.reaction:
             return
         events.append(ev.Transcript(text=answer.heard, final=True))
         if answer.sentiment is not None:
@@ -371,23 +431,135 @@ class Session:
         if answer.emotion:
             self.feelings.update(0.0, line_tags=[answer.emotion])
         line_id = f"{self.npc_id}-{next(self._line_ids)}"
-        self._line = LineStream(line_id, answer.text, self._synth, self.res.workers, first=answer.first)
+        if answer.choice is None:
+            events.append(ev.Bark(offset=0.0, kind="interrupted", line_id=line_id, text=answer.text))
+        else:
+            self._previous_topic = answer.choice.topic
+            events.append(ev.Response(offset=0.0, topic=answer.choice.topic, text=answer.text,
+                                      confidence=round(answer.choice.similarity, 3), heard=answer.heard))
+        self._start_line(line_id, answer.text, answer.first, events)
+
+    def _start_line(self, line_id: str, text: str, first: Synthesized | None, events: list[ev.Event]) -> None:
+        self._line = LineStream(line_id, text, self._synth, self.res.workers, first=first)
         self._line_step = self.steps
-        events.append(ev.Response(offset=0.0, topic=answer.choice.topic, text=answer.text,
-                                  confidence=round(answer.choice.similarity, 3), heard=answer.heard))
-        events.append(ev.SpeechStart(offset=0.0, line_id=line_id, text=answer.text))
+        self._aside = None
+        events.append(ev.SpeechStart(offset=0.0, line_id=line_id, text=text))
+
+    # ------------------------------------------------------------------ temperament
+
+    def _cued(self, cue: Cue) -> None:
+        """The game says the player came near or left: greet them (a terse NPC not always), or see them off."""
+        temper = self.loaded.persona.temperament
+        self._drop_bark()
+        self._quiet_s = 0.0
+        self._near = cue == "greeting"
+        if cue == "greeting" and self._rng.random() < 0.5 + 0.5 * temper.talkativeness:
+            self._queue_bark("greeting")
+        elif cue == "farewell" and self._line is None:
+            self._queue_bark("farewell")
+
+    def _temperament(self, action: Action, events: list[ev.Event]) -> None:
+        """What the persona's temperament adds to the floor decision: it holds the floor against a cut-in it
+        does not yield to, says its own "mm-hm" in the player's pauses, and barks when the floor is free."""
+        if self._line is not None:
+            self._quiet_s = 0.0
+            # A cut-in it does not yield to, heard while it lasts or as it ends ("wait" is often only
+            # recognised once said): "Let me finish."
+            cut_in = (self._speech_s >= HOLD_FLOOR_MIN_S and not self._stretch_handled and not self._stretch_held
+                      and has_interrupt_cue(self._partial))
+            if cut_in and action in (Action.CONTINUE, Action.BACKCHANNEL) and self._held_line != self._line.line_id:
+                self._hold_floor(events)
+            return
+        if self._in_speech or (self._turn_speech_s > 0 and self._silence_s < 1.5) or action is Action.RESPOND:
+            self._quiet_s = 0.0
+            self._drop_bark()  # the player has the floor: a greeting that waited is stale now
+            if action is Action.LISTEN:
+                self._offer_backchannel(events)
+            return
+        self._quiet_s += CHUNK_SECONDS
+        if self._near and self._bark is None and self._quiet_s >= self._idle_after_s:
+            self._queue_bark("idle")
+            self._quiet_s = 0.0
+            self._idle_after_s = self._next_idle_after()
+        if self._bark is not None and self._bark.done():
+            bark = self._bark.result()
+            self._bark = None
+            if bark is not None:
+                line_id = f"{self.npc_id}-{next(self._line_ids)}"
+                events.append(ev.Bark(offset=0.0, kind=bark.kind, line_id=line_id, text=bark.text))  # type: ignore[arg-type]
+                self._start_line(line_id, bark.text, bark.first, events)
+
+    def _hold_floor(self, events: list[ev.Event]) -> None:
+        """An impatient NPC does not yield to a cut-in: "Let me finish." and it takes up its sentence again."""
+        assert self._line is not None
+        self._held_line = self._line.line_id
+        line = self.loaded.persona.reaction("holds_floor", self.game_state, self._rng)
+        if line is None:
+            return
+        self._line.interject(self._synth(line.text))
+        self._stretch_held = True  # the cut-in was answered; when it ends it is dropped, not a backchannel
+        events.append(ev.Bark(offset=0.0, kind="holds_floor", line_id=self._line.line_id, text=line.text))
+
+    def _offer_backchannel(self, events: list[ev.Event]) -> None:
+        """The NPC's own "mm-hm" in a pause of a player who is not done (the words so far need more)."""
+        rate = self.loaded.persona.temperament.backchannel_rate
+        if rate <= 0 or not self.loaded.persona.reactions.get("backchannel"):
+            return
+        if self._own_backchannel is None:  # synthesised ahead: a pause is over before a synthesis would be
+            self._own_backchannel = self.res.workers.submit(
+                self._bark_line, "backchannel", self.loaded, dict(self.game_state), self._rng.random())
+        lo, hi = OWN_BACKCHANNEL_PAUSE_S
+        if (self._aside is not None or self._in_speech or not lo <= self._silence_s < hi
+                or self._turn_speech_s - self._backchannel_mark_s < OWN_BACKCHANNEL_AFTER_S
+                or not looks_incomplete(self._partial)):
+            return
+        self._backchannel_mark_s = self._turn_speech_s  # one chance per pause, taken or not
+        if self._rng.random() >= rate or not self._own_backchannel.done():
+            return
+        bark = self._own_backchannel.result()
+        self._own_backchannel = None
+        if bark is not None:
+            line_id = f"{self.npc_id}-{next(self._line_ids)}"
+            self._aside = LineStream(line_id, bark.text, self._synth, self.res.workers, first=bark.first)
+            events.append(ev.Bark(offset=0.0, kind="backchannel", line_id=line_id, text=bark.text))
+
+    def _queue_bark(self, kind: str) -> None:
+        self._bark = self.res.workers.submit(
+            self._bark_line, kind, self.loaded, dict(self.game_state), self._rng.random())
+
+    def _drop_bark(self) -> None:
+        if self._bark is not None:
+            self._bark.cancel()
+            self._bark = None
+
+    def _bark_line(self, kind: str, loaded: LoadedPersona, state: dict[str, Any], seed: float) -> PreparedBark | None:
+        """Worker thread: a bark (greeting, idle, farewell) or reaction line, its first sentence synthesised."""
+        persona, rng = loaded.persona, random.Random(seed)
+        line = persona.bark(kind, state, rng) if kind in persona.barks else persona.reaction(kind, state, rng)
+        if line is None:
+            return None
+        return PreparedBark(kind=kind, text=line.text, first=self._synth(split_sentences(line.text)[0]))
+
+    def _next_idle_after(self) -> float:
+        terse, chatty = IDLE_AFTER_S
+        t = self.loaded.persona.temperament.talkativeness
+        return (terse + (chatty - terse) * t) * self._rng.uniform(0.67, 1.33)
 
     def _speak(self, events: list[ev.Event]) -> np.ndarray:
-        if self._line is None:
+        if self._line is None and self._aside is None:
             return silence()
-        chunk = self._line.next_chunk()
+        stream = self._line or self._aside
+        assert stream is not None
+        chunk = stream.next_chunk()
         if chunk.words:
             events.append(ev.Words(offset=0.0, words=chunk.words))
         if chunk.visemes:
             events.append(ev.Visemes(offset=0.0, visemes=chunk.visemes))
-        if chunk.finished:
+        if chunk.finished and stream is self._aside:
+            self._aside = None  # an aside has no speech_start/speech_end: the floor stayed with the player
+        elif chunk.finished:
             end = float(np.flatnonzero(chunk.pcm).max() + 1) / SAMPLE_RATE if chunk.pcm.any() else 0.0
-            events.append(ev.SpeechEnd(offset=round(end, 3), line_id=self._line.line_id, completed=True))
+            events.append(ev.SpeechEnd(offset=round(end, 3), line_id=stream.line_id, completed=True))
             self._line = None
         assert len(chunk.pcm) == CHUNK_SAMPLES
         return chunk.pcm

@@ -14,7 +14,7 @@ import numpy as np
 
 from npc_voice.features.embed import Embedder
 from npc_voice.model.turntaking import strip_discourse
-from npc_voice.persona.loader import FALLBACK, Persona
+from npc_voice.persona.loader import FALLBACK, FOLLOW_UP_BONUS, Persona
 
 # Below this cosine similarity nothing in the persona fits and the NPC asks to rephrase.
 MIN_SIMILARITY = 0.42
@@ -83,3 +83,17 @@ class TopicMatcher:
         if sim < self._min:
             return TopicChoice(topic=FALLBACK, similarity=sim, focus=cands[ci])
         return TopicChoice(topic=self._topic_ids[ei], similarity=sim, focus=cands[ci])
+
+    def match_after(self, text: str, previous: str | None) -> tuple[TopicChoice, bool]:
+        """The topic for ``text`` said after the NPC answered ``previous``; True if one of that topic's
+        follow-ups won a near-tie (after "how much is a sword?", "and a shield?" leans to prices)."""
+        choice = self.match(text)
+        ups = [t for t in self.persona.follow_ups(previous) if t != choice.topic]
+        if not ups:
+            return choice, False
+        scores = self.scores(text)
+        best = max(ups, key=lambda t: scores.get(t, -1.0))
+        sim = scores.get(best, -1.0)
+        if sim >= self._min and sim + FOLLOW_UP_BONUS > choice.similarity:
+            return TopicChoice(topic=best, similarity=sim, focus=choice.focus), True
+        return choice, False

@@ -232,6 +232,9 @@ class BaselineTurnPolicy:
                 return Action.INTERRUPTED
             return Action.CONTINUE
         if obs.speech_s > 0 and obs.silence_s > 0:
-            # a short stretch just ended while we kept talking
+            # A short stretch just ended while we kept talking. A cut-in word is often recognised only
+            # once it is said ("wait!" read as "way" until its end): then it was a cut-in after all.
+            if obs.speech_s >= self.cue_min_s and has_interrupt_cue(obs.words):
+                return Action.INTERRUPTED
             return Action.BACKCHANNEL
         return Action.CONTINUE

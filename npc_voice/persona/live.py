@@ -1,8 +1,8 @@
 """A persona as a designer works on it: a watched file, and the same topic choice the engine makes.
 
 ``LivePersona`` reloads its file when it changes and keeps the last good version when an edit is
-broken, reporting the problem once per change. ``match_topic`` is the matcher's choice plus the
-previous answer's follow-ups, which win near-ties (within ``FOLLOW_UP_BONUS``).
+broken, reporting the problem once per change. Topics are chosen as the engine chooses them
+(``TopicMatcher.match_after``: the previous answer's follow-ups win near-ties).
 """
 
 from __future__ import annotations
@@ -15,22 +15,8 @@ from typing import Any
 from npc_voice.features.embed import Embedder
 from npc_voice.model.emotion import NpcFeelings
 from npc_voice.model.sentiment import analyse
-from npc_voice.model.topics import MIN_SIMILARITY, TopicChoice, TopicMatcher
-from npc_voice.persona.loader import FOLLOW_UP_BONUS, Line, Persona, PersonaError, load_persona
-
-
-def match_topic(matcher: TopicMatcher, text: str, previous: str | None) -> tuple[TopicChoice, bool]:
-    """The topic for ``text``; True if a follow-up of ``previous`` won a near-tie."""
-    choice = matcher.match(text)
-    ups = [t for t in matcher.persona.follow_ups(previous) if t != choice.topic]
-    if not ups:
-        return choice, False
-    scores = matcher.scores(text)
-    best = max(ups, key=lambda t: scores.get(t, -1.0))
-    sim = scores.get(best, -1.0)
-    if sim >= MIN_SIMILARITY and sim + FOLLOW_UP_BONUS > choice.similarity:
-        return TopicChoice(topic=best, similarity=sim, focus=choice.focus), True
-    return choice, False
+from npc_voice.model.topics import TopicMatcher
+from npc_voice.persona.loader import Line, Persona, PersonaError, load_persona
 
 
 class LivePersona:
@@ -99,7 +85,7 @@ def chat_reply(
 ) -> ChatReply:
     """Match the typed line, pick the answer for the game state, and move the NPC's feelings."""
     assert live.persona is not None and live.matcher is not None
-    choice, follow_up = match_topic(live.matcher, text, previous)
+    choice, follow_up = live.matcher.match_after(text, previous)
     line = live.persona.choose_line(choice.topic, state, rng)
     sentiment = analyse(text)
     feelings.update(0.0, text_sentiment=sentiment, game_state=state, line_tags=[line.emotion] if line.emotion else ())

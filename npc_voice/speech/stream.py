@@ -44,6 +44,7 @@ class LineStream:
         self._words = list(first[1])
         self._visemes = list(first[2])
         self._pos = 0  # samples of _audio already played
+        self._starts = [0]  # where each sentence begins in _audio (a line resumes from one)
 
     def _append_ready(self) -> None:
         """Append synthesised sentences that are ready, in order."""
@@ -52,6 +53,7 @@ class LineStream:
             base = len(self._audio) / SAMPLE_RATE
             gap = np.zeros(int(0.12 * SAMPLE_RATE), np.int16)  # breath between sentences
             base += len(gap) / SAMPLE_RATE
+            self._starts.append(len(self._audio) + len(gap))
             self._audio = np.concatenate([self._audio, gap, audio])
             self._words += [(t + base, w) for t, w in words]
             self._visemes += [(t + base, v) for t, v in visemes]
@@ -78,6 +80,27 @@ class LineStream:
         self._append_ready()
         out.finished = self.finished
         return out
+
+    def interject(self, aside: Synthesized) -> None:
+        """Say ``aside`` now ("Let me finish."), then take the line up again from the start of the
+        sentence it broke into, as a speaker who holds the floor does. Sentences still being
+        synthesised follow as before."""
+        self._append_ready()
+        resume = max(s for s in self._starts if s <= self._pos) if self._pos < len(self._audio) else self._pos
+        gap = np.zeros(int(0.12 * SAMPLE_RATE), np.int16)
+        shift = len(aside[0]) + len(gap) + self._pos - resume  # where old sample ``resume`` moves to, minus it
+        at, shift_s = self._pos / SAMPLE_RATE, shift / SAMPLE_RATE
+        tail = self._audio[resume:]
+        self._audio = np.concatenate([self._audio[: self._pos], aside[0], gap, tail])
+
+        def moved(marks: list[tuple[float, str]], new: list[tuple[float, str]]) -> list[tuple[float, str]]:
+            kept = [(t, m) for t, m in marks if t < at]
+            again = [(t + shift_s, m) for t, m in marks if t >= resume / SAMPLE_RATE]
+            return kept + [(t + at, m) for t, m in new] + again
+
+        self._words = moved(self._words, aside[1])
+        self._visemes = moved(self._visemes, aside[2])
+        self._starts = [s for s in self._starts if s < resume] + [s + shift for s in self._starts if s >= resume]
 
     def cancel(self) -> None:
         """Stop: drop pending synthesis."""

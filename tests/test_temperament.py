@@ -1,0 +1,206 @@
+"""The persona's temperament at work in the engine: barks on the game's cues, idle chatter, reactions to
+being cut off, holding the floor, the NPC's own "mm-hm", and follow-up topics."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from npc_voice import events as ev
+from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE, silence
+from npc_voice.engine.session import Session
+from npc_voice.speech.tts import Synthesizer, VoiceSettings
+
+PLAYER = VoiceSettings(voice="en-us+m3", pitch=45, rate=165)
+
+
+@pytest.fixture(scope="module")
+def say():
+    synth = Synthesizer()
+
+    def spoken(text: str) -> np.ndarray:
+        audio = synth.synthesize(text, PLAYER).audio
+        return np.pad(audio, (0, -len(audio) % CHUNK_SAMPLES)).astype(np.int16)
+
+    return spoken
+
+
+def quiet(seconds: float) -> np.ndarray:
+    return np.zeros(int(round(seconds / 0.2)) * CHUNK_SAMPLES, np.int16)
+
+
+def run(session: Session, audio: np.ndarray, cue_at: dict[int, str] | None = None) -> list[list[ev.Event]]:
+    """Step the session through ``audio`` (the player's microphone; a headset, so no echo path) and
+    return each step's events; ``cue_at`` maps a step to a game cue."""
+    out = []
+    played = silence()
+    for k, chunk in enumerate(audio.reshape(-1, CHUNK_SAMPLES)):
+        result = session.step(chunk, played, cue=(cue_at or {}).get(k))
+        played = result.pcm
+        out.append(result.events)
+    return out
+
+
+def flat(steps: list[list[ev.Event]]) -> list[ev.Event]:
+    return [e for events in steps for e in events]
+
+
+def barks(steps: list[list[ev.Event]], kind: str) -> list[ev.Bark]:
+    return [e for e in flat(steps) if isinstance(e, ev.Bark) and e.kind == kind]
+
+
+def with_temper(session: Session, **temper: float) -> None:
+    """The same persona with other temperament figures (as if its designer had written them)."""
+    persona = session.loaded.persona
+    persona = dataclasses.replace(persona, temperament=dataclasses.replace(persona.temperament, **temper))
+    session.loaded = dataclasses.replace(session.loaded, persona=persona)
+
+
+def test_greeting_on_approach_and_farewell_on_leaving(resources) -> None:
+    s = Session(resources, "blacksmith", "smith", seed=3, simulated_clock=True)
+    with_temper(s, talkativeness=1.0)  # a chatty NPC always greets
+    steps = run(s, quiet(6.0), cue_at={0: "greeting", 20: "farewell"})
+    (greeting,) = barks(steps, "greeting")
+    assert greeting.text in {"Mind the sparks!"}  # the only greeting without a quest condition
+    starts = [e for e in flat(steps) if isinstance(e, ev.SpeechStart)]
+    assert [e.line_id for e in starts][0] == greeting.line_id and len(starts) == 2
+    (farewell,) = barks(steps, "farewell")
+    assert farewell.text == "Safe roads."
+    assert not any(isinstance(e, ev.Response) for e in flat(steps))  # barks answer no question
+
+
+def test_idle_barks_only_while_the_player_is_near(resources) -> None:
+    far = Session(resources, "herbalist", "herbs-far", seed=5, simulated_clock=True)
+    assert not barks(run(far, quiet(70.0)), "idle")  # nobody around: nobody to chatter at
+    near = Session(resources, "herbalist", "herbs-near", seed=5, simulated_clock=True)
+    steps = run(near, quiet(70.0), cue_at={0: "greeting"})
+    idles = barks(steps, "idle")
+    assert idles, "a chatty NPC with the player standing by says something within a minute"
+    terse = Session(resources, "herbalist", "herbs-terse", seed=5, simulated_clock=True)
+    with_temper(terse, talkativeness=0.0)
+    assert len(barks(run(terse, quiet(70.0), cue_at={0: "greeting"}), "idle")) < len(idles)
+
+
+def test_a_cut_in_with_nothing_after_it_gets_go_on(resources, say) -> None:
+    s = Session(resources, "blacksmith", "smith-cut", seed=1, simulated_clock=True)
+    question = say("Tell me the story of your forge.")
+    steps = run(s, np.concatenate([question, quiet(2.0)]))
+    assert any(isinstance(e, ev.SpeechStart) for e in flat(steps)), "the NPC answered the question"
+    steps = run(s, np.concatenate([say("Wait."), quiet(3.0)]))
+    events = flat(steps)
+    assert any(isinstance(e, ev.Interrupted) for e in events)
+    (reaction,) = barks(steps, "interrupted")
+    assert reaction.text in {"Hm? Go on.", "Aye, what is it?"}
+    after = events.index(reaction)
+    assert any(isinstance(e, ev.SpeechStart) and e.line_id == reaction.line_id for e in events[after:])
+    assert not any(isinstance(e, ev.Response) for e in events[after:]), "no answer to a bare 'wait'"
+
+
+def test_a_cut_in_with_a_question_is_answered_not_asked_to_go_on(resources, say) -> None:
+    s = Session(resources, "blacksmith", "smith-q", seed=1, simulated_clock=True)
+    run(s, np.concatenate([say("Tell me the story of your forge."), quiet(2.0)]))
+    steps = run(s, np.concatenate([say("Wait, how much is a shield?"), quiet(3.0)]))
+    assert not barks(steps, "interrupted")
+    assert [e.topic for e in flat(steps) if isinstance(e, ev.Response)] in (["buy_shield"], ["prices"])
+
+
+def test_an_impatient_npc_talks_through_a_short_cut_in(resources, say) -> None:
+    s = Session(resources, "guard", "guard-1", seed=2, simulated_clock=True)
+    run(s, np.concatenate([say("Can I enter the city?"), quiet(1.6)]))
+    assert s._line is not None, "the guard is answering"
+    steps = run(s, np.concatenate([say("Wait!"), quiet(2.0)]))
+    events = flat(steps)
+    (held,) = barks(steps, "holds_floor")
+    assert held.text in {"Let me finish!", "Quiet. I'm not done."}
+    assert not any(isinstance(e, ev.Interrupted | ev.Backchannel) for e in events)
+    assert not any(isinstance(e, ev.SpeechEnd) and not e.completed for e in events)
+
+
+def test_a_patient_npc_yields_to_the_same_cut_in(resources, say) -> None:
+    s = Session(resources, "blacksmith", "smith-yield", seed=2, simulated_clock=True)
+    run(s, np.concatenate([say("Tell me the story of your forge."), quiet(2.0)]))
+    steps = run(s, np.concatenate([say("Wait!"), quiet(0.6)]))
+    assert any(isinstance(e, ev.Interrupted) for e in flat(steps))
+    assert not barks(steps, "holds_floor")
+
+
+def test_own_backchannels_in_the_pauses_of_a_long_turn(resources, say) -> None:
+    story = np.concatenate([
+        say("So yesterday I walked all the way up to the old mill and"), quiet(0.4),
+        say("then I saw a big grey wolf near the river and"), quiet(0.4),
+        say("it was limping because of a thorn in its paw and"), quiet(0.4),
+        say("I pulled it out. Do you have a salve for wounds?"), quiet(3.0),
+    ])
+    eager = Session(resources, "herbalist", "herbs-bc", seed=4, simulated_clock=True)
+    with_temper(eager, backchannel_rate=1.0)
+    steps = run(eager, story)
+    own = barks(steps, "backchannel")
+    assert own, "an NPC that always backchannels said mm-hm in one of the pauses"
+    assert all(b.text in {"Mm.", "Oh, dear.", "I see.", "Go on, dearie."} for b in own)
+    events = flat(steps)
+    first_answer = next(i for i, e in enumerate(events) if isinstance(e, ev.Response))
+    assert all(events.index(b) < first_answer for b in own), "only in the player's turn, before the answer"
+    assert not any(isinstance(e, ev.SpeechStart) for e in events[:first_answer]), "the floor stayed theirs"
+    silent = Session(resources, "herbalist", "herbs-quiet", seed=4, simulated_clock=True)
+    with_temper(silent, backchannel_rate=0.0)
+    assert not barks(run(silent, story), "backchannel")
+
+
+TWINS = """\
+id: baker
+name: Test Baker
+voice:
+  voice: en-us+f2
+topics:
+  bread:
+    examples:
+      - Do you sell bread?
+      - I need something sweet to eat.
+    lines: [Fresh loaves every morning.]
+  cake:
+    examples:
+      - Do you sell cakes?
+      - I want something sweet to eat.
+    lines: [Honey cake, two coppers.]
+  prices:
+    examples:
+      - What does it cost?
+      - How much is it?
+    lines: [Cheap enough.]
+    follow_ups: [cake]
+  fallback:
+    lines: ["Eh?"]
+"""
+
+
+def test_a_follow_up_wins_a_near_tie(resources, tmp_path) -> None:
+    from npc_voice.model.topics import TopicMatcher
+    from npc_voice.persona.loader import load_persona
+
+    path = tmp_path / "baker.yaml"
+    path.write_text(TWINS, encoding="utf-8")
+    matcher = TopicMatcher(load_persona(path), resources.embedder)
+    tie = "Something sweet to eat, please."  # as close to bread's example as to cake's (within 0.01)
+    scores = matcher.scores(tie)
+    assert 0 < scores["bread"] - scores["cake"] < 0.01
+    assert matcher.match(tie).topic == "bread"
+    after, used = matcher.match_after(tie, "prices")
+    assert after.topic == "cake" and used  # after the prices, the follow-up wins
+    assert matcher.match_after(tie, "bread") == (matcher.match(tie), False)  # bread has no follow-ups
+    clear, used = matcher.match_after("Do you sell bread?", "prices")
+    assert clear.topic == "bread" and not used  # a clear answer is not bent by the bonus
+
+
+def test_audio_of_a_bark_is_heard(resources) -> None:
+    s = Session(resources, "blacksmith", "smith-audio", seed=3, simulated_clock=True)
+    with_temper(s, talkativeness=1.0)
+    pcm = []
+    played = silence()
+    for k in range(15):
+        r = s.step(silence(), played, cue="greeting" if k == 0 else None)
+        played = r.pcm
+        pcm.append(r.pcm)
+    audio = np.concatenate(pcm)
+    assert np.abs(audio).max() > 1000 and np.count_nonzero(audio) > 0.3 * SAMPLE_RATE
