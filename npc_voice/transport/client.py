@@ -7,6 +7,8 @@ restarted and forgot a session, the client reopens it from what it holds (person
 ``state`` tells the game what to show ("connecting", "connected", "reconnecting"); every session
 counts what went missing on the way (``ClientSession.stats``). Queues are bounded: while the sidecar
 is away the oldest outgoing audio is dropped, and a game that stops polling loses the oldest replies.
+A cue (``ClientSession.cue``: the player came near or left) rides on the next chunk; if that chunk is
+dropped or refused, the cue goes again on the one after, unless a newer cue replaced it.
 """
 
 from __future__ import annotations
@@ -94,6 +96,36 @@ class _SessionInfo:
     last_step: int = -1  # highest seq answered by a step
     explained: set[int] = field(default_factory=set)  # seqs above last_step answered by an error
     reopening: bool = False  # an open was re-sent after a ``no_session`` and is not answered yet
+    cue_lock: threading.Lock = field(default_factory=threading.Lock)
+    cue: str | None = None  # waits for the next chunk
+    cue_id: int = 0  # counts cues; only the latest one is ever sent again
+    cues_sent: dict[int, tuple[int, str]] = field(default_factory=dict)  # seq -> (cue_id, cue) not yet stepped
+
+    def set_cue(self, kind: str) -> None:
+        with self.cue_lock:
+            self.cue_id += 1
+            self.cue = kind
+
+    def take_cue(self, seq: int) -> str | None:
+        """The cue for chunk ``seq``, if one waits; remembered until a step shows it was used."""
+        with self.cue_lock:
+            cue, self.cue = self.cue, None
+            if cue is not None:
+                self.cues_sent[seq] = (self.cue_id, cue)
+            return cue
+
+    def cue_failed(self, seqs: range) -> None:
+        """These chunks were never stepped: their cue waits for the next chunk, if nothing newer came since."""
+        with self.cue_lock:
+            for seq in [s for s in self.cues_sent if s in seqs]:
+                sent = self.cues_sent.pop(seq)
+                if sent[0] == self.cue_id and self.cue is None:
+                    self.cue = sent[1]
+
+    def cue_used(self, seq: int) -> None:
+        with self.cue_lock:
+            for s in [s for s in self.cues_sent if s <= seq]:
+                del self.cues_sent[s]
 
     def deliver(self, item: Reply | ErrorReply) -> None:
         if len(self.inbox) == self.inbox.maxlen:
@@ -146,6 +178,16 @@ class ClientSession:
         """Block until the sidecar confirmed the session (for tools and tests, not the game loop)."""
         return self._info.opened.wait(timeout)
 
+    def cue(self, kind: str) -> None:
+        """Tell the NPC the player just came within earshot (``"greeting"``) or left (``"farewell"``).
+
+        Never blocks: the cue rides on the next ``send_mic``; of several cues before it only the latest
+        counts (a player who came and went again needs no greeting).
+        """
+        if kind not in p.CUE_KINDS:
+            raise ValueError(f"cue must be one of {', '.join(map(repr, p.CUE_KINDS))}; got {kind!r}")
+        self._info.set_cue(kind)
+
     def send_mic(
         self,
         pcm: np.ndarray,
@@ -165,6 +207,7 @@ class ClientSession:
             pcm=pcm,
             played=played,
             state=dict(state or {}),
+            cue=self._info.take_cue(seq),
         )
         self.client._post(msg)
         return seq
@@ -270,11 +313,19 @@ class SidecarClient:
         except queue.Full:
             self.dropped += 1  # the sidecar is unreachable; the newest audio matters more than the oldest
             try:
-                self._outbox.get_nowait()
+                self._unsent(self._outbox.get_nowait())
                 self._outbox.put_nowait(msg)
             except (queue.Empty, queue.Full):
-                pass
+                self._unsent(msg)
         self._wake()
+
+    def _unsent(self, msg: p.Message) -> None:
+        """A message was dropped before it left: a cue it carried waits for the next chunk."""
+        if isinstance(msg, p.MicChunk) and msg.cue is not None:
+            with self._lock:
+                info = self._sessions.get(msg.session)
+            if info is not None:
+                info.cue_failed(range(msg.seq, msg.seq + 1))
 
     def _run(self) -> None:
         dealer = self.ctx.socket(zmq.DEALER)
@@ -326,6 +377,7 @@ class SidecarClient:
             dealer.send_multipart(p.encode(msg), flags=zmq.NOBLOCK)
         except zmq.Again:
             self.dropped += 1
+            self._unsent(msg)
 
     def _receive(self, frames: list[bytes]) -> None:
         now = time.monotonic()
@@ -349,6 +401,8 @@ class SidecarClient:
                 return
             info.stats.replies += 1
             info.stats.lost_chunks += msg.lost
+            info.cue_failed(range(msg.seq - msg.lost, msg.seq))  # chunks the sidecar never saw
+            info.cue_used(msg.seq)
             typed = []
             for raw in msg.events:
                 try:
@@ -359,6 +413,8 @@ class SidecarClient:
         elif isinstance(msg, p.Error):
             info.stats.errors[msg.code] += 1
             info.account_error(msg.seq)
+            if msg.seq is not None:
+                info.cue_failed(range(msg.seq, msg.seq + 1))  # an error answers a chunk that was not stepped
             if msg.code == "no_session" and info.opened.is_set():
                 # the sidecar restarted and forgot us: reopen from what we hold
                 self._reopen(msg.session, info)
