@@ -505,7 +505,7 @@ class Sidecar:
     def _run_step(self, key: tuple[bytes, str], slot: _Slot, msg: p.MicChunk, lost: int) -> None:
         assert slot.session is not None
         try:
-            result = slot.session.step(msg.pcm, msg.played, msg.state)
+            result = slot.session.step(msg.pcm, msg.played, msg.state, cue=msg.cue)
             reply: p.Message = p.StepReply(
                 session=msg.session,
                 seq=msg.seq,
