@@ -24,6 +24,7 @@ MOUTH: dict[str, tuple[float, float]] = {
 NOD_S = 0.7
 STARTLE_S = 0.8
 SUBTITLE_HOLD_S = 2.5
+ASIDE_HOLD_S = 1.2  # the NPC's own "mm-hm" shows this long: it has no speech_end to start the usual hold
 CAPTION_HOLD_S = 4.0
 MOUTH_RATE = 25.0  # 1/s: how fast the jaw follows its target (a 40 ms time constant)
 EXPRESSION_RATE = 4.0
@@ -88,6 +89,13 @@ class Animator:
             self._startle_until = now + STARTLE_S
         elif event.type == ge.NPC_BACKCHANNEL:
             self._nod_until = now + NOD_S
+        elif event.type == ge.NPC_BARK and event.kind == "backchannel":
+            # Its own "mm-hm" while the player talks: a nod, and the aside's words in the bubble. Other barks
+            # are lines with their own speech_start/words, shown like any line.
+            self._nod_until = now + NOD_S
+            if not self.pose.speaking:
+                self._words, self._line_cut = [], False
+                self._subtitle_until = now + ASIDE_HOLD_S
         elif event.type == ge.NPC_EMOTION:
             if event.who == "npc":
                 self._target_expression = (event.emotion, float(event.intensity))

@@ -21,6 +21,7 @@ NPC_SPEECH_END = pygame.event.custom_type()  # line_id, completed
 NPC_RESPONSE = pygame.event.custom_type()  # topic, text, confidence, heard, latency_ms
 NPC_INTERRUPTED = pygame.event.custom_type()  # line_id, heard
 NPC_BACKCHANNEL = pygame.event.custom_type()  # heard
+NPC_BARK = pygame.event.custom_type()  # kind, line_id, text: a line of its own (greeting, idle, farewell, ...)
 NPC_TRANSCRIPT = pygame.event.custom_type()  # text, final
 NPC_WORDS = pygame.event.custom_type()  # words: [(t, word)] with absolute times
 NPC_VISEMES = pygame.event.custom_type()  # visemes: [(t, viseme)] with absolute times
@@ -33,6 +34,7 @@ BY_KIND: dict[str, int] = {
     "response": NPC_RESPONSE,
     "interrupted": NPC_INTERRUPTED,
     "backchannel": NPC_BACKCHANNEL,
+    "bark": NPC_BARK,
     "transcript": NPC_TRANSCRIPT,
     "words": NPC_WORDS,
     "visemes": NPC_VISEMES,

@@ -4,7 +4,8 @@ The game thread never waits here. A background thread takes each 200 ms micropho
 device, sends it to the NPC the player addresses (the others get silence: they hear nothing), collects
 every NPC's replies into its jitter buffer, and turns the replies' events into pygame events queued
 for the moment their audio plays (the buffer's ``on_start``). ``NPCVoice.update`` posts the due ones
-on the game thread.
+on the game thread. ``listen_from`` also notices the player entering an NPC's earshot or leaving it and
+cues the NPC (``greeting``/``farewell``) on its next chunk.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ VOICE_DBFS = -42.0
 FLOOR_DBFS = -90.0  # digital silence shows as this, not as -270 dB
 TALKING_HOLD_S = 0.35
 PENDING_KEEP = 20  # replies whose audio never played (dropped by the buffer) are forgotten after this
+EARSHOT = 0.6  # of an NPC's hearing radius: nearer, the NPC hears the player (and greets them on the way in)
+LEAVE_EARSHOT = 0.75  # farther, the player has left: the gap keeps someone on the edge from being greeted again
+CUE_GRACE_S = 3.0  # a cued NPC gets chunks this long even out of range, so a farewell can be said and heard
 
 
 @dataclass
@@ -55,6 +59,8 @@ class NpcLink:
     radius: float = 260.0
     ready_posted: bool = False
     audible_until: float = 0.0  # the NPC's replies carried sound until about then
+    in_earshot: bool = False  # the player came within EARSHOT and has not gone past LEAVE_EARSHOT since
+    cued_until: float = 0.0  # a greeting or farewell was cued: keep stepping the NPC until then
     lock: threading.Lock = field(default_factory=threading.Lock)
     pending: dict[int, list[ev.Event]] = field(default_factory=dict)
     heap: list[tuple[float, int, pygame.event.Event]] = field(default_factory=list)
@@ -135,7 +141,10 @@ class VoiceHub:
             link.session.close()
 
     def listen_from(self, position: tuple[float, float], facing: tuple[float, float] | None = None) -> str | None:
-        """Where the player stands and looks; the NPC in earshot they face (else the nearest) hears them."""
+        """Where the player stands and looks; the NPC in earshot they face (else the nearest) hears them.
+
+        Coming within earshot of an NPC cues its greeting, leaving it its farewell (once per visit).
+        """
         self.listener = position
         best, best_score = None, math.inf
         with self._lock:
@@ -143,7 +152,8 @@ class VoiceHub:
         for link in links:
             dx, dy = link.position[0] - position[0], link.position[1] - position[1]
             dist = math.hypot(dx, dy)
-            if dist > link.radius * 0.6 or not link.session.opened:
+            self._track_earshot(link, dist)
+            if dist > link.radius * EARSHOT or not link.session.opened:
                 continue
             score = dist
             if facing is not None and dist > 1e-6:
@@ -154,6 +164,18 @@ class VoiceHub:
                 best, best_score = link.npc_id, score
         self.addressee = best
         return best
+
+    def _track_earshot(self, link: NpcLink, dist: float) -> None:
+        """Cue the NPC when the player comes within earshot or leaves it; never blocks."""
+        if not link.in_earshot and dist <= link.radius * EARSHOT and link.session.opened:
+            link.in_earshot = True
+            link.session.cue("greeting")
+        elif link.in_earshot and dist > link.radius * LEAVE_EARSHOT:
+            link.in_earshot = False
+            link.session.cue("farewell")
+        else:
+            return
+        link.cued_until = time.monotonic() + CUE_GRACE_S
 
     def say(self, text: str) -> None:
         """Type-to-speak: synthesise ``text`` in the player's voice and stream it as microphone audio."""
@@ -207,7 +229,7 @@ class VoiceHub:
         for link in links:
             # An NPC out of earshot that is not talking needs no steps: the sidecar's time goes to the others.
             far = math.dist(self.listener, link.position) > link.radius
-            if not link.session.opened or (far and now > link.audible_until):
+            if not link.session.opened or (far and now > max(link.audible_until, link.cued_until)):
                 continue
             state = link.take_state() or None
             if link.npc_id == target:
