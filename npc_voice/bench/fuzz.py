@@ -29,7 +29,7 @@ from npc_voice.transport import protocol as p
 from npc_voice.transport.client import Reply, SidecarClient
 
 FIELDS = ["session", "seq", "t_capture", "played", "state", "persona", "npc_id", "format", "clock", "events",
-          "compute_ms", "t_sent", "sessions", "code", "message", "lost", "instance"]
+          "compute_ms", "t_sent", "sessions", "code", "message", "lost", "instance", "cue"]
 WEIRD_NUMBERS = st.sampled_from([math.nan, math.inf, -math.inf, 1e308, -1e308, 2**64 - 1, -(2**63), 0, -1])
 values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | WEIRD_NUMBERS
@@ -38,6 +38,11 @@ values = st.recursive(
                                                                 max_size=5),
     max_leaves=20,
 )
+# a mic's cue: the valid kinds and nil (no cue), near misses, and any value of the wrong type
+GOOD_CUES = st.sampled_from(p.CUE_KINDS)
+BAD_CUES = st.sampled_from(["", "Greeting", "goodbye", "greeting ", "idle"]) | values.filter(
+    lambda v: v is not None and v not in p.CUE_KINDS)
+cues = st.one_of(GOOD_CUES, st.none(), BAD_CUES)
 PCM_SIZES = st.sampled_from([CHUNK_BYTES, CHUNK_BYTES, 0, 1, CHUNK_BYTES - 1, CHUNK_BYTES + 1, 2 * CHUNK_BYTES])
 payloads = st.lists(PCM_SIZES.map(lambda n: b"\x01\x00" * (n // 2) + b"\x00" * (n % 2)), max_size=3)
 
@@ -55,7 +60,16 @@ def headers(session: st.SearchStrategy = ANY_SESSION) -> st.SearchStrategy[dict]
         # mostly a real version and type, so the fuzz reaches the field checks behind them
         {"v": st.one_of(st.just(1), st.just(1), st.just(1), values),
          "type": st.one_of(*[st.sampled_from([*p.MESSAGE_TYPES, "teleport"])] * 3, values)},
-        optional={"session": session | values, **{f: values for f in FIELDS[1:]}},
+        optional={"session": session | values, **{f: values for f in FIELDS[1:]}, "cue": cues},
+    )
+
+
+def mic_headers() -> st.SearchStrategy[dict]:
+    """Well-formed ``mic`` headers but for the optional fields, so the fuzz reaches the cue and state checks."""
+    return st.fixed_dictionaries(
+        {"v": st.just(1), "type": st.just("mic"), "session": st.text(max_size=8), "seq": st.integers(0, 2**31),
+         "t_capture": st.floats(0, 1e6)},
+        optional={"cue": cues, "state": st.dictionaries(st.text(max_size=6), values, max_size=3)},
     )
 
 
@@ -65,6 +79,7 @@ def frames() -> st.SearchStrategy[list[bytes]]:
         st.lists(st.binary(max_size=300), max_size=4),
         st.tuples(values.map(_pack), payloads).map(lambda t: [t[0], *t[1]]),
         st.tuples(headers().map(_pack), payloads).map(lambda t: [t[0], *t[1]]),
+        mic_headers().map(lambda h: [_pack(h), b"\x01\x00" * CHUNK_SAMPLES]),
     )
 
 
@@ -105,10 +120,10 @@ class LiveReport:
 SESSION = "fuzz"
 
 
-def _mic(seq: int, state: dict | None = None, played: bool = False) -> list[bytes]:
+def _mic(seq: int, state: dict | None = None, played: bool = False, cue: object = None) -> list[bytes]:
     pcm = np.zeros(CHUNK_SAMPLES, np.int16)
     msg = p.MicChunk(session=SESSION, seq=seq, t_capture=0.0, pcm=pcm, played=pcm if played else None,
-                     state=state or {})
+                     state=state or {}, cue=cue)  # type: ignore[arg-type]  # bad cues on purpose
     return p.encode(msg)
 
 
@@ -118,8 +133,10 @@ def live_messages() -> st.SearchStrategy[tuple[str, list[bytes], int | None]]:
     good = seqs.map(lambda s: ("chunk", _mic(s), s))
     weird_state = st.tuples(seqs, st.dictionaries(st.text(max_size=6), values, max_size=4)).map(
         lambda t: ("state", _mic(t[0], t[1]), t[0]))
+    cued = st.tuples(seqs, GOOD_CUES).map(lambda t: ("chunk", _mic(t[0], cue=t[1]), t[0]))
+    bad_cue = st.tuples(seqs, BAD_CUES).map(lambda t: ("bad_cue", _mic(t[0], cue=t[1]), t[0]))
     return st.one_of(
-        good, good, weird_state,
+        good, good, weird_state, cued, bad_cue,
         frames().filter(bool).map(lambda f: ("random", f, None)),  # ZeroMQ cannot send zero frames
         st.tuples(headers(st.sampled_from([SESSION, "ghost", ""])).map(_pack), payloads).map(
             lambda t: ("header", [t[0], *t[1]], None)),
@@ -195,6 +212,10 @@ def fuzz_sidecar(address: str, examples: int, flood: int = 200) -> LiveReport:
                 reopen()
             return
         if (kind == "state" and isinstance(reply, p.Error) and reply.code == "bad_field"):
+            return
+        if kind == "bad_cue":  # refused whatever its seq, and the session's seq bookkeeping is untouched
+            if not (isinstance(reply, p.Error) and reply.code == "bad_field" and "cue" in reply.message):
+                report.violations.append(f"seq {seq} with a bad cue: expected bad_field, got {key}")
             return
         if last and seq <= last[0]:
             if not (isinstance(reply, p.Error) and reply.code == "seq_duplicate"):
