@@ -10,8 +10,8 @@ def test_live_sidecar_answers_every_fuzzed_message_and_others_stream_on(sidecar:
     print(f"live fuzz: {report}")
     assert report.violations == []
     assert report.sent >= 250
-    # the oracle was exercised: accepted chunks, repeated/late ones, broken state, garbage
+    # the oracle was exercised: accepted chunks, repeated/late ones, broken state, bad cues, garbage
     keys = set(report.outcomes)
-    assert {"chunk->step", "chunk->seq_duplicate", "random->malformed"} <= keys
+    assert {"chunk->step", "chunk->seq_duplicate", "bad_cue->bad_field", "random->malformed"} <= keys
     assert report.flood_sent == 100 and sum(report.flood_outcomes.values()) == 100
     assert report.bystander_replies > 0 and report.bystander_errors == 0
