@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from npc_voice.model.turntaking import Action, BaselineTurnPolicy, FloorObservation, looks_incomplete, strip_discourse
 
 
@@ -15,6 +17,24 @@ def test_answers_after_a_short_silence_when_the_words_are_complete() -> None:
     policy = BaselineTurnPolicy()
     assert policy.decide(obs(words="where is the castle", silence_s=0.1)) is Action.LISTEN
     assert policy.decide(obs(words="where is the castle", silence_s=0.4)) is Action.RESPOND
+
+
+def test_a_clear_request_gets_a_human_gap_a_doubtful_one_waits() -> None:
+    policy = BaselineTurnPolicy()
+    clear = obs(words="Can you fix my sword?", partial="can you fix my sword if", silence_s=0.22, fit=0.9)
+    assert policy.decide(clear, accurate=True) is Action.RESPOND  # the streaming words' "if" does not veto it
+    assert policy.decide(clear, accurate=False) is Action.LISTEN  # the fit counts only for accurate words
+    # Whisper wrote a sentence from the fragment "I would like to buy": it fits no topic well
+    fragment = obs(words="I would like to mine.", partial="i would like to", fit=0.43)
+    assert policy.decide(fragment, accurate=True) is Action.LISTEN
+    assert policy.decide(obs(words="I would like to mine.", fit=0.43, silence_s=0.5), accurate=True) is Action.LISTEN
+    assert policy.decide(obs(words="I would like to mine.", fit=0.43, silence_s=0.85), accurate=True) is Action.RESPOND
+    # a middling fit of complete words: the ordinary gap
+    middling = obs(words="Is the road north safe?", partial="is the road north safe", fit=0.6)
+    assert policy.decide(replace(middling, silence_s=0.3), accurate=True) is Action.LISTEN
+    assert policy.decide(replace(middling, silence_s=0.36), accurate=True) is Action.RESPOND
+    # unfinished accurate words wait longest, however well they fit
+    assert policy.decide(obs(words="Can you fix my", fit=0.8, silence_s=0.9), accurate=True) is Action.LISTEN
 
 
 def test_waits_longer_when_the_words_stop_mid_sentence() -> None:

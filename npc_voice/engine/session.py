@@ -51,6 +51,7 @@ FRAME_S = 512 / SAMPLE_RATE
 SPEECH_ON = 0.5
 SPEECH_OFF = 0.3
 HANGOVER_FRAMES = 3  # ~100 ms below SPEECH_OFF before a stretch of speech ends
+FADING_FRAMES = 2  # a chunk ending this many frames below SPEECH_OFF starts the accurate read early
 MAX_TURN_S = 20.0  # a turn longer than this is answered anyway
 # Output above the expected residual echo by this much (dB) means someone else is talking: a stricter
 # bar to start a stretch of player speech over the NPC than to keep one going.
@@ -200,19 +201,16 @@ class Session:
         if self._duplex is not None:
             elapsed = (self.steps - self._line_step) * CHUNK_SECONDS if self._line is not None else 0.0
             self._duplex.step(mic, clean, played, raw_probs, echo, self._line is not None, elapsed, self._partial)
-        words, accurate = self._partial, False
-        if self._prepared is not None and self._prepared.done():
-            ready = self._ready_answer()  # the accurate words are in: judge the turn on them
-            if ready is not None:
-                words, accurate = ready.heard, True
-        action = self._decide(words, accurate)
-        if action is Action.RESPOND and self._prepared is not None and not accurate:
+        ready = self._ready_answer() if self._prepared is not None and self._prepared.done() else None
+        # the accurate words are in: judge the turn on them and on how well they fit a topic
+        action = self._decide(ready)
+        if action is Action.RESPOND and self._prepared is not None and ready is None:
             # Judge the end of the turn on the accurate words ("I would like to buy" is not over). In real
             # time the step does not wait for them: it listens one more chunk (they are usually ready
             # by then) and answers from the streaming words only if they are still missing after that.
             answer = self._ready_answer(wait=self._prepare_wait)
             if answer is not None:
-                action = self._decide(answer.heard, accurate=True)
+                action = self._decide(answer)
             elif self._due_steps < MAX_DUE_STEPS:
                 self._due_steps += 1
                 action = Action.LISTEN
@@ -237,22 +235,25 @@ class Session:
         if npc_event is not None:
             events.append(npc_event)
 
-    def _decide(self, words: str, accurate: bool = False) -> Action:
-        obs = self._observe(words)
+    def _decide(self, answer: PreparedAnswer | None) -> Action:
+        """The floor decision on the accurate words of ``answer`` if there is one, else the streaming words."""
+        accurate = answer is not None
+        obs = self._observe(answer)
         if isinstance(self.policy, DuplexPolicy):
             state = self._duplex
             return self.policy.decide(state.last if state else None, obs, accurate, state.previous if state else None)
         return self.policy.decide(obs, accurate)
 
-    def _observe(self, words: str) -> FloorObservation:
+    def _observe(self, answer: PreparedAnswer | None) -> FloorObservation:
         return FloorObservation(
             npc_speaking=self._line is not None,
             in_speech=self._in_speech,
             speech_s=self._speech_s,
             silence_s=self._silence_s,
             turn_speech_s=self._turn_speech_s,
-            words=words,
+            words=answer.heard if answer is not None else self._partial,
             partial=self._partial,
+            fit=answer.choice.similarity if answer is not None and answer.choice is not None else None,
         )
 
     def close(self) -> None:
@@ -323,7 +324,10 @@ class Session:
         if partial and partial != self._partial:
             self._partial = partial
             events.append(ev.Transcript(text=partial, final=False))
-        if self._in_speech:
+        # The chunk ends in a fading stretch (the voice-activity hangover has begun): the turn may be over,
+        # so start reading it now rather than a chunk later; speech that goes on cancels the read.
+        fading = self._in_speech and self._below >= FADING_FRAMES
+        if self._in_speech and not fading:
             self._drop_prepared()
         elif self._prepared is None and self._line is None:
             # The player may have finished: read the turn accurately and prepare the answer now, in the

@@ -4,9 +4,13 @@ This is the floor policy the duplex model (a learned model over both audio strea
 kept small and explicit so its behaviour can be read and measured. Every 200 ms it sees what the
 player is doing and whether the NPC is speaking, and answers with one action.
 
-- Listening: the player's turn ends after a silence whose required length depends on how the words
-  end: "...a sword, please" is complete after ``end_silence_s``; "I would like to buy" ends on a word
-  that needs more, so the NPC waits ``incomplete_silence_s`` before it believes the turn is over.
+- Listening: the player's turn ends after a silence whose required length depends on how sure the NPC
+  is that it heard a whole request. A complete sentence that plainly asks for one of the persona's
+  topics ("can you fix my sword?") is answered after a human gap, ``sure_silence_s``; a complete one
+  that fits no topic well, or whose streaming words end unfinished, after ``unsure_silence_s``
+  (Whisper, hearing a fragment, often writes a sentence: "I would like to buy" as "I would like to
+  mine."); "I would like to buy" ends on a word that needs more, so the NPC waits
+  ``incomplete_silence_s`` before it believes the turn is over.
 - Speaking: a short stretch of speech ("uh-huh", "yeah", "I see") is a backchannel: keep talking.
   Speech that opens with an interruption cue ("wait", "stop", "hold on", "sorry") or that goes on
   longer than a backchannel can is an interruption: stop at once. (Streaming recognition mishears
@@ -161,6 +165,7 @@ class FloorObservation:
     turn_speech_s: float  # voiced time in the player's current turn so far
     words: str  # best transcript of the current turn so far
     partial: str = ""  # the streaming (fast, often misheard) transcript of the same turn
+    fit: float | None = None  # how well the accurate words fit the persona's best topic (cosine), if known
 
 
 def words_of(text: str) -> list[str]:
@@ -185,14 +190,19 @@ def has_interrupt_cue(text: str) -> bool:
 
 @dataclass(kw_only=True)
 class BaselineTurnPolicy:
-    """Rule-based floor control; thresholds are seconds."""
+    """Rule-based floor control; thresholds are seconds, ``sure_fit``/``unsure_fit`` cosine similarities."""
 
+    sure_silence_s: float = 0.2
     end_silence_s: float = 0.35
     incomplete_silence_s: float = 1.2
     unsure_silence_s: float = 0.8
     min_turn_speech_s: float = 0.25
     backchannel_max_s: float = 0.7
     cue_min_s: float = 0.2
+    # A fit this close to a topic's examples is a request the persona knows (a fragment Whisper
+    # completed seldom fits this well); below ``unsure_fit`` it fits nothing (the NPC would ask again).
+    sure_fit: float = 0.7
+    unsure_fit: float = 0.5
 
     @classmethod
     def for_patience(cls, patience: float) -> BaselineTurnPolicy:
@@ -201,6 +211,7 @@ class BaselineTurnPolicy:
         an impatient one (the guard) answers sooner, yields only to longer speech and ignores a cue
         word alone below patience 0.3: the player must insist."""
         return cls(
+            sure_silence_s=round(0.2 * (0.5 + patience), 3),
             end_silence_s=round(0.35 * (0.5 + patience), 3),
             backchannel_max_s=round(min(1.5, max(0.4, 0.7 * (1.5 - patience))), 3),
             cue_min_s=0.2 if patience >= 0.3 else float("inf"),
@@ -213,9 +224,12 @@ class BaselineTurnPolicy:
             return self._while_speaking(obs)
         if obs.in_speech or obs.turn_speech_s < self.min_turn_speech_s or not words_of(obs.words):
             return Action.LISTEN
+        fit = obs.fit if accurate else None
         if accurate and looks_incomplete(obs.words):
             needed = self.incomplete_silence_s
-        elif looks_incomplete(obs.partial or obs.words):
+        elif fit is not None and fit >= self.sure_fit:
+            needed = self.sure_silence_s
+        elif looks_incomplete(obs.partial or obs.words) or (fit is not None and fit < self.unsure_fit):
             # Only the misheard streaming words end unfinished (or Whisper, hearing a fragment, wrote a
             # sentence: "I would like to buy" as "I would like to mine."): wait out a typical
             # within-turn pause, not the full incomplete wait.

@@ -108,7 +108,7 @@ class Temperament:
 
     patience: float = 0.5  # 0: talks over the player and hardly yields; 1: yields the floor at once
     backchannel_rate: float = 0.2  # how often it says "mm-hm" while the player talks at length
-    talkativeness: float = 0.5  # 0: terse, answers and stops; 1: chatty, barks often
+    talkativeness: float = 0.5  # 0: terse, greets half the time, rarely chatters; 1: chatty
     baseline_mood: str = "neutral"
     volatility: float = 0.3  # how strongly and quickly feelings swing
     cares_about: tuple[str, ...] = ()
