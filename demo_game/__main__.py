@@ -12,7 +12,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m demo_game", description="Emberbrook: talk to the villagers.")
     ap.add_argument("--no-mic", action="store_true", help="type to speak even if there is a microphone")
     ap.add_argument("--silent", action="store_true", help="no sound card at all (headless runs)")
-    ap.add_argument("--scripted", action="store_true", help="the hands-free demo: answer, backchannel, "
+    ap.add_argument("--scripted", action="store_true", help="the hands-free demo: greeting, answer, backchannel, "
                     "interruption, emotion change, then the other villagers")
     ap.add_argument("--sidecar", default=None, help="use a running sidecar at this address instead of starting one")
     ap.add_argument("--screenshot", type=Path, default=None, help="save a screenshot after --frames frames and quit")

@@ -86,6 +86,7 @@ class Game:
         self.facing = (0.0, -1.0)
         self.walking = False
         self.autopilot: tuple[float, float] | None = None
+        self.autopilot_face = (0.0, 0.0)  # where the villager the autopilot walks to stands
         self.typing: str | None = None
         self.hub: VoiceHub | None = None
         self.proc: SidecarProcess | None = None
@@ -231,6 +232,11 @@ class Game:
     def walk_to(self, npc_id: str) -> None:
         v = next(v for v in self.villagers if v.npc_id == npc_id)
         self.autopilot = (v.pos[0] + 64, v.pos[1] + 22)  # in front, a little to the side: both stay visible
+        self.autopilot_face = v.pos
+
+    def speaking(self, npc_id: str) -> bool:
+        v = next(v for v in self.villagers if v.npc_id == npc_id)
+        return v.voice is not None and v.voice.speaking
 
     def seen_since(self, kind: str, npc_id: str, since: float) -> bool:
         return any(k == kind and n == npc_id and t >= since for k, n, t in self.seen)
@@ -246,6 +252,8 @@ class Game:
             self._note(f"{short} stops: interrupted")
         elif event.type == ge.NPC_BACKCHANNEL:
             self._note(f"{short} hears a backchannel and goes on")
+        elif event.type == ge.NPC_BARK and event.kind != "backchannel":
+            self._note(f"{short} ({event.kind}): {event.text}")
         elif event.type == ge.NPC_EMOTION and event.who == "npc":
             self._note(f"{short} feels {event.emotion}")
         elif event.type == ge.NPC_ERROR and not any(f"error {event.code}" in line for _, line in self.log):
@@ -262,8 +270,7 @@ class Game:
             ddx, ddy = tx - self.player[0], ty - self.player[1]
             dist = math.hypot(ddx, ddy)
             if dist < 4:
-                self.autopilot = None
-                self.facing = (-0.8, -0.6)  # turn towards the villager
+                self._arrive()
             else:
                 dx, dy = ddx / dist, ddy / dist
         elif self.typing is None:
@@ -276,6 +283,7 @@ class Game:
         norm = math.hypot(dx, dy)
         dx, dy = dx / norm, dy / norm
         self.facing = (dx, dy)
+        before = list(self.player)
         for axis, d in ((0, dx), (1, dy)):
             new = list(self.player)
             new[axis] += d * SPEED * dt
@@ -284,6 +292,15 @@ class Game:
                     and feet.collidelist(self.village.blockers) < 0
                     and all(math.dist(new, v.pos) > 22 for v in self.villagers)):
                 self.player = new
+        if self.autopilot is not None and math.dist(before, self.player) < 0.25 * SPEED * dt:
+            self._arrive()  # something is in the way: close enough, stop here rather than push forever
+
+    def _arrive(self) -> None:
+        """The autopilot's walk is over: turn towards the villager."""
+        self.autopilot = None
+        fx, fy = self.autopilot_face[0] - self.player[0], self.autopilot_face[1] - self.player[1]
+        norm = math.hypot(fx, fy) or 1.0
+        self.facing = (fx / norm, fy / norm)
 
     # ------------------------------------------------------------------ drawing
 

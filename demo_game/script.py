@@ -1,8 +1,10 @@
 """The hands-free demo: the player walks and "types" on their own, showing every duplex behaviour.
 
 Each beat waits on what the NPCs actually do (the events they post), never on fixed timings alone,
-so the script shows an answer, a backchannel ("uh huh" while the smith talks), an interruption (a
-question over his story) and an emotion change (haggling angers him), then visits the others.
+so the script shows a greeting (walking up to the smith; the hub cues it, the game does nothing
+special), an answer, a backchannel ("uh huh" while the smith talks), an interruption (a question over
+his story) and an emotion change (haggling angers him), then visits the others (the smith sees the
+player off as they leave).
 """
 
 from __future__ import annotations
@@ -28,8 +30,17 @@ class Beat:
     started_at: float = field(default=0.0, init=False)
 
 
-def walk(npc: str) -> Beat:
-    return Beat(f"walk to {npc}", start=lambda g: g.walk_to(npc), done=lambda g: g.autopilot is None, timeout=15)
+def approach(npc: str, timeout: float = 10.0) -> Beat:
+    """Walk up to the NPC and wait for its greeting bark, which may come while still walking (``until``
+    would miss that); a terse NPC does not always greet: then the beat ends at ``timeout``."""
+    beat = Beat(f"walk up to {npc}, wait for its greeting", start=lambda g: g.walk_to(npc), timeout=timeout)
+    beat.done = lambda g: g.autopilot is None and g.seen_since("bark", npc, beat.started_at)
+    return beat
+
+
+def quiet(npc: str, timeout: float = 10.0) -> Beat:
+    """Wait until the NPC is not speaking (so the player's next line does not cut its greeting)."""
+    return Beat(f"wait for {npc} to finish", done=lambda g: not g.speaking(npc), timeout=timeout)
 
 
 def say(text: str) -> Beat:
@@ -52,7 +63,9 @@ def pause(seconds: float, shot: str | None = None) -> Beat:
 def demo_beats() -> list[Beat]:
     return [
         pause(4.0, shot="village"),  # idle frames first: the frame-time baseline
-        walk("smith"),
+        approach("smith"),
+        pause(1.0, shot="smith_bark"),
+        quiet("smith"),
         say("Hello there, smith!"),
         until("response", "smith"),
         pause(1.2, shot="greeting"),
@@ -72,12 +85,15 @@ def demo_beats() -> list[Beat]:
         until("response", "smith"),
         pause(1.8, shot="haggle"),
         until("speech_end", "smith"),
-        walk("herbalist"),
+        approach("herbalist"),
+        pause(1.0, shot="herbalist_bark"),
+        quiet("herbalist"),
         say("Good morning to you!"),
         until("response", "herbalist"),
         pause(1.5, shot="herbalist"),
         until("speech_end", "herbalist"),
-        walk("guard"),
+        approach("guard"),
+        quiet("guard"),
         say("Hello. Can I pass through the gate?"),
         until("response", "guard"),
         pause(1.5, shot="guard"),
