@@ -131,3 +131,9 @@ def test_a_bad_cue_is_a_bad_field_naming_the_valid_kinds(cue: object) -> None:
     err = info.value
     assert err.code == "bad_field" and err.seq == 5 and err.session == "s"
     assert "cue" in err.message and all(repr(k) in err.message for k in p.CUE_KINDS)
+
+
+def test_non_finite_numbers_are_bad_fields() -> None:
+    assert code_of(frames_with({"v": 1, "type": "ping", "t_sent": math.nan})) == "bad_field"
+    assert code_of(frames_with({"v": 1, "type": "mic", "session": "s", "seq": 1, "t_capture": math.inf},
+                               chunk().tobytes())) == "bad_field"

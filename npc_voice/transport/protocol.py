@@ -290,6 +290,8 @@ def _field(
         raise ProtocolError(
             "bad_field", f"field '{name}' must be {want}, got {type(value).__name__}", session=session
         )
+    if isinstance(value, float) and not math.isfinite(value):  # a NaN time is garbage, and never equal to itself
+        raise ProtocolError("bad_field", f"field '{name}' must be a finite number, got {value}", session=session)
     return value
 
 
