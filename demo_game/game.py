@@ -87,6 +87,7 @@ class Game:
         self.walking = False
         self.autopilot: tuple[float, float] | None = None
         self.autopilot_face = (0.0, 0.0)  # where the villager the autopilot walks to stands
+        self.arrived_at = 0.0  # when the autopilot's last walk ended
         self.typing: str | None = None
         self.hub: VoiceHub | None = None
         self.proc: SidecarProcess | None = None
@@ -298,6 +299,7 @@ class Game:
     def _arrive(self) -> None:
         """The autopilot's walk is over: turn towards the villager."""
         self.autopilot = None
+        self.arrived_at = time.monotonic()
         fx, fy = self.autopilot_face[0] - self.player[0], self.autopilot_face[1] - self.player[1]
         norm = math.hypot(fx, fy) or 1.0
         self.facing = (fx / norm, fy / norm)

@@ -30,11 +30,13 @@ class Beat:
     started_at: float = field(default=0.0, init=False)
 
 
-def approach(npc: str, timeout: float = 10.0) -> Beat:
+def approach(npc: str, timeout: float = 10.0, greet_within: float = 3.0) -> Beat:
     """Walk up to the NPC and wait for its greeting bark, which may come while still walking (``until``
-    would miss that); a terse NPC does not always greet: then the beat ends at ``timeout``."""
+    would miss that); a terse NPC does not always greet: then the beat ends ``greet_within`` s after
+    arriving."""
     beat = Beat(f"walk up to {npc}, wait for its greeting", start=lambda g: g.walk_to(npc), timeout=timeout)
-    beat.done = lambda g: g.autopilot is None and g.seen_since("bark", npc, beat.started_at)
+    beat.done = lambda g: g.autopilot is None and (
+        g.seen_since("bark", npc, beat.started_at) or time.monotonic() - g.arrived_at > greet_within)
     return beat
 
 
