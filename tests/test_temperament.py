@@ -121,7 +121,8 @@ def test_an_impatient_npc_talks_through_a_short_cut_in(resources, say) -> None:
 def test_a_patient_npc_yields_to_the_same_cut_in(resources, say) -> None:
     s = Session(resources, "blacksmith", "smith-yield", seed=2, simulated_clock=True)
     run(s, np.concatenate([say("Tell me the story of your forge."), quiet(2.0)]))
-    steps = run(s, np.concatenate([say("Wait!"), quiet(0.6)]))
+    assert s._line is not None, "the smith is telling the story"
+    steps = run(s, np.concatenate([say("Wait!"), quiet(1.0)]))
     assert any(isinstance(e, ev.Interrupted) for e in flat(steps))
     assert not barks(steps, "holds_floor")
 

@@ -34,7 +34,9 @@ class LoadedPersona:
 
 
 class EngineResources:
-    """Shared models: embeddings, VAD, ASR, TTS, and a small worker pool for look-ahead work."""
+    """Shared models: embeddings, VAD, ASR, TTS; a small worker pool for look-ahead reading and one voice
+    thread for synthesis ahead (eSpeak NG runs one sentence at a time anyway), so a line's next sentence
+    never queues behind a transcription."""
 
     def __init__(self, persona_dir: Path | str | None = None, workers: int = 2) -> None:
         self.personas = PersonaStore(persona_dir or default_persona_dir())
@@ -43,6 +45,7 @@ class EngineResources:
         self.asr = AsrModels()
         self.tts = Synthesizer()
         self.workers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="npc-lookahead")
+        self.voices = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-voice-ahead")
         self._lock = threading.Lock()
         self._loaded: dict[str, LoadedPersona] = {}
         self._broken: dict[str, tuple[float, str]] = {}  # persona id -> (mtime of a broken edit, its problem)
@@ -122,5 +125,6 @@ class EngineResources:
 
     def close(self) -> None:
         self.workers.shutdown(wait=False, cancel_futures=True)
+        self.voices.shutdown(wait=False, cancel_futures=True)
         self._reloader.shutdown(wait=False, cancel_futures=True)
         self.asr.close()

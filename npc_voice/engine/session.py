@@ -5,10 +5,10 @@ the next 200 ms of NPC audio plus events. Inside, the data path runs in order:
 
     echo cancelling -> voice activity -> streaming recognition -> floor decision -> speech out -> events
 
-Recognition advances every chunk; at the first silent chunk after speech an accurate second pass is
-started in the background, so when the floor policy decides the turn is over the transcript and
-the answer's first sentence are ready in that same step. Memory stays flat: the only growing
-buffers (turn audio, transcript) are bounded and reset at every turn.
+Recognition advances every chunk; as soon as a stretch of speech fades an accurate second pass is
+started in the background, so when the floor policy decides the turn is over the transcript is ready
+in that same step and the answer's first sentence is being (usually: has been) synthesised. Memory
+stays flat: the only growing buffers (turn audio, transcript) are bounded and reset at every turn.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class PreparedAnswer:
     heard: str
     choice: TopicChoice | None
     text: str
-    first: Synthesized | None
+    first: Future[Synthesized] | None  # the first sentence's voice, synthesised after the words are read
     sentiment: TextSentiment | None = None
     emotion: str | None = None  # the line's emotion tag from the persona file
     reaction: bool = False  # the player only cut in ("wait...") and said nothing more: "Hm? Go on."
@@ -154,6 +154,7 @@ class Session:
         self._prev_chunk = silence()
         self._partial = ""
         self._prepared: Future[PreparedAnswer] | None = None
+        self._reading: Future[PreparedAnswer] | None = None  # the last read started, wanted or not
         self._stretch_handled = True
         self.steps = 0
         # temperament at work: barks, reactions, the NPC's own backchannels, follow-up topics
@@ -329,10 +330,11 @@ class Session:
         fading = self._in_speech and self._below >= FADING_FRAMES
         if self._in_speech and not fading:
             self._drop_prepared()
-        elif self._prepared is None and self._line is None:
+        elif self._prepared is None and self._line is None and (self._reading is None or self._reading.done()):
             # The player may have finished: read the turn accurately and prepare the answer now, in the
-            # background, so it is ready when the floor policy decides the turn is over.
-            self._prepared = self.res.workers.submit(
+            # background, so it is ready when the floor policy decides the turn is over. One read per
+            # session at a time: a read dropped because the player went on still runs to its end.
+            self._prepared = self._reading = self.res.workers.submit(
                 self._prepare, self._asr.audio(), self._partial, self.loaded, self._rng.random(),
                 dict(self.game_state),  # a copy: the step thread keeps updating the live one
                 self._previous_topic, self._after_interrupt,
@@ -340,7 +342,7 @@ class Session:
 
     def _prepare(self, audio: np.ndarray, fast: str, loaded: LoadedPersona, seed: float,
                  state: dict[str, Any], previous: str | None, after_interrupt: bool) -> PreparedAnswer:
-        """Worker thread: accurate transcript, topic, line, and the line's first sentence as audio."""
+        """Worker thread: accurate transcript, topic, line; the first sentence's voice follows on a worker."""
         heard = " ".join((self.res.asr.transcribe(audio) or fast).split())
         return self._answer_for(heard, loaded, random.Random(seed), state, previous, after_interrupt)
 
@@ -354,13 +356,16 @@ class Session:
             reaction = loaded.persona.reaction("interrupted", state, rng)
             if reaction is not None:
                 return PreparedAnswer(heard=heard, choice=None, text=reaction.text, emotion=reaction.emotion,
-                                      first=self._synth(split_sentences(reaction.text)[0]), reaction=True)
+                                      first=self._voice_ahead(reaction.text), reaction=True)
         choice, _ = loaded.matcher.match_after(heard, previous)
         line = loaded.persona.choose_line(choice.topic, state, rng)
         text = line.text
-        first = self._synth(split_sentences(text)[0])
-        return PreparedAnswer(heard=heard, choice=choice, text=text, first=first, sentiment=analyse(heard),
-                              emotion=line.emotion)
+        return PreparedAnswer(heard=heard, choice=choice, text=text, first=self._voice_ahead(text),
+                              sentiment=analyse(heard), emotion=line.emotion)
+
+    def _voice_ahead(self, text: str) -> Future[Synthesized]:
+        """The line's first sentence synthesised on a worker: the floor decision needs only the words."""
+        return self.res.voices.submit(self._synth, split_sentences(text)[0])
 
     def _ready_answer(self, wait: float = 0.0) -> PreparedAnswer | None:
         """The prepared answer if it is done (waiting up to ``wait`` s for it), else ``None``."""
@@ -377,7 +382,10 @@ class Session:
 
     def _drop_prepared(self) -> None:
         if self._prepared is not None:
-            self._prepared.cancel()
+            if not self._prepared.cancel() and self._prepared.done() and self._prepared.exception() is None:
+                first = self._prepared.result().first
+                if first is not None:
+                    first.cancel()  # its voice is not needed either
             self._prepared = None
 
     def _reset_turn(self) -> None:
@@ -424,6 +432,7 @@ class Session:
             heard = " ".join(self._partial.split())
             answer = self._answer_for(heard, self.loaded, self._rng, self.game_state, self._previous_topic,
                                       self._after_interrupt)
+        self._prepared = None  # taken: resetting the turn must not cancel its voice
         self._reset_turn()
         self._stretch_handled = True
         self._after_interrupt = False
@@ -441,10 +450,13 @@ class Session:
             self._previous_topic = answer.choice.topic
             events.append(ev.Response(offset=0.0, topic=answer.choice.topic, text=answer.text,
                                       confidence=round(answer.choice.similarity, 3), heard=answer.heard))
+        if answer.first is not None and self._prepare_wait is None:
+            answer.first.result()  # simulated clock: the voice's time is charged to this step, as a wait would be
         self._start_line(line_id, answer.text, answer.first, events)
 
-    def _start_line(self, line_id: str, text: str, first: Synthesized | None, events: list[ev.Event]) -> None:
-        self._line = LineStream(line_id, text, self._synth, self.res.workers, first=first)
+    def _start_line(self, line_id: str, text: str, first: Synthesized | Future[Synthesized] | None,
+                    events: list[ev.Event]) -> None:
+        self._line = LineStream(line_id, text, self._synth, self.res.voices, first=first)
         self._line_step = self.steps
         self._aside = None
         events.append(ev.SpeechStart(offset=0.0, line_id=line_id, text=text))
@@ -505,17 +517,21 @@ class Session:
         events.append(ev.Bark(offset=0.0, kind="holds_floor", line_id=self._line.line_id, text=line.text))
 
     def _offer_backchannel(self, events: list[ev.Event]) -> None:
-        """The NPC's own "mm-hm" in a pause of a player who is not done (the words so far need more)."""
+        """The NPC's own "mm-hm" in a pause of a player who is not done: the accurate words so far need more
+        ("...and then I went to the"). Never after words that may end the turn, where it would sound like
+        the start of an answer (the streaming words are too often misheard to judge that)."""
         rate = self.loaded.persona.temperament.backchannel_rate
         if rate <= 0 or not self.loaded.persona.reactions.get("backchannel"):
             return
         if self._own_backchannel is None:  # synthesised ahead: a pause is over before a synthesis would be
-            self._own_backchannel = self.res.workers.submit(
+            self._own_backchannel = self.res.voices.submit(
                 self._bark_line, "backchannel", self.loaded, dict(self.game_state), self._rng.random())
         lo, hi = OWN_BACKCHANNEL_PAUSE_S
         if (self._aside is not None or self._in_speech or not lo <= self._silence_s < hi
-                or self._turn_speech_s - self._backchannel_mark_s < OWN_BACKCHANNEL_AFTER_S
-                or not looks_incomplete(self._partial)):
+                or self._turn_speech_s - self._backchannel_mark_s < OWN_BACKCHANNEL_AFTER_S):
+            return
+        read = self._ready_answer(wait=self._prepare_wait)
+        if read is None or not looks_incomplete(read.heard):
             return
         self._backchannel_mark_s = self._turn_speech_s  # one chance per pause, taken or not
         if self._rng.random() >= rate or not self._own_backchannel.done():
@@ -524,11 +540,11 @@ class Session:
         self._own_backchannel = None
         if bark is not None:
             line_id = f"{self.npc_id}-{next(self._line_ids)}"
-            self._aside = LineStream(line_id, bark.text, self._synth, self.res.workers, first=bark.first)
+            self._aside = LineStream(line_id, bark.text, self._synth, self.res.voices, first=bark.first)
             events.append(ev.Bark(offset=0.0, kind="backchannel", line_id=line_id, text=bark.text))
 
     def _queue_bark(self, kind: str) -> None:
-        self._bark = self.res.workers.submit(
+        self._bark = self.res.voices.submit(
             self._bark_line, kind, self.loaded, dict(self.game_state), self._rng.random())
 
     def _drop_bark(self) -> None:

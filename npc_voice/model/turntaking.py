@@ -27,7 +27,8 @@ INTERRUPT_CUES = frozenset(
     ["wait", "stop", "hold", "hang", "sorry", "excuse", "actually", "pardon", "listen"]
 )
 # Words a sentence rarely ends on: determiners, prepositions, conjunctions, auxiliaries, verbs that
-# want an object. A turn whose words end here is probably paused mid-sentence.
+# want an object, subject pronouns. A turn whose words end here is probably paused mid-sentence.
+# Object pronouns and demonstratives are not here: "can you fix it?", "from you?", "how much is that?"
 INCOMPLETE_ENDINGS = frozenset(
     [
         "a",
@@ -40,10 +41,6 @@ INCOMPLETE_ENDINGS = frozenset(
         "their",
         "our",
         "its",
-        "this",
-        "that",
-        "these",
-        "those",
         "some",
         "any",
         "every",
@@ -121,15 +118,10 @@ INCOMPLETE_ENDINGS = frozenset(
         "take",
         "bring",
         "i",
-        "you",
         "we",
         "they",
         "he",
         "she",
-        "it",
-        "me",
-        "us",
-        "them",
         "very",
         "really",
         "just",

@@ -1,11 +1,13 @@
 """An NPC line as a stream of 200 ms chunks, with the subtitle and lip-sync timing of each chunk.
 
-The first sentence is synthesised when the line starts (so the answer is audible in the same step);
-later sentences are synthesised ahead on a worker thread while the earlier ones play.
+The first sentence is usually synthesised ahead, while the player was still finishing their turn (a
+``Future``, so the floor decision never waits for the voice); otherwise it is synthesised when the line
+starts. Later sentences are synthesised ahead on a worker thread while the earlier ones play.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
@@ -14,6 +16,8 @@ import numpy as np
 
 from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE
 from npc_voice.speech.tts import split_sentences
+
+log = logging.getLogger(__name__)
 
 Synthesized = tuple[np.ndarray, list[tuple[float, str]], list[tuple[float, str]]]  # audio, words, visemes
 SynthFn = Callable[[str], Synthesized]
@@ -33,30 +37,41 @@ class LineStream:
     """Plays one line chunk by chunk; sentences after the first are synthesised ahead."""
 
     def __init__(self, line_id: str, text: str, synth: SynthFn, executor: Executor,
-                 first: Synthesized | None = None) -> None:
-        """``first``: the first sentence already synthesised (an answer prepared ahead)."""
+                 first: Synthesized | Future[Synthesized] | None = None) -> None:
+        """``first``: the first sentence synthesised ahead, or being synthesised (an answer prepared ahead)."""
         self.line_id, self.text = line_id, text
         sentences = split_sentences(text) or [text]
         if first is None:
             first = synth(sentences[0])
         self._pending: list[Future] = [executor.submit(synth, s) for s in sentences[1:]]
-        self._audio = first[0]
-        self._words = list(first[1])
-        self._visemes = list(first[2])
+        self._audio = np.zeros(0, np.int16)
+        self._words: list[tuple[float, str]] = []
+        self._visemes: list[tuple[float, str]] = []
+        self._starts: list[int] = []  # where each sentence begins in _audio (a line resumes from one)
+        if isinstance(first, Future):
+            self._pending.insert(0, first)
+        else:
+            self._append(first)
         self._pos = 0  # samples of _audio already played
-        self._starts = [0]  # where each sentence begins in _audio (a line resumes from one)
 
     def _append_ready(self) -> None:
         """Append synthesised sentences that are ready, in order."""
         while self._pending and self._pending[0].done():
-            audio, words, visemes = self._pending.pop(0).result()
-            base = len(self._audio) / SAMPLE_RATE
-            gap = np.zeros(int(0.12 * SAMPLE_RATE), np.int16)  # breath between sentences
-            base += len(gap) / SAMPLE_RATE
-            self._starts.append(len(self._audio) + len(gap))
-            self._audio = np.concatenate([self._audio, gap, audio])
-            self._words += [(t + base, w) for t, w in words]
-            self._visemes += [(t + base, v) for t, v in visemes]
+            done = self._pending.pop(0)
+            if done.cancelled() or done.exception() is not None:  # a failed sentence is skipped, not fatal
+                log.error("line %s: a sentence could not be synthesised: %r", self.line_id,
+                          None if done.cancelled() else done.exception())
+                continue
+            self._append(done.result())
+
+    def _append(self, sentence: Synthesized) -> None:
+        audio, words, visemes = sentence
+        gap = np.zeros(int(0.12 * SAMPLE_RATE) if len(self._audio) else 0, np.int16)  # breath between sentences
+        base = (len(self._audio) + len(gap)) / SAMPLE_RATE
+        self._starts.append(len(self._audio) + len(gap))
+        self._audio = np.concatenate([self._audio, gap, audio])
+        self._words += [(t + base, w) for t, w in words]
+        self._visemes += [(t + base, v) for t, v in visemes]
 
     @property
     def finished(self) -> bool:
