@@ -205,3 +205,22 @@ def test_audio_of_a_bark_is_heard(resources) -> None:
         pcm.append(r.pcm)
     audio = np.concatenate(pcm)
     assert np.abs(audio).max() > 1000 and np.count_nonzero(audio) > 0.3 * SAMPLE_RATE
+
+
+def test_a_slow_backchannel_over_the_npc_is_not_an_interruption(resources) -> None:
+    synth = Synthesizer()
+    slow = synth.synthesize("Oh, I see.", VoiceSettings(voice="en-us+m3", rate=140)).audio
+    assert len(slow) / SAMPLE_RATE > 0.9, "longer than the blacksmith's backchannel length alone allows"
+    question = synth.synthesize("Tell me the story of your forge.", PLAYER).audio
+
+    def over(murmur: np.ndarray, npc: str) -> list[ev.Event]:
+        s = Session(resources, "blacksmith", npc, seed=1, simulated_clock=True)
+        run(s, np.concatenate([np.pad(question, (0, -len(question) % CHUNK_SAMPLES)), quiet(2.0)]))
+        assert s._line is not None, "the smith is telling the story"
+        return flat(run(s, np.concatenate([np.pad(murmur, (0, -len(murmur) % CHUNK_SAMPLES)), quiet(1.0)])))
+
+    events = over(slow, "smith-slow-bc")
+    assert not any(isinstance(e, ev.Interrupted) for e in events)
+    assert any(isinstance(e, ev.Backchannel) for e in events)
+    real = synth.synthesize("And what about the price of a shield?", PLAYER).audio
+    assert any(isinstance(e, ev.Interrupted) for e in over(real, "smith-real-cut"))

@@ -65,7 +65,20 @@ def test_short_speech_over_the_npc_is_a_backchannel() -> None:
 def test_a_cue_or_long_speech_over_the_npc_is_an_interruption() -> None:
     policy = BaselineTurnPolicy()
     assert policy.decide(obs(npc_speaking=True, in_speech=True, speech_s=0.3, words="wait")) is Action.INTERRUPTED
-    assert policy.decide(obs(npc_speaking=True, in_speech=True, speech_s=0.9, words="where")) is Action.INTERRUPTED
+    assert policy.decide(obs(npc_speaking=True, in_speech=True, speech_s=1.0, words="where")) is Action.INTERRUPTED
+
+
+def test_a_slow_backchannel_is_told_from_an_interruption_by_its_accurate_read() -> None:
+    policy = BaselineTurnPolicy()
+    over = dict(npc_speaking=True, in_speech=True, words="can a h")  # streaming words: garbage
+    # past the usual backchannel length, the NPC waits a moment for the accurate read of the stretch
+    assert policy.decide(obs(speech_s=0.8, **over)) is Action.CONTINUE
+    assert policy.decide(obs(speech_s=1.0, **over)) is Action.INTERRUPTED  # the read is late: stop anyway
+    for slow in ("M-M-H-M", "Mm-hm.", "Yeah, right.", "I see.", "Uh-huh."):
+        assert policy.decide(obs(speech_s=1.2, stretch_words=slow, **over)) is Action.CONTINUE, slow
+    assert policy.decide(obs(speech_s=1.6, stretch_words="Mm-hm.", **over)) is Action.INTERRUPTED  # too long
+    for real in ("Yeah, but how much", "No, I meant the shield", "Sorry"):
+        assert policy.decide(obs(speech_s=0.8, stretch_words=real, **over)) is Action.INTERRUPTED, real
 
 
 def test_misheard_streaming_words_hold_the_turn_only_for_a_typical_pause() -> None:
@@ -82,7 +95,7 @@ def test_misheard_streaming_words_hold_the_turn_only_for_a_typical_pause() -> No
 
 def test_patience_changes_how_readily_the_npc_yields_and_answers() -> None:
     guard, herbalist = BaselineTurnPolicy.for_patience(0.15), BaselineTurnPolicy.for_patience(0.9)
-    over = obs(npc_speaking=True, in_speech=True, speech_s=0.6, words="where is")
+    over = obs(npc_speaking=True, in_speech=True, speech_s=0.7, words="where is")
     assert herbalist.decide(over) is Action.INTERRUPTED and guard.decide(over) is Action.CONTINUE
     cue = obs(npc_speaking=True, in_speech=True, speech_s=0.3, words="wait")
     assert herbalist.decide(cue) is Action.INTERRUPTED and guard.decide(cue) is Action.CONTINUE

@@ -60,6 +60,12 @@ ECHO_EXCESS_HOLD_DB = 2.0
 ECHO_REMOVED_DB = 3.0  # mic louder than the canceller's output by more than this: there was echo to remove
 MAX_DUE_STEPS = 2  # chunks a due answer waits for the accurate pass before it uses the streaming words
 PREROLL_CHUNKS = 1  # audio before the onset given to the recogniser
+# Speech over the NPC this long is read accurately, again every STRETCH_REREAD_S while it goes on, so
+# the floor policy can tell a slow "mmm-hmmm" from an interruption; a read older than STRETCH_STALE_S
+# of speech no longer speaks for the stretch.
+STRETCH_READ_AFTER_S = 0.3
+STRETCH_REREAD_S = 0.2
+STRETCH_STALE_S = 0.4
 # Temperament at work. A quiet NPC with the player near says an idle bark after IDLE_AFTER_S seconds,
 # scaled from a terse persona (talkativeness 0) to a chatty one (1) and varied by a third either way.
 IDLE_AFTER_S = (40.0, 12.0)
@@ -155,6 +161,8 @@ class Session:
         self._partial = ""
         self._prepared: Future[PreparedAnswer] | None = None
         self._reading: Future[PreparedAnswer] | None = None  # the last read started, wanted or not
+        self._stretch_read: tuple[float, Future[str]] | None = None  # (speech read, its read) over the NPC
+        self._stretch_heard: tuple[float, str] | None = None  # the latest finished read of that stretch
         self._stretch_handled = True
         self.steps = 0
         # temperament at work: barks, reactions, the NPC's own backchannels, follow-up topics
@@ -255,6 +263,7 @@ class Session:
             words=answer.heard if answer is not None else self._partial,
             partial=self._partial,
             fit=answer.choice.similarity if answer is not None and answer.choice is not None else None,
+            stretch_words=self._stretch_words() if self._line is not None and self._in_speech else None,
         )
 
     def close(self) -> None:
@@ -311,6 +320,7 @@ class Session:
                     self._silence_s = 0.0
                     self._stretch_handled = self._line is None  # only speech over the NPC is a backchannel
                     self._stretch_held = False
+                    self._stretch_read = self._stretch_heard = None
                 else:
                     self._silence_s += FRAME_S
         return started
@@ -325,6 +335,8 @@ class Session:
         if partial and partial != self._partial:
             self._partial = partial
             events.append(ev.Transcript(text=partial, final=False))
+        if self._line is not None and self._in_speech and self._speech_s >= STRETCH_READ_AFTER_S:
+            self._read_stretch()
         # The chunk ends in a fading stretch (the voice-activity hangover has begun): the turn may be over,
         # so start reading it now rather than a chunk later; speech that goes on cancels the read.
         fading = self._in_speech and self._below >= FADING_FRAMES
@@ -339,6 +351,29 @@ class Session:
                 dict(self.game_state),  # a copy: the step thread keeps updating the live one
                 self._previous_topic, self._after_interrupt,
             )
+
+    def _read_stretch(self) -> None:
+        """Keep an accurate read of the player's speech over the NPC going, one at a time, each on the audio
+        so far: it tells a backchannel said slowly from an interruption."""
+        if self._stretch_read is not None:
+            covered, read = self._stretch_read
+            if not read.done():
+                return
+            if read.exception() is None:
+                self._stretch_heard = (covered, read.result())
+            if self._speech_s - covered < STRETCH_REREAD_S:
+                return
+        self._stretch_read = (self._speech_s, self.res.workers.submit(self.res.asr.transcribe, self._asr.audio()))
+
+    def _stretch_words(self) -> str | None:
+        """The latest read of the speech over the NPC, if it is recent enough to speak for it."""
+        if self._stretch_read is not None and self._prepare_wait is None:
+            self._stretch_read[1].exception()  # simulated clock: wait for the read, charged to this step
+        if self._stretch_read is not None and self._stretch_read[1].done():
+            self._read_stretch()  # take a finished read in (and start the next one)
+        if self._stretch_heard is None or self._speech_s - self._stretch_heard[0] > STRETCH_STALE_S:
+            return None
+        return self._stretch_heard[1]
 
     def _prepare(self, audio: np.ndarray, fast: str, loaded: LoadedPersona, seed: float,
                  state: dict[str, Any], previous: str | None, after_interrupt: bool) -> PreparedAnswer:

@@ -13,8 +13,10 @@ player is doing and whether the NPC is speaking, and answers with one action.
   ``incomplete_silence_s`` before it believes the turn is over.
 - Speaking: a short stretch of speech ("uh-huh", "yeah", "I see") is a backchannel: keep talking.
   Speech that opens with an interruption cue ("wait", "stop", "hold on", "sorry") or that goes on
-  longer than a backchannel can is an interruption: stop at once. (Streaming recognition mishears
-  "uh-huh" too often for its words to decide alone; the duplex model will weigh both.)
+  longer than a backchannel usually does is an interruption: stop at once. The two kinds of evidence
+  are weighed so: the cue word (semantic, from the fast streaming words) stops the NPC early; length
+  (acoustic) stops it otherwise, unless the accurate read of the stretch says it was only a
+  backchannel said slowly ("mmm-hmmm"), which may then run up to ``backchannel_hold_max_s``.
 """
 
 from __future__ import annotations
@@ -158,6 +160,7 @@ class FloorObservation:
     words: str  # best transcript of the current turn so far
     partial: str = ""  # the streaming (fast, often misheard) transcript of the same turn
     fit: float | None = None  # how well the accurate words fit the persona's best topic (cosine), if known
+    stretch_words: str | None = None  # the accurate read of the player's speech over the NPC, once ready
 
 
 def words_of(text: str) -> list[str]:
@@ -175,6 +178,23 @@ def looks_incomplete(text: str) -> bool:
     return bool(words) and (words[-1] in INCOMPLETE_ENDINGS or not strip_discourse(text))
 
 
+# What a listener says to keep the speaker going; "uh-huh", "mm-hm" are written many ways ("M-M-H-M").
+BACKCHANNEL_WORDS = frozenset(
+    [
+        "yeah", "yes", "yep", "yup", "ok", "okay", "right", "sure", "wow", "oh", "really", "alright", "aha",
+        "aye", "indeed", "true", "cool", "gotcha", "got", "it", "i", "see", "go", "on",
+        "uhhuh", "mhm", "mmhm", "hmm", "mm", "uh", "huh", "ah",
+    ]
+)
+_HUM = re.compile(r"^(?:[mh]+|u+h+(?:u+h+)*|a+h+|o+h+)$")
+
+
+def is_backchannel(text: str) -> bool:
+    """True for a few words that only keep the speaker going ("uh-huh", "yeah, right", "I see", "mm")."""
+    words = re.findall(r"[a-z]+", re.sub(r"(?<=[a-z])-(?=[a-z])", "", text.lower()))
+    return 0 < len(words) <= 4 and all(w in BACKCHANNEL_WORDS or _HUM.match(w) for w in words)
+
+
 def has_interrupt_cue(text: str) -> bool:
     words = words_of(text)
     return bool(words) and (words[0] in INTERRUPT_CUES or any(w in INTERRUPT_CUES for w in words[:3]))
@@ -190,6 +210,8 @@ class BaselineTurnPolicy:
     unsure_silence_s: float = 0.8
     min_turn_speech_s: float = 0.25
     backchannel_max_s: float = 0.7
+    backchannel_hold_max_s: float = 1.5  # a stretch read as a backchannel may run this long
+    read_grace_s: float = 0.25  # past backchannel_max_s, wait this long for the stretch's accurate read
     cue_min_s: float = 0.2
     # A fit this close to a topic's examples is a request the persona knows (a fragment Whisper
     # completed seldom fits this well); below ``unsure_fit`` it fits nothing (the NPC would ask again).
@@ -232,9 +254,14 @@ class BaselineTurnPolicy:
 
     def _while_speaking(self, obs: FloorObservation) -> Action:
         if obs.in_speech:
-            if obs.speech_s > self.backchannel_max_s:
-                return Action.INTERRUPTED
             if obs.speech_s >= self.cue_min_s and has_interrupt_cue(obs.words):
+                return Action.INTERRUPTED
+            if obs.speech_s > self.backchannel_max_s:
+                if obs.stretch_words is None and obs.speech_s <= self.backchannel_max_s + self.read_grace_s:
+                    return Action.CONTINUE  # the accurate read of the stretch is due
+                if (obs.stretch_words is not None and is_backchannel(obs.stretch_words)
+                        and obs.speech_s <= self.backchannel_hold_max_s):
+                    return Action.CONTINUE  # a long "mmm-hmmm"
                 return Action.INTERRUPTED
             return Action.CONTINUE
         if obs.speech_s > 0 and obs.silence_s > 0:
