@@ -90,3 +90,17 @@ def test_a_sentence_that_fails_is_skipped_not_fatal(synth, pool) -> None:
     _, words = play(line)
     assert [w.strip(".,!?").lower() for w in words] == spoken(
         "The toll is two silver coins. Keep your weapons sheathed inside the walls.")
+
+
+def test_what_is_unsaid_starts_at_the_sentence_it_was_cut_in(synth, pool) -> None:
+    line = LineStream("l4", LINE, synth, pool)
+    assert line.unsaid() == LINE
+    first_len = len(synth("The toll is two silver coins.")[0])
+    for _ in range(500):
+        if line._pos >= first_len + 3200:
+            break
+        time.sleep(0.01)
+        line.next_chunk()
+    assert line.unsaid() == "Pay it at the gate. Keep your weapons sheathed inside the walls."
+    play(line)
+    assert line.unsaid() == ""

@@ -4,6 +4,7 @@ being cut off, holding the floor, the NPC's own "mm-hm", and follow-up topics.""
 from __future__ import annotations
 
 import dataclasses
+import random
 
 import numpy as np
 import pytest
@@ -224,3 +225,12 @@ def test_a_slow_backchannel_over_the_npc_is_not_an_interruption(resources) -> No
     assert any(isinstance(e, ev.Backchannel) for e in events)
     real = synth.synthesize("And what about the price of a shield?", PLAYER).audio
     assert any(isinstance(e, ev.Interrupted) for e in over(real, "smith-real-cut"))
+
+
+def test_a_cut_in_that_was_only_mm_hm_lets_the_npc_take_up_its_line(resources) -> None:
+    s = Session(resources, "blacksmith", "smith-resume", seed=1, simulated_clock=True)
+    unsaid = "I swung my first hammer when I was nine. My father taught me."
+    taken_up = s._answer_for("M-M-H-M.", s.loaded, random.Random(1), {}, "forge_story", True, unsaid)
+    assert taken_up.reaction == "resume" and taken_up.text == unsaid and taken_up.choice is None
+    asked = s._answer_for("How much is a shield?", s.loaded, random.Random(1), {}, "forge_story", True, unsaid)
+    assert asked.reaction is None and asked.choice is not None and asked.choice.topic in ("buy_shield", "prices")

@@ -39,6 +39,7 @@ from npc_voice.model.turntaking import (
     BaselineTurnPolicy,
     FloorObservation,
     has_interrupt_cue,
+    is_backchannel,
     looks_incomplete,
     strip_discourse,
 )
@@ -87,7 +88,9 @@ class PreparedAnswer:
     first: Future[Synthesized] | None  # the first sentence's voice, synthesised after the words are read
     sentiment: TextSentiment | None = None
     emotion: str | None = None  # the line's emotion tag from the persona file
-    reaction: bool = False  # the player only cut in ("wait...") and said nothing more: "Hm? Go on."
+    # Not an answer to a topic: "interrupted" (the player only cut in, "wait...", and said nothing more:
+    # "Hm? Go on.") or "resume" (the cut-in was only "mm-hm": the NPC takes its line up again).
+    reaction: Literal["interrupted", "resume"] | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,7 @@ class Session:
         # temperament at work: barks, reactions, the NPC's own backchannels, follow-up topics
         self._previous_topic: str | None = None
         self._after_interrupt = False  # the player's current turn began by cutting the NPC off
+        self._unsaid = ""  # what the NPC had still to say when it was cut off
         self._held_line: str | None = None  # the line in which the NPC already said "let me finish"
         self._stretch_held = False  # the player's current stretch is a cut-in the NPC talked through
         self._near = False  # the game cued the player's approach (and not yet their leaving)
@@ -349,7 +353,7 @@ class Session:
             self._prepared = self._reading = self.res.workers.submit(
                 self._prepare, self._asr.audio(), self._partial, self.loaded, self._rng.random(),
                 dict(self.game_state),  # a copy: the step thread keeps updating the live one
-                self._previous_topic, self._after_interrupt,
+                self._previous_topic, self._after_interrupt, self._unsaid,
             )
 
     def _read_stretch(self) -> None:
@@ -359,7 +363,7 @@ class Session:
             covered, read = self._stretch_read
             if not read.done():
                 return
-            if read.exception() is None:
+            if read.exception() is None and read.result().strip():  # an empty read is no evidence either way
                 self._stretch_heard = (covered, read.result())
             if self._speech_s - covered < STRETCH_REREAD_S:
                 return
@@ -376,22 +380,26 @@ class Session:
         return self._stretch_heard[1]
 
     def _prepare(self, audio: np.ndarray, fast: str, loaded: LoadedPersona, seed: float,
-                 state: dict[str, Any], previous: str | None, after_interrupt: bool) -> PreparedAnswer:
+                 state: dict[str, Any], previous: str | None, after_interrupt: bool, unsaid: str) -> PreparedAnswer:
         """Worker thread: accurate transcript, topic, line; the first sentence's voice follows on a worker."""
         heard = " ".join((self.res.asr.transcribe(audio) or fast).split())
-        return self._answer_for(heard, loaded, random.Random(seed), state, previous, after_interrupt)
+        return self._answer_for(heard, loaded, random.Random(seed), state, previous, after_interrupt, unsaid)
 
     def _answer_for(self, heard: str, loaded: LoadedPersona, rng: random.Random, state: dict[str, Any],
-                    previous: str | None, after_interrupt: bool) -> PreparedAnswer:
+                    previous: str | None, after_interrupt: bool, unsaid: str = "") -> PreparedAnswer:
         """The answer to ``heard``; the previous answer's follow-ups win near-ties. A turn that only cut
-        the NPC off ("wait, hold on") gets the persona's ``interrupted`` reaction: it asks them to go on."""
+        the NPC off ("wait, hold on") gets the persona's ``interrupted`` reaction: it asks them to go on;
+        one that was only "mm-hm" after all (taken for an interruption) lets it take up its line again."""
         if not heard:
             return PreparedAnswer(heard="", choice=None, text="", first=None)
+        if after_interrupt and unsaid and is_backchannel(heard):
+            return PreparedAnswer(heard=heard, choice=None, text=unsaid, first=self._voice_ahead(unsaid),
+                                  reaction="resume")
         if after_interrupt and not strip_discourse(heard):
             reaction = loaded.persona.reaction("interrupted", state, rng)
             if reaction is not None:
                 return PreparedAnswer(heard=heard, choice=None, text=reaction.text, emotion=reaction.emotion,
-                                      first=self._voice_ahead(reaction.text), reaction=True)
+                                      first=self._voice_ahead(reaction.text), reaction="interrupted")
         choice, _ = loaded.matcher.match_after(heard, previous)
         line = loaded.persona.choose_line(choice.topic, state, rng)
         text = line.text
@@ -446,6 +454,7 @@ class Session:
             self._respond(events)
         elif action is Action.INTERRUPTED and self._line is not None:
             line = self._line
+            self._unsaid = line.unsaid()
             line.cancel()
             self._line = None
             self._after_interrupt = True
@@ -466,12 +475,12 @@ class Session:
         if answer is None:
             heard = " ".join(self._partial.split())
             answer = self._answer_for(heard, self.loaded, self._rng, self.game_state, self._previous_topic,
-                                      self._after_interrupt)
+                                      self._after_interrupt, self._unsaid)
         self._prepared = None  # taken: resetting the turn must not cancel its voice
         self._reset_turn()
         self._stretch_handled = True
-        self._after_interrupt = False
-        if answer.choice is None and not answer.reaction:
+        self._after_interrupt, self._unsaid = False, ""
+        if answer.choice is None and answer.reaction is None:
             return
         events.append(ev.Transcript(text=answer.heard, final=True))
         if answer.sentiment is not None:
@@ -479,9 +488,10 @@ class Session:
         if answer.emotion:
             self.feelings.update(0.0, line_tags=[answer.emotion])
         line_id = f"{self.npc_id}-{next(self._line_ids)}"
-        if answer.choice is None:
+        # A "resume" has neither: the NPC goes on with its line, and speech_start says what it says.
+        if answer.reaction == "interrupted":
             events.append(ev.Bark(offset=0.0, kind="interrupted", line_id=line_id, text=answer.text))
-        else:
+        elif answer.choice is not None:
             self._previous_topic = answer.choice.topic
             events.append(ev.Response(offset=0.0, topic=answer.choice.topic, text=answer.text,
                                       confidence=round(answer.choice.similarity, 3), heard=answer.heard))

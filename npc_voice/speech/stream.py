@@ -117,6 +117,16 @@ class LineStream:
         self._visemes = moved(self._visemes, aside[2])
         self._starts = [s for s in self._starts if s < resume] + [s + shift for s in self._starts if s >= resume]
 
+    def unsaid(self) -> str:
+        """The rest of the line from the start of the sentence it is in (to take it up again after a cut-in
+        that turned out to be only "mm-hm"); '' when it is all said."""
+        sentences = split_sentences(self.text) or [self.text]
+        if self._pos >= len(self._audio):
+            current = len(self._starts)  # between sentences: the next one
+        else:
+            current = max(0, sum(1 for s in self._starts if s <= self._pos) - 1)
+        return " ".join(sentences[current:])
+
     def cancel(self) -> None:
         """Stop: drop pending synthesis."""
         for fut in self._pending:
