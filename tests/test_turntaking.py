@@ -27,8 +27,12 @@ def test_a_clear_request_gets_a_human_gap_a_doubtful_one_waits() -> None:
     # Whisper wrote a sentence from the fragment "I would like to buy": it fits no topic well
     fragment = obs(words="I would like to mine.", partial="i would like to", fit=0.43)
     assert policy.decide(fragment, accurate=True) is Action.LISTEN
-    assert policy.decide(obs(words="I would like to mine.", fit=0.43, silence_s=0.5), accurate=True) is Action.LISTEN
-    assert policy.decide(obs(words="I would like to mine.", fit=0.43, silence_s=0.85), accurate=True) is Action.RESPOND
+    assert policy.decide(obs(words="I would like to mine.", fit=0.43, silence_s=0.85), accurate=True) is Action.LISTEN
+    assert policy.decide(obs(words="I would like to mine.", fit=0.43, silence_s=1.25), accurate=True) is Action.RESPOND
+    # a middling fit whose streaming words end unfinished waits out a typical pause
+    bye = obs(words="I would like to bye.", partial="i'll if life survive for", fit=0.64)
+    assert policy.decide(replace(bye, silence_s=0.5), accurate=True) is Action.LISTEN
+    assert policy.decide(replace(bye, silence_s=0.85), accurate=True) is Action.RESPOND
     # a middling fit of complete words: the ordinary gap
     middling = obs(words="Is the road north safe?", partial="is the road north safe", fit=0.6)
     assert policy.decide(replace(middling, silence_s=0.3), accurate=True) is Action.LISTEN

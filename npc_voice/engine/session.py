@@ -346,10 +346,12 @@ class Session:
         fading = self._in_speech and self._below >= FADING_FRAMES
         if self._in_speech and not fading:
             self._drop_prepared()
-        elif self._prepared is None and self._line is None and (self._reading is None or self._reading.done()):
+        elif self._prepared is None and self._line is None and not (
+                fading and self._reading is not None and not self._reading.done()):
             # The player may have finished: read the turn accurately and prepare the answer now, in the
-            # background, so it is ready when the floor policy decides the turn is over. One read per
-            # session at a time: a read dropped because the player went on still runs to its end.
+            # background, so it is ready when the floor policy decides the turn is over. A read dropped
+            # because the player went on still runs to its end: no new guess while it does (but the
+            # read of a stretch that has ended always starts), so a session has at most two running.
             self._prepared = self._reading = self.res.workers.submit(
                 self._prepare, self._asr.audio(), self._partial, self.loaded, self._rng.random(),
                 dict(self.game_state),  # a copy: the step thread keeps updating the live one

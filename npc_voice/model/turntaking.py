@@ -6,11 +6,12 @@ player is doing and whether the NPC is speaking, and answers with one action.
 
 - Listening: the player's turn ends after a silence whose required length depends on how sure the NPC
   is that it heard a whole request. A complete sentence that plainly asks for one of the persona's
-  topics ("can you fix my sword?") is answered after a human gap, ``sure_silence_s``; a complete one
-  that fits no topic well, or whose streaming words end unfinished, after ``unsure_silence_s``
-  (Whisper, hearing a fragment, often writes a sentence: "I would like to buy" as "I would like to
-  mine."); "I would like to buy" ends on a word that needs more, so the NPC waits
-  ``incomplete_silence_s`` before it believes the turn is over.
+  topics ("can you fix my sword?") is answered after a human gap, ``sure_silence_s``; one that fits
+  a topic middling well after ``end_silence_s``, or ``unsure_silence_s`` if the streaming words end
+  unfinished (Whisper, hearing a fragment, may write a sentence: "I would like to buy" as "I would
+  like to bye."). "I would like to buy" ends on a word that needs more, and words that fit nothing the
+  persona knows (a fragment, a mishearing, someone thinking aloud) would only get "say that again":
+  for both the NPC waits ``incomplete_silence_s`` before it believes the turn is over.
 - Speaking: a short stretch of speech ("uh-huh", "yeah", "I see") is a backchannel: keep talking.
   Speech that opens with an interruption cue ("wait", "stop", "hold on", "sorry") or that goes on
   longer than a backchannel usually does is an interruption: stop at once. The two kinds of evidence
@@ -239,14 +240,16 @@ class BaselineTurnPolicy:
         if obs.in_speech or obs.turn_speech_s < self.min_turn_speech_s or not words_of(obs.words):
             return Action.LISTEN
         fit = obs.fit if accurate else None
-        if accurate and looks_incomplete(obs.words):
+        if accurate and (looks_incomplete(obs.words) or (fit is not None and fit < self.unsure_fit)):
+            # unfinished words, or words that fit nothing the persona knows (a fragment, a mishearing,
+            # someone thinking aloud): the answer would only be "say that again", so there is no hurry
             needed = self.incomplete_silence_s
         elif fit is not None and fit >= self.sure_fit:
             needed = self.sure_silence_s
-        elif looks_incomplete(obs.partial or obs.words) or (fit is not None and fit < self.unsure_fit):
-            # Only the misheard streaming words end unfinished (or Whisper, hearing a fragment, wrote a
-            # sentence: "I would like to buy" as "I would like to mine."): wait out a typical
-            # within-turn pause, not the full incomplete wait.
+        elif looks_incomplete(obs.partial or obs.words):
+            # Only the misheard streaming words end unfinished, on words that fit a topic only middling
+            # well (Whisper, hearing a fragment, may write a sentence: "I would like to buy" as "I would
+            # like to bye."): wait out a typical within-turn pause, not the full incomplete wait.
             needed = self.unsure_silence_s
         else:
             needed = self.end_silence_s
