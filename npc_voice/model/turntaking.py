@@ -190,9 +190,17 @@ BACKCHANNEL_WORDS = frozenset(
 _HUM = re.compile(r"^(?:[mh]+|u+h+(?:u+h+)*|a+h+|o+h+)$")
 
 
+_SPELLED = re.compile(r"^\s*[a-z](?:[-\s.]+[a-z])+[\s.!?]*$")
+
+
 def is_backchannel(text: str) -> bool:
-    """True for a few words that only keep the speaker going ("uh-huh", "yeah, right", "I see", "mm")."""
-    words = re.findall(r"[a-z]+", re.sub(r"(?<=[a-z])-(?=[a-z])", "", text.lower()))
+    """True for a few words that only keep the speaker going ("uh-huh", "yeah, right", "I see", "mm").
+    Whisper often spells a hum out as letters ("M-M-H-M", "M-L-H-M"): mostly m, h, n, u is a hum."""
+    low = text.lower()
+    if _SPELLED.match(low):
+        letters = re.findall(r"[a-z]", low)
+        return sum(ch in "mhnu" for ch in letters) * 2 >= len(letters)
+    words = re.findall(r"[a-z]+", re.sub(r"(?<=[a-z])-(?=[a-z])", "", low))
     return 0 < len(words) <= 4 and all(w in BACKCHANNEL_WORDS or _HUM.match(w) for w in words)
 
 
