@@ -268,12 +268,13 @@ class BaselineTurnPolicy:
             if obs.speech_s >= self.cue_min_s and has_interrupt_cue(obs.words):
                 return Action.INTERRUPTED
             if obs.speech_s > self.backchannel_max_s:
-                if obs.stretch_words is None and obs.speech_s <= self.backchannel_max_s + self.read_grace_s:
-                    return Action.CONTINUE  # the accurate read of the stretch is due
-                if (obs.stretch_words is not None and is_backchannel(obs.stretch_words)
-                        and obs.speech_s <= self.backchannel_hold_max_s):
+                read = obs.stretch_words
+                if read is not None and is_backchannel(read) and obs.speech_s <= self.backchannel_hold_max_s:
                     return Action.CONTINUE  # a long "mmm-hmmm"
-                return Action.INTERRUPTED
+                if (read is None or len(words_of(read)) < 2) and (
+                        obs.speech_s <= self.backchannel_max_s + self.read_grace_s):
+                    return Action.CONTINUE  # no read yet, or one word of a hum misread: a moment more
+                return Action.INTERRUPTED  # words that say something, or still no read in time
             return Action.CONTINUE
         if obs.speech_s > 0 and obs.silence_s > 0:
             # A short stretch just ended while we kept talking. A cut-in word is often recognised only
