@@ -64,3 +64,16 @@ def test_never_holds_more_than_three_chunks() -> None:
     for _ in range(6):
         buf.push(tone(), now=0.0)
     assert buf.queued_samples <= 3 * CHUNK_SAMPLES and buf.stats.overflows > 0
+
+
+def test_every_chunk_start_is_reported_once_even_when_an_overflow_cuts_into_a_chunk() -> None:
+    buf = JitterBuffer(target_s=0.02)
+    starts: list[int] = []
+    buf.on_start = lambda tag, t: starts.append(tag)
+    buf.push(tone(), now=0.0, tag=0)
+    play(buf, 0.0, 0.1)  # half of chunk 0 played
+    for k in (1, 2, 3, 4):  # a burst: the overflow drops the rest of 0 and the head of 1
+        buf.push(tone(), now=0.1, tag=k)
+    play(buf, 0.1, 1.0)
+    assert buf.stats.overflows > 0
+    assert starts == [0, 1, 2, 3, 4]  # the events of chunk 1 still happen, and nothing after it waits forever

@@ -79,18 +79,20 @@ class JitterBuffer:
 
     def _drop(self, n: int, now: float) -> None:
         while n > 0 and self._queue:
-            avail = len(self._queue[0]) - self._head
-            take = min(avail, n)
+            block = self._queue[0]
+            take = min(len(block) - self._head, n)
+            if self._head == 0 and self._tags and self._tags[0][0] is block:
+                # Its start is dropped (all of it, or only its head): its events still happen now, though
+                # its audio is gone; a tag left behind would never fire and would hold up every later one.
+                _, tag = self._tags.popleft()
+                if self.on_start is not None:
+                    self.on_start(tag, now)
             self._head += take
             n -= take
-            if self._head >= len(self._queue[0]):
-                block = self._queue.popleft()
+            if self._head >= len(block):
+                self._queue.popleft()
                 self._queued -= len(block)
                 self._head = 0
-                if self._tags and self._tags[0][0] is block:
-                    _, tag = self._tags.popleft()
-                    if self.on_start is not None:  # its events still happen, though its audio is gone
-                        self.on_start(tag, now)
 
     def pull(self, n: int, now: float) -> np.ndarray:
         """The device wants ``n`` samples to play from device time ``now``."""
