@@ -61,37 +61,48 @@ class TopicMatcher:
                 examples.append(ex)
         self._examples = embedder.encode(examples) if examples else np.zeros((0, 384), np.float32)
 
-    def scores(self, text: str) -> dict[str, float]:
-        """Best similarity per topic over the text's focus candidates."""
+    def _similarities(self, text: str) -> tuple[list[str], np.ndarray] | None:
+        """The text's focus candidates and their cosine similarity to every example (``None``: nothing to score)."""
+        cands = focus_candidates(text) if text.strip() else []
+        if not cands or not self._topic_ids:
+            return None
+        return cands, self._embedder.encode(cands) @ self._examples.T
+
+    def _per_topic(self, sims: np.ndarray) -> dict[str, float]:
         out: dict[str, float] = {}
-        if not text.strip() or not self._topic_ids:
-            return out
-        sims = self._embedder.encode(focus_candidates(text)) @ self._examples.T
-        best = sims.max(axis=0)
-        for tid, s in zip(self._topic_ids, best, strict=True):
+        for tid, s in zip(self._topic_ids, sims.max(axis=0), strict=True):
             out[tid] = max(out.get(tid, -1.0), float(s))
         return out
 
-    def match(self, text: str) -> TopicChoice:
-        """The best topic, or ``fallback`` when nothing is close enough."""
-        cands = focus_candidates(text) if text.strip() else []
-        if not cands or not self._topic_ids:
+    def _choice(self, text: str, scored: tuple[list[str], np.ndarray] | None) -> TopicChoice:
+        if scored is None:
             return TopicChoice(topic=FALLBACK, similarity=0.0, focus=text)
-        sims = self._embedder.encode(cands) @ self._examples.T
+        cands, sims = scored
         ci, ei = np.unravel_index(int(np.argmax(sims)), sims.shape)
         sim = float(sims[ci, ei])
         if sim < self._min:
             return TopicChoice(topic=FALLBACK, similarity=sim, focus=cands[ci])
         return TopicChoice(topic=self._topic_ids[ei], similarity=sim, focus=cands[ci])
 
+    def scores(self, text: str) -> dict[str, float]:
+        """Best similarity per topic over the text's focus candidates."""
+        scored = self._similarities(text)
+        return {} if scored is None else self._per_topic(scored[1])
+
+    def match(self, text: str) -> TopicChoice:
+        """The best topic, or ``fallback`` when nothing is close enough."""
+        return self._choice(text, self._similarities(text))
+
     def match_after(self, text: str, previous: str | None) -> tuple[TopicChoice, bool]:
         """The topic for ``text`` said after the NPC answered ``previous``; True if one of that topic's
-        follow-ups won a near-tie (after "how much is a sword?", "and a shield?" leans to prices)."""
-        choice = self.match(text)
+        follow-ups won a near-tie (after "how much is a sword?", "and a shield?" leans to prices). The text
+        is embedded once for both (this is on the way to every answer)."""
+        scored = self._similarities(text)
+        choice = self._choice(text, scored)
         ups = [t for t in self.persona.follow_ups(previous) if t != choice.topic]
-        if not ups:
+        if not ups or scored is None:
             return choice, False
-        scores = self.scores(text)
+        scores = self._per_topic(scored[1])
         best = max(ups, key=lambda t: scores.get(t, -1.0))
         sim = scores.get(best, -1.0)
         if sim >= self._min and sim + FOLLOW_UP_BONUS > choice.similarity:
