@@ -489,7 +489,7 @@ class Session:
             self.feelings.update(0.0, text_sentiment=answer.sentiment)
         if answer.emotion:
             self.feelings.update(0.0, line_tags=[answer.emotion])
-        line_id = f"{self.npc_id}-{next(self._line_ids)}"
+        line_id = self._new_line_id()
         # A "resume" has neither: the NPC goes on with its line, and speech_start says what it says.
         if answer.reaction == "interrupted":
             events.append(ev.Bark(offset=0.0, kind="interrupted", line_id=line_id, text=answer.text))
@@ -500,6 +500,9 @@ class Session:
         if answer.first is not None and self._prepare_wait is None:
             answer.first.result()  # simulated clock: the voice's time is charged to this step, as a wait would be
         self._start_line(line_id, answer.text, answer.first, events)
+
+    def _new_line_id(self) -> str:
+        return f"{self.npc_id}-{next(self._line_ids)}"
 
     def _start_line(self, line_id: str, text: str, first: Synthesized | Future[Synthesized] | None,
                     events: list[ev.Event]) -> None:
@@ -548,7 +551,7 @@ class Session:
             bark = self._bark.result()
             self._bark = None
             if bark is not None:
-                line_id = f"{self.npc_id}-{next(self._line_ids)}"
+                line_id = self._new_line_id()
                 events.append(ev.Bark(offset=0.0, kind=bark.kind, line_id=line_id, text=bark.text))  # type: ignore[arg-type]
                 self._start_line(line_id, bark.text, bark.first, events)
 
@@ -586,7 +589,7 @@ class Session:
         bark = self._own_backchannel.result()
         self._own_backchannel = None
         if bark is not None:
-            line_id = f"{self.npc_id}-{next(self._line_ids)}"
+            line_id = self._new_line_id()
             self._aside = LineStream(line_id, bark.text, self._synth, self.res.voices, first=bark.first)
             events.append(ev.Bark(offset=0.0, kind="backchannel", line_id=line_id, text=bark.text))
 
@@ -613,10 +616,9 @@ class Session:
         return (terse + (chatty - terse) * t) * self._rng.uniform(0.67, 1.33)
 
     def _speak(self, events: list[ev.Event]) -> np.ndarray:
-        if self._line is None and self._aside is None:
-            return silence()
         stream = self._line or self._aside
-        assert stream is not None
+        if stream is None:
+            return silence()
         chunk = stream.next_chunk()
         if chunk.words:
             events.append(ev.Words(offset=0.0, words=chunk.words))

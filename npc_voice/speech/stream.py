@@ -18,6 +18,7 @@ from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE
 from npc_voice.speech.tts import split_sentences
 
 log = logging.getLogger(__name__)
+BREATH = int(0.12 * SAMPLE_RATE)  # silence between two sentences of a line
 
 Synthesized = tuple[np.ndarray, list[tuple[float, str]], list[tuple[float, str]]]  # audio, words, visemes
 SynthFn = Callable[[str], Synthesized]
@@ -66,7 +67,7 @@ class LineStream:
 
     def _append(self, sentence: Synthesized) -> None:
         audio, words, visemes = sentence
-        gap = np.zeros(int(0.12 * SAMPLE_RATE) if len(self._audio) else 0, np.int16)  # breath between sentences
+        gap = np.zeros(BREATH if len(self._audio) else 0, np.int16)
         base = (len(self._audio) + len(gap)) / SAMPLE_RATE
         self._starts.append(len(self._audio) + len(gap))
         self._audio = np.concatenate([self._audio, gap, audio])
@@ -101,8 +102,9 @@ class LineStream:
         sentence it broke into, as a speaker who holds the floor does. Sentences still being
         synthesised follow as before."""
         self._append_ready()
-        resume = max(s for s in self._starts if s <= self._pos) if self._pos < len(self._audio) else self._pos
-        gap = np.zeros(int(0.12 * SAMPLE_RATE), np.int16)
+        current = self._current_sentence()
+        resume = self._starts[current] if current < len(self._starts) else self._pos
+        gap = np.zeros(BREATH, np.int16)
         shift = len(aside[0]) + len(gap) + self._pos - resume  # where old sample ``resume`` moves to, minus it
         at, shift_s = self._pos / SAMPLE_RATE, shift / SAMPLE_RATE
         tail = self._audio[resume:]
@@ -121,11 +123,13 @@ class LineStream:
         """The rest of the line from the start of the sentence it is in (to take it up again after a cut-in
         that turned out to be only "mm-hm"); '' when it is all said."""
         sentences = split_sentences(self.text) or [self.text]
+        return " ".join(sentences[self._current_sentence():])
+
+    def _current_sentence(self) -> int:
+        """Index of the sentence being played (``len(_starts)`` between sentences: the next one to come)."""
         if self._pos >= len(self._audio):
-            current = len(self._starts)  # between sentences: the next one
-        else:
-            current = max(0, sum(1 for s in self._starts if s <= self._pos) - 1)
-        return " ".join(sentences[current:])
+            return len(self._starts)
+        return max(0, sum(1 for s in self._starts if s <= self._pos) - 1)
 
     def cancel(self) -> None:
         """Stop: drop pending synthesis."""
