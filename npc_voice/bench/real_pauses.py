@@ -27,7 +27,7 @@ import numpy as np
 from npc_voice import events as ev
 from npc_voice.audio.devices import read_wav
 from npc_voice.audio.format import CHUNK_SAMPLES, CHUNK_SECONDS, SAMPLE_RATE, silence
-from npc_voice.features.vad import VoiceActivity
+from npc_voice.features.vad import FRAME_SECONDS, VoiceActivity
 
 READ_SPEECH = Path(__file__).resolve().parents[2].parent / "shared" / "eval" / "real" / "read_speech"
 TAIL_S = 3.0
@@ -39,15 +39,14 @@ def speech_extent(audio: np.ndarray) -> tuple[float, float, list[tuple[float, fl
     vad = VoiceActivity()
     probs = np.concatenate([vad.process(c) for c in audio[: len(audio) // CHUNK_SAMPLES * CHUNK_SAMPLES]
                             .reshape(-1, CHUNK_SAMPLES)])
-    frame = len(audio) // CHUNK_SAMPLES * CHUNK_SAMPLES / SAMPLE_RATE / len(probs)
     voiced = np.flatnonzero(probs >= 0.5)
     if voiced.size == 0:
         return 0.0, 0.0, []
     pauses = []
     for a, b in zip(voiced, voiced[1:], strict=False):
-        if (b - a - 1) * frame >= MIN_PAUSE_S:
-            pauses.append((round((a + 1) * frame, 2), round(b * frame, 2)))
-    return voiced[0] * frame, (voiced[-1] + 1) * frame, pauses
+        if (b - a - 1) * FRAME_SECONDS >= MIN_PAUSE_S:
+            pauses.append((round((a + 1) * FRAME_SECONDS, 2), round(b * FRAME_SECONDS, 2)))
+    return voiced[0] * FRAME_SECONDS, (voiced[-1] + 1) * FRAME_SECONDS, pauses
 
 
 def run(folder: Path, persona: str = "blacksmith") -> list[dict]:

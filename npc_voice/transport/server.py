@@ -58,7 +58,8 @@ RAISE_FRACTION = 0.05
 HOLD_S = 1.0  # at least this long between two degrade steps: let the last one take effect
 CALM_S = 5.0  # this long without a late reply restores one level
 # What is turned off, in order, when the deadline cannot be met. The accurate Whisper pass is the one
-# thing a step waits for (up to 0.3 s) and the most CPU per turn; a short queue then caps how far a
+# thing a due answer waits for (up to two chunks in real time; a simulated-clock step blocks on it) and
+# the most CPU per turn; a short queue then caps how far a
 # session can fall behind (a stale chunk answered late is worth less than the next one on time).
 DEGRADE_ORDER: tuple[tuple[str, str], ...] = (
     ("accurate_pass", "accurate transcript pass off: answers come from the streaming transcript"),
