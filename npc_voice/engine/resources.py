@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from npc_voice.features.asr import AsrModels
 from npc_voice.features.embed import Embedder
@@ -21,6 +23,7 @@ from npc_voice.persona.loader import Persona, PersonaStore, default_persona_dir
 from npc_voice.speech.tts import Synthesizer
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,12 @@ class LoadedPersona:
 class EngineResources:
     """Shared models: embeddings, VAD, ASR, TTS; a small worker pool for look-ahead reading and one voice
     thread for synthesis ahead (eSpeak NG runs one sentence at a time anyway), so a line's next sentence
-    never queues behind a transcription."""
+    never queues behind a transcription.
+
+    Reads are of two kinds: those an answer or a floor decision waits for, and predictive ones made
+    while the player is still talking. A predictive read only ever takes a reading thread that would
+    otherwise idle (``read_ahead``), so it never queues ahead of a read someone waits for;
+    ``predictive`` is turned off by the sidecar first when it falls behind."""
 
     def __init__(self, persona_dir: Path | str | None = None, workers: int = 2) -> None:
         self.personas = PersonaStore(persona_dir or default_persona_dir())
@@ -45,6 +53,10 @@ class EngineResources:
         self.asr = AsrModels()
         self.tts = Synthesizer()
         self.workers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="npc-lookahead")
+        self._readers = workers
+        self._reads = 0  # reads queued or running
+        self._reads_lock = threading.Lock()
+        self.predictive = True
         self.voices = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-voice-ahead")
         self._lock = threading.Lock()
         self._loaded: dict[str, LoadedPersona] = {}
@@ -53,6 +65,29 @@ class EngineResources:
         # Rebuilding a persona (topic embeddings, language model) takes from 0.1 s to several seconds:
         # never in a step. One thread, so two edits in a row rebuild one after the other.
         self._reloader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-persona-reload")
+
+    def read(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Run a read someone will wait for on the reading threads (queued if they are busy)."""
+        with self._reads_lock:
+            self._reads += 1
+        return self._submit_read(fn, *args)
+
+    def read_ahead(self, fn: Callable[..., T], *args: Any) -> Future[T] | None:
+        """Run a predictive read only if a reading thread is idle and reading ahead is on; else ``None``."""
+        with self._reads_lock:
+            if not self.predictive or self._reads >= self._readers:
+                return None
+            self._reads += 1
+        return self._submit_read(fn, *args)
+
+    def _submit_read(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        fut = self.workers.submit(fn, *args)
+        fut.add_done_callback(self._read_done)  # also called when the read is cancelled
+        return fut
+
+    def _read_done(self, _: Future[Any]) -> None:
+        with self._reads_lock:
+            self._reads -= 1
 
     def persona(self, persona_id: str) -> LoadedPersona:
         """The persona, reloaded if its file changed; raises ``KeyError``/``PersonaError``.

@@ -5,9 +5,11 @@ the next 200 ms of NPC audio plus events. Inside, the data path runs in order:
 
     echo cancelling -> voice activity -> streaming recognition -> floor decision -> speech out -> events
 
-Recognition advances every chunk; as soon as a stretch of speech fades an accurate second pass is
-started in the background, so when the floor policy decides the turn is over the transcript is ready
-in that same step and the answer's first sentence is being (usually: has been) synthesised. Memory
+Recognition advances every chunk. While the player talks, their turn so far is read accurately in the
+background whenever a reading thread is idle, and the answer to those words is chosen and its first
+sentence synthesised; when the speech fades, a read that covers all of it is made if there is none. So
+when the floor policy decides the turn is over, the transcript is usually ready in that same step and
+the answer's voice with it. Memory
 stays flat: the only growing buffers (turn audio, transcript) are bounded and reset at every turn.
 """
 
@@ -17,6 +19,7 @@ import itertools
 import logging
 import os
 import random
+import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -61,6 +64,14 @@ ECHO_EXCESS_HOLD_DB = 2.0
 ECHO_REMOVED_DB = 3.0  # mic louder than the canceller's output by more than this: there was echo to remove
 MAX_DUE_STEPS = 2  # chunks a due answer waits for the accurate pass before it uses the streaming words
 PREROLL_CHUNKS = 1  # audio before the onset given to the recogniser
+PREDICT_AFTER_S = 0.4  # a turn is read ahead once it holds this much speech
+# Where the voice really ended: the voice-activity model hears it stop 30-130 ms late, so the end is the
+# last 10 ms block of its stretch within LOUD_RANGE_DB of the stretch's loudest (and above SILENCE_DB).
+# A read covers the turn if that end is no later than COVER_SLACK_S after the read's audio.
+LOUD_BLOCK = 160
+LOUD_RANGE_DB = 25.0
+SILENCE_DB = -55.0
+COVER_SLACK_S = 0.05
 # Speech over the NPC this long is read accurately, again every STRETCH_REREAD_S while it goes on, so
 # the floor policy can tell a slow "mmm-hmmm" from an interruption; a read older than STRETCH_STALE_S
 # of speech no longer speaks for the stretch.
@@ -163,7 +174,15 @@ class Session:
         self._prev_chunk = silence()
         self._partial = ""
         self._prepared: Future[PreparedAnswer] | None = None
+        self._prepared_covers = 0.0  # the session audio time up to which the prepared answer was read
         self._reading: Future[PreparedAnswer] | None = None  # the last read started, wanted or not
+        self._heard_s = 0.0  # session audio time at the end of the last voice-activity frame
+        self._voiced_end_s = 0.0  # ... and at the end of the last frame taken for the player's voice
+        self._loud_end_s = 0.0  # session audio time at the end of the last loud block of a stretch
+        self._stretch_peak_db = SILENCE_DB
+        self._turn_seed = self._rng.random()  # every read of one turn picks the same line for the same topic
+        self._voice_lock = threading.Lock()
+        self._voiced: tuple[str, Future[Synthesized]] | None = None  # the last sentence voiced ahead
         self._stretch_read: tuple[float, Future[str]] | None = None  # (speech read, its read) over the NPC
         self._stretch_heard: tuple[float, str] | None = None  # the latest finished read of that stretch
         self._stretch_handled = True
@@ -208,6 +227,7 @@ class Session:
             probs = np.minimum(probs, SPEECH_OFF * 0.5)
         was_speaking = self._in_speech
         started = self._track_speech(probs)
+        self._track_loudness(clean, was_speaking, started)
         self._recognise(clean, started, events)
         self._hear_tone(clean, ended=was_speaking and not self._in_speech, events=events)
 
@@ -303,6 +323,7 @@ class Session:
         """Update speech/silence durations from per-frame VAD; True if a stretch began in this chunk."""
         started = False
         for p in probs:
+            self._heard_s += FRAME_S
             if self._in_speech:
                 if p < SPEECH_OFF:
                     self._below += 1
@@ -313,12 +334,14 @@ class Session:
                         continue
                 else:
                     self._below = 0
+                    self._voiced_end_s = self._heard_s
                 self._speech_s += FRAME_S
                 self._turn_speech_s += FRAME_S
             else:
                 if p >= SPEECH_ON:
                     self._in_speech = True
                     started = True
+                    self._voiced_end_s = self._heard_s
                     self._speech_s = FRAME_S
                     self._turn_speech_s += FRAME_S
                     self._silence_s = 0.0
@@ -328,6 +351,19 @@ class Session:
                 else:
                     self._silence_s += FRAME_S
         return started
+
+    def _track_loudness(self, clean: np.ndarray, was_speaking: bool, started: bool) -> None:
+        """Where in this chunk the player's voice was last loud, while a stretch of speech runs or ends."""
+        if started:  # until a block of the new stretch is loud, the voice-activity end stands
+            self._stretch_peak_db, self._loud_end_s = SILENCE_DB, float("inf")
+        if not (was_speaking or self._in_speech):
+            return
+        blocks = clean.astype(np.float32).reshape(-1, LOUD_BLOCK) / 32768.0
+        db = 10.0 * np.log10(np.mean(blocks * blocks, axis=1) + 1e-10)
+        self._stretch_peak_db = max(self._stretch_peak_db, float(db.max()))
+        loud = np.flatnonzero(db >= max(self._stretch_peak_db - LOUD_RANGE_DB, SILENCE_DB))
+        if loud.size:
+            self._loud_end_s = self.steps * CHUNK_SECONDS + (loud[-1] + 1) * LOUD_BLOCK / SAMPLE_RATE
 
     def _recognise(self, clean: np.ndarray, started: bool, events: list[ev.Event]) -> None:
         """Stream the chunk into the recogniser; prepare the answer at the first silent chunk."""
@@ -341,22 +377,43 @@ class Session:
             events.append(ev.Transcript(text=partial, final=False))
         if self._line is not None and self._in_speech and self._speech_s >= STRETCH_READ_AFTER_S:
             self._read_stretch()
-        # The chunk ends in a fading stretch (the voice-activity hangover has begun): the turn may be over,
-        # so start reading it now rather than a chunk later; speech that goes on cancels the read.
+        if self._line is None:
+            self._read_ahead()
+
+    def _read_ahead(self) -> None:
+        """Keep an accurate read of the player's turn, and the answer to it, ready for the floor decision.
+
+        While they talk, the words so far are read whenever a reading thread is idle (predictive: when the
+        turn ends, the last such read usually holds all of it). Once the stretch fades (the voice-activity
+        hangover has begun) or has ended, the answer needs a read that covers every voiced frame: if the
+        prepared one does not, a new one starts at once. A read the player talked past still runs to its
+        end; while it does, a fading stretch starts no second one (an ended stretch always does), so a
+        session has at most two running."""
         fading = self._in_speech and self._below >= FADING_FRAMES
         if self._in_speech and not fading:
-            self._drop_prepared()
-        elif self._prepared is None and self._line is None and not (
-                fading and self._reading is not None and not self._reading.done()):
-            # The player may have finished: read the turn accurately and prepare the answer now, in the
-            # background, so it is ready when the floor policy decides the turn is over. A read dropped
-            # because the player went on still runs to its end: no new guess while it does (but the
-            # read of a stretch that has ended always starts), so a session has at most two running.
-            self._prepared = self._reading = self.res.workers.submit(
-                self._prepare, self._asr.audio(), self._partial, self.loaded, self._rng.random(),
+            if self._turn_speech_s >= PREDICT_AFTER_S and (self._prepared is None or self._prepared.done()):
+                self._submit_read(spare=True)
+            return
+        if self._covers(self._prepared):
+            return
+        if fading and self._reading is not None and not self._reading.done():
+            return
+        self._drop_prepared()
+        self._submit_read(spare=False)
+
+    def _submit_read(self, spare: bool) -> None:
+        args = (self._prepare, self._asr.audio(), self._partial, self.loaded, self._turn_seed,
                 dict(self.game_state),  # a copy: the step thread keeps updating the live one
-                self._previous_topic, self._after_interrupt, self._unsaid,
-            )
+                self._previous_topic, self._after_interrupt, self._unsaid)
+        read = self.res.read_ahead(*args) if spare else self.res.read(*args)
+        if read is not None:
+            self._prepared = self._reading = read
+            self._prepared_covers = (self.steps + 1) * CHUNK_SECONDS  # all the audio up to this chunk's end
+
+    def _covers(self, read: Future[PreparedAnswer] | None) -> bool:
+        """True if ``read`` is of the whole turn so far: up to where the player's voice last ended."""
+        voice_end = min(self._voiced_end_s, self._loud_end_s)
+        return read is not None and voice_end <= self._prepared_covers + COVER_SLACK_S
 
     def _read_stretch(self) -> None:
         """Keep an accurate read of the player's speech over the NPC going, one at a time, each on the audio
@@ -369,7 +426,7 @@ class Session:
                 self._stretch_heard = (covered, read.result())
             if self._speech_s - covered < STRETCH_REREAD_S:
                 return
-        self._stretch_read = (self._speech_s, self.res.workers.submit(self.res.asr.transcribe, self._asr.audio()))
+        self._stretch_read = (self._speech_s, self.res.read(self.res.asr.transcribe, self._asr.audio()))
 
     def _stretch_words(self) -> str | None:
         """The latest read of the speech over the NPC, if it is recent enough to speak for it."""
@@ -409,12 +466,19 @@ class Session:
                               sentiment=analyse(heard), emotion=line.emotion)
 
     def _voice_ahead(self, text: str) -> Future[Synthesized]:
-        """The line's first sentence synthesised on a worker: the floor decision needs only the words."""
-        return self.res.voices.submit(self._synth, split_sentences(text)[0])
+        """The line's first sentence synthesised on the voice thread: the floor decision needs only the words.
+        Successive reads of one turn mostly choose the same line: its voice is made once."""
+        first = split_sentences(text)[0]
+        with self._voice_lock:
+            if self._voiced is not None and self._voiced[0] == first and not self._voiced[1].cancelled():
+                return self._voiced[1]
+            voice = self.res.voices.submit(self._synth, first)
+            self._voiced = (first, voice)
+            return voice
 
     def _ready_answer(self, wait: float = 0.0) -> PreparedAnswer | None:
-        """The prepared answer if it is done (waiting up to ``wait`` s for it), else ``None``."""
-        if self._prepared is None:
+        """The prepared answer if it is of the whole turn so far and done (waiting up to ``wait`` s for it)."""
+        if not self._covers(self._prepared):
             return None
         try:
             return self._prepared.result(timeout=wait)
@@ -435,6 +499,7 @@ class Session:
 
     def _reset_turn(self) -> None:
         self._turn_speech_s = 0.0
+        self._turn_seed = self._rng.random()
         self._backchannel_mark_s = 0.0
         self._partial = ""
         self._drop_prepared()

@@ -3,9 +3,8 @@
 Why two: the engine needs words every 200 ms chunk (turn-taking, "uh-huh" versus "wait, no") and
 pocketsphinx with the small persona LM streams at a few ms a chunk but mishears; Whisper tiny.en
 reads far better but only on a finished stretch of audio. So each session streams pocketsphinx and
-keeps the utterance audio; the engine launches Whisper on that audio (in the background, on one
-shared worker) at the first silent chunk after speech, and has the accurate text about one chunk
-later, before it must answer.
+keeps the utterance audio; the engine reads that audio with Whisper in the background while the
+player talks and again as their speech fades, so it has the accurate text when it must answer.
 
 Whisper runs through CTranslate2 directly on a fixed 10 s window: faster-whisper pads every call to
 30 s (~0.7 s of compute), while shorter windows than 10 s make tiny.en loop.

@@ -6,12 +6,14 @@ player is doing and whether the NPC is speaking, and answers with one action.
 
 - Listening: the player's turn ends after a silence whose required length depends on how sure the NPC
   is that it heard a whole request. A complete sentence that plainly asks for one of the persona's
-  topics ("can you fix my sword?") is answered after a human gap, ``sure_silence_s``; one that fits
-  a topic middling well after ``end_silence_s``, or ``unsure_silence_s`` if the streaming words end
-  unfinished (Whisper, hearing a fragment, may write a sentence: "I would like to buy" as "I would
-  like to bye."). "I would like to buy" ends on a word that needs more, and words that fit nothing the
-  persona knows (a fragment, a mishearing, someone thinking aloud) would only get "say that again":
-  for both the NPC waits ``incomplete_silence_s`` before it believes the turn is over.
+  topics ("can you fix my sword?") is answered after a human gap, ``sure_silence_s``; one that fits a
+  topic middling well after ``end_silence_s``. "I would like to buy" ends on a word that needs more,
+  and words that fit nothing the persona knows (a fragment, a mishearing, someone thinking aloud)
+  would only get "say that again": for both the NPC waits ``incomplete_silence_s`` before it believes
+  the turn is over. So it does when the fit is middling and the streaming words end unfinished: the
+  two recognisers disagree, and Whisper, hearing a fragment, may write a sentence ("I would like to
+  buy" as "I would like to bye."). Without the accurate words (late, or turned off under load) the
+  streaming words decide alone: ``end_silence_s``, or ``unsure_silence_s`` if they end unfinished.
 - Speaking: a short stretch of speech ("uh-huh", "yeah", "I see") is a backchannel: keep talking.
   Speech that opens with an interruption cue ("wait", "stop", "hold on", "sorry") or that goes on
   longer than a backchannel usually does is an interruption: stop at once. The two kinds of evidence
@@ -213,7 +215,10 @@ def has_interrupt_cue(text: str) -> bool:
 class BaselineTurnPolicy:
     """Rule-based floor control; thresholds are seconds, ``sure_fit``/``unsure_fit`` cosine similarities."""
 
-    sure_silence_s: float = 0.2
+    # The voice-activity model hears the voice stop 30-130 ms late, so 0.14 s of its silence is a human
+    # gap of about 0.2 s; less would answer inside the short pause of a comma ("My sword is broken, |
+    # can you fix it?"), where a complete sentence that fits a topic well has been said too.
+    sure_silence_s: float = 0.14
     end_silence_s: float = 0.35
     incomplete_silence_s: float = 1.2
     unsure_silence_s: float = 0.8
@@ -234,7 +239,7 @@ class BaselineTurnPolicy:
         an impatient one (the guard) answers sooner, yields only to longer speech and ignores a cue
         word alone below patience 0.3: the player must insist."""
         return cls(
-            sure_silence_s=round(0.2 * (0.5 + patience), 3),
+            sure_silence_s=round(0.14 * (0.5 + patience), 3),
             end_silence_s=round(0.35 * (0.5 + patience), 3),
             backchannel_max_s=round(min(1.5, max(0.4, 0.7 * (1.5 - patience))), 3),
             cue_min_s=0.2 if patience >= 0.3 else float("inf"),
@@ -248,19 +253,19 @@ class BaselineTurnPolicy:
         if obs.in_speech or obs.turn_speech_s < self.min_turn_speech_s or not words_of(obs.words):
             return Action.LISTEN
         fit = obs.fit if accurate else None
-        if accurate and (looks_incomplete(obs.words) or (fit is not None and fit < self.unsure_fit)):
+        unfinished = looks_incomplete(obs.partial or obs.words)  # the streaming words end unfinished
+        if not accurate:
+            needed = self.unsure_silence_s if unfinished else self.end_silence_s
+        elif looks_incomplete(obs.words) or (fit is not None and fit < self.unsure_fit):
             # unfinished words, or words that fit nothing the persona knows (a fragment, a mishearing,
             # someone thinking aloud): the answer would only be "say that again", so there is no hurry
             needed = self.incomplete_silence_s
         elif fit is not None and fit >= self.sure_fit:
             needed = self.sure_silence_s
-        elif looks_incomplete(obs.partial or obs.words):
-            # Only the misheard streaming words end unfinished, on words that fit a topic only middling
-            # well (Whisper, hearing a fragment, may write a sentence: "I would like to buy" as "I would
-            # like to bye."): wait out a typical within-turn pause, not the full incomplete wait.
-            needed = self.unsure_silence_s
         else:
-            needed = self.end_silence_s
+            # A middling (or unknown) fit: if the streaming words end unfinished as well, Whisper may have
+            # made a sentence of a fragment ("I would like to bye.") and the player is still thinking.
+            needed = self.incomplete_silence_s if unfinished else self.end_silence_s
         return Action.RESPOND if obs.silence_s >= needed else Action.LISTEN
 
     def _while_speaking(self, obs: FloorObservation) -> Action:

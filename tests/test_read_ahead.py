@@ -1,0 +1,65 @@
+"""Predictive reading: the player's turn is read while they talk, on idle reading threads only, and the
+answer is to the whole turn, never to a read the player talked past."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from npc_voice import events as ev
+from npc_voice.audio.format import CHUNK_SAMPLES, silence
+from npc_voice.engine.session import Session
+from npc_voice.speech.tts import Synthesizer, VoiceSettings
+
+PLAYER = VoiceSettings(voice="en-us+m3", pitch=45, rate=165)
+
+
+def idle(resources) -> None:
+    """Wait for reads left running by earlier tests' sessions."""
+    deadline = time.monotonic() + 10
+    while resources._reads and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert resources._reads == 0
+
+
+def test_reading_ahead_only_takes_idle_reading_threads(resources) -> None:
+    idle(resources)
+    release = threading.Event()
+    busy = [resources.read(release.wait, 10) for _ in range(resources._readers)]
+    try:
+        assert resources.read_ahead(lambda: "words") is None  # every reader busy: no speculation queued
+        queued = resources.read(lambda: "needed")  # a read someone waits for still queues
+    finally:
+        release.set()
+    assert queued.result(timeout=10) == "needed" and all(b.result(timeout=10) for b in busy)
+    idle(resources)
+    assert resources.read_ahead(lambda: "words").result(timeout=10) == "words"
+    resources.predictive = False  # what the sidecar turns off first under overload
+    try:
+        assert resources.read_ahead(lambda: "words") is None
+    finally:
+        resources.predictive = True
+
+
+def test_the_turn_is_read_while_the_player_talks_and_answered_whole(resources) -> None:
+    idle(resources)
+    speech = Synthesizer().synthesize("My sword is broken, can you fix it?", PLAYER).audio
+    mic = np.concatenate([np.zeros(CHUNK_SAMPLES, np.int16), speech.astype(np.int16),
+                          np.zeros(8 * CHUNK_SAMPLES, np.int16)])
+    mic = np.pad(mic, (0, -len(mic) % CHUNK_SAMPLES))
+    session = Session(resources, "blacksmith", "reader", seed=3, simulated_clock=True)
+    read_while_talking = False
+    responses: list[ev.Response] = []
+    played = silence()
+    for chunk in mic.reshape(-1, CHUNK_SAMPLES):
+        result = session.step(chunk, played)
+        played = result.pcm
+        if session._in_speech and session._below == 0 and session._prepared is not None:
+            read_while_talking = True  # a read of the words so far, with the voice still on
+        responses += [e for e in result.events if isinstance(e, ev.Response)]
+    session.close()
+    assert read_while_talking
+    assert len(responses) == 1 and responses[0].topic == "repair"
+    assert "fix" in responses[0].heard.lower()  # the whole turn, not the read of "My sword is broken"
