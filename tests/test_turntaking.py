@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from npc_voice.model.turntaking import Action, BaselineTurnPolicy, FloorObservation, looks_incomplete, strip_discourse
+from npc_voice.model.turntaking import (
+    Action,
+    BaselineTurnPolicy,
+    FloorObservation,
+    is_own_words,
+    looks_incomplete,
+    strip_discourse,
+)
 
 
 def obs(**kw) -> FloorObservation:
@@ -36,10 +43,14 @@ def test_a_clear_request_gets_a_human_gap_a_doubtful_one_waits() -> None:
     bye = obs(words="I would like to bye.", partial="i'll if life survive for", fit=0.64)
     assert policy.decide(replace(bye, silence_s=0.85), accurate=True) is Action.LISTEN
     assert policy.decide(replace(bye, silence_s=1.25), accurate=True) is Action.RESPOND
-    # a middling fit of complete words: the ordinary gap
-    middling = obs(words="Is the road north safe?", partial="is the road north safe", fit=0.6)
-    assert policy.decide(replace(middling, silence_s=0.3), accurate=True) is Action.LISTEN
-    assert policy.decide(replace(middling, silence_s=0.36), accurate=True) is Action.RESPOND
+    # a middling fit of words both recognisers hear finished: the same human gap
+    middling = obs(words="Who are you?", partial="who are you", fit=0.6)
+    assert policy.decide(replace(middling, silence_s=0.128), accurate=True) is Action.LISTEN
+    assert policy.decide(replace(middling, silence_s=0.16), accurate=True) is Action.RESPOND
+    # a reaction (no topic, no fit): the ordinary gap
+    reaction = obs(words="Mm-hm.", partial="mm hm", fit=None)
+    assert policy.decide(replace(reaction, silence_s=0.3), accurate=True) is Action.LISTEN
+    assert policy.decide(replace(reaction, silence_s=0.36), accurate=True) is Action.RESPOND
     # unfinished accurate words wait longest, however well they fit
     assert policy.decide(obs(words="Can you fix my", fit=0.8, silence_s=0.9), accurate=True) is Action.LISTEN
 
@@ -86,6 +97,11 @@ def test_a_slow_backchannel_is_told_from_an_interruption_by_its_accurate_read() 
     assert policy.decide(obs(speech_s=1.6, stretch_words="Mm-hm.", **over)) is Action.INTERRUPTED  # too long
     for real in ("Yeah, but how much", "No, I meant the shield", "B-R-O-K-E-N"):
         assert policy.decide(obs(speech_s=0.8, stretch_words=real, **over)) is Action.INTERRUPTED, real
+    # a hum misread as one word, where the streaming words hear the hum: still a backchannel
+    for odd in ("MMA", "7MA."):
+        assert policy.decide(obs(speech_s=0.9, stretch_words=odd, **dict(over, words="m m h m"))) is Action.CONTINUE
+    assert policy.decide(obs(speech_s=1.2, **dict(over, words="yeah"))) is Action.CONTINUE
+    assert policy.decide(obs(speech_s=1.6, **dict(over, words="yeah"))) is Action.INTERRUPTED  # too long
     # one odd word (a hum half read) gets the same moment as no read at all
     assert policy.decide(obs(speech_s=0.8, stretch_words="Come.", **over)) is Action.CONTINUE
     assert policy.decide(obs(speech_s=1.0, stretch_words="Come.", **over)) is Action.INTERRUPTED
@@ -114,3 +130,15 @@ def test_patience_changes_how_readily_the_npc_yields_and_answers() -> None:
     assert guard.decide(insisting) is Action.INTERRUPTED
     pause = obs(words="where is the castle", partial="where is the castle", silence_s=0.3)
     assert guard.decide(pause) is Action.RESPOND and herbalist.decide(pause) is Action.LISTEN
+
+
+def test_the_npcs_own_words_leaking_back_do_not_stop_it() -> None:
+    said = ["This", "forge", "was", "my", "father's,", "and", "his", "father's"]
+    assert is_own_words("this forge was", said) and is_own_words("my father's and his", said)
+    assert not is_own_words("How much is a shield?", said) and not is_own_words("forge", said)
+    policy = BaselineTurnPolicy()
+    over = dict(npc_speaking=True, in_speech=True, speech_s=1.2, words="this forge", stretch_words="This forge was")
+    assert policy.decide(obs(stretch_is_echo=True, **over)) is Action.CONTINUE
+    assert policy.decide(obs(**over)) is Action.INTERRUPTED  # the same words, not heard back: the player
+    cue = dict(npc_speaking=True, in_speech=True, speech_s=0.3, words="wait", stretch_is_echo=True)
+    assert policy.decide(obs(**cue)) is Action.INTERRUPTED  # a cue word is the player's, early

@@ -43,6 +43,7 @@ from npc_voice.model.turntaking import (
     FloorObservation,
     has_interrupt_cue,
     is_backchannel,
+    is_own_words,
     looks_incomplete,
     strip_discourse,
 )
@@ -78,6 +79,7 @@ COVER_SLACK_S = 0.05
 STRETCH_READ_AFTER_S = 0.3
 STRETCH_REREAD_S = 0.2
 STRETCH_STALE_S = 0.4
+ECHO_WORDS_S = 2.5  # a read of speech over the NPC is compared with the NPC's words of this last stretch
 # Temperament at work. A quiet NPC with the player near says an idle bark after IDLE_AFTER_S seconds,
 # scaled from a terse persona (talkativeness 0) to a chatty one (1) and varied by a third either way.
 IDLE_AFTER_S = (40.0, 12.0)
@@ -278,6 +280,7 @@ class Session:
         return self.policy.decide(obs, accurate)
 
     def _observe(self, answer: PreparedAnswer | None) -> FloorObservation:
+        stretch = self._stretch_words() if self._line is not None and self._in_speech else None
         return FloorObservation(
             npc_speaking=self._line is not None,
             in_speech=self._in_speech,
@@ -287,8 +290,18 @@ class Session:
             words=answer.heard if answer is not None else self._partial,
             partial=self._partial,
             fit=answer.choice.similarity if answer is not None and answer.choice is not None else None,
-            stretch_words=self._stretch_words() if self._line is not None and self._in_speech else None,
+            stretch_words=stretch,
+            stretch_is_echo=self._stretch_is_echo(stretch),
         )
+
+    def _stretch_is_echo(self, read: str | None) -> bool:
+        """Speech over the NPC whose accurate read, or streaming words, are mostly the NPC's own words of
+        the last seconds: its voice leaking past the echo canceller (Whisper misreads echo as often as
+        pocketsphinx does, so either may be the one that matches)."""
+        if read is None or self._line is None:
+            return False
+        said = self._line.recent_words(ECHO_WORDS_S)
+        return is_own_words(read, said) or is_own_words(self._partial, said)
 
     def close(self) -> None:
         if self._line is not None:

@@ -6,14 +6,15 @@ player is doing and whether the NPC is speaking, and answers with one action.
 
 - Listening: the player's turn ends after a silence whose required length depends on how sure the NPC
   is that it heard a whole request. A complete sentence that plainly asks for one of the persona's
-  topics ("can you fix my sword?") is answered after a human gap, ``sure_silence_s``; one that fits a
-  topic middling well after ``end_silence_s``. "I would like to buy" ends on a word that needs more,
-  and words that fit nothing the persona knows (a fragment, a mishearing, someone thinking aloud)
-  would only get "say that again": for both the NPC waits ``incomplete_silence_s`` before it believes
-  the turn is over. So it does when the fit is middling and the streaming words end unfinished: the
-  two recognisers disagree, and Whisper, hearing a fragment, may write a sentence ("I would like to
-  buy" as "I would like to bye."). Without the accurate words (late, or turned off under load) the
-  streaming words decide alone: ``end_silence_s``, or ``unsure_silence_s`` if they end unfinished.
+  topics ("can you fix my sword?") is answered after a human gap, ``sure_silence_s``, and so is one
+  that fits a topic middling well if the streaming words end finished too. "I would like to buy" ends
+  on a word that needs more, and words that fit nothing the persona knows (a fragment, a mishearing,
+  someone thinking aloud) would only get "say that again": for both the NPC waits
+  ``incomplete_silence_s`` before it believes the turn is over. So it does when the fit is middling
+  and the streaming words end unfinished: the two recognisers disagree, and Whisper, hearing a
+  fragment, may write a sentence ("I would like to buy" as "I would like to bye."). Without the
+  accurate words (late, or turned off under load) the streaming words decide alone: ``end_silence_s``,
+  or ``unsure_silence_s`` if they end unfinished.
 - Speaking: a short stretch of speech ("uh-huh", "yeah", "I see") is a backchannel: keep talking.
   Speech that opens with an interruption cue ("wait", "stop", "hold on", "sorry") or that goes on
   longer than a backchannel usually does is an interruption: stop at once. The two kinds of evidence
@@ -164,6 +165,8 @@ class FloorObservation:
     partial: str = ""  # the streaming (fast, often misheard) transcript of the same turn
     fit: float | None = None  # how well the accurate words fit the persona's best topic (cosine), if known
     stretch_words: str | None = None  # the accurate read of the player's speech over the NPC, once ready
+    # That read is the NPC's own words of the last seconds: its voice leaking back, not the player.
+    stretch_is_echo: bool = False
 
 
 def words_of(text: str) -> list[str]:
@@ -189,7 +192,8 @@ BACKCHANNEL_WORDS = frozenset(
         "uhhuh", "mhm", "mmhm", "hmm", "mm", "uh", "huh", "ah",
     ]
 )
-_HUM = re.compile(r"^(?:[mh]+|u+h+(?:u+h+)*|a+h+|o+h+)$")
+# "mm", "hmm", "mhm", and a hum read as one word with a trailing vowel ("mma", "mmhma")
+_HUM = re.compile(r"^(?:[mh]+a?|u+h+(?:u+h+)*|a+h+|o+h+)$")
 
 
 _SPELLED = re.compile(r"^\s*[a-z](?:[-\s.]+[a-z])+[\s.!?]*$")
@@ -204,6 +208,12 @@ def is_backchannel(text: str) -> bool:
         return sum(ch in "mhnu" for ch in letters) * 2 >= len(letters)
     words = re.findall(r"[a-z]+", re.sub(r"(?<=[a-z])-(?=[a-z])", "", low))
     return 0 < len(words) <= 4 and all(w in BACKCHANNEL_WORDS or _HUM.match(w) for w in words)
+
+
+def is_own_words(heard: str, said: list[str]) -> bool:
+    """True when ``heard`` (two words or more) is mostly words of ``said``, the NPC's own recent words."""
+    words, own = words_of(heard), set(words_of(" ".join(said)))
+    return len(words) >= 2 and sum(w in own for w in words) >= 0.6 * len(words)
 
 
 def has_interrupt_cue(text: str) -> bool:
@@ -228,7 +238,8 @@ class BaselineTurnPolicy:
     read_grace_s: float = 0.25  # past backchannel_max_s, wait this long for the stretch's accurate read
     cue_min_s: float = 0.2
     # A fit this close to a topic's examples is a request the persona knows (a fragment Whisper
-    # completed seldom fits this well); below ``unsure_fit`` it fits nothing (the NPC would ask again).
+    # completed seldom fits this well: between the two, the streaming words must agree that the sentence
+    # is finished); below ``unsure_fit`` it fits nothing (the NPC would ask again).
     sure_fit: float = 0.7
     unsure_fit: float = 0.5
 
@@ -262,10 +273,15 @@ class BaselineTurnPolicy:
             needed = self.incomplete_silence_s
         elif fit is not None and fit >= self.sure_fit:
             needed = self.sure_silence_s
+        elif unfinished:
+            # A middling (or unknown) fit and streaming words that end unfinished: Whisper may have made
+            # a sentence of a fragment ("I would like to bye.") and the player is still thinking.
+            needed = self.incomplete_silence_s
         else:
-            # A middling (or unknown) fit: if the streaming words end unfinished as well, Whisper may have
-            # made a sentence of a fragment ("I would like to bye.") and the player is still thinking.
-            needed = self.incomplete_silence_s if unfinished else self.end_silence_s
+            # Both recognisers hear a finished sentence that fits a topic middling well ("Who are you?"
+            # is plainly about_self, if not in the words of its examples): the same human gap. Only an
+            # unknown fit (a reaction, not a topic) waits the ordinary gap.
+            needed = self.sure_silence_s if fit is not None else self.end_silence_s
         return Action.RESPOND if obs.silence_s >= needed else Action.LISTEN
 
     def _while_speaking(self, obs: FloorObservation) -> Action:
@@ -273,11 +289,16 @@ class BaselineTurnPolicy:
             if obs.speech_s >= self.cue_min_s and has_interrupt_cue(obs.words):
                 return Action.INTERRUPTED
             if obs.speech_s > self.backchannel_max_s:
+                if obs.stretch_is_echo:
+                    return Action.CONTINUE  # the canceller let the NPC's own voice through
                 read = obs.stretch_words
-                if read is not None and is_backchannel(read) and obs.speech_s <= self.backchannel_hold_max_s:
-                    return Action.CONTINUE  # a long "mmm-hmmm"
-                if (read is None or len(words_of(read)) < 2) and (
-                        obs.speech_s <= self.backchannel_max_s + self.read_grace_s):
+                said_little = read is None or len(words_of(read)) < 2
+                # a long "mmm-hmmm": so the accurate read says, or, when it says little (a hum is often
+                # misread as one odd word), the streaming words do ("m m h m")
+                hum = (read is not None and is_backchannel(read)) or (said_little and is_backchannel(obs.words))
+                if hum and obs.speech_s <= self.backchannel_hold_max_s:
+                    return Action.CONTINUE
+                if said_little and obs.speech_s <= self.backchannel_max_s + self.read_grace_s:
                     return Action.CONTINUE  # no read yet, or one word of a hum misread: a moment more
                 return Action.INTERRUPTED  # words that say something, or still no read in time
             return Action.CONTINUE

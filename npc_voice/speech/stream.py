@@ -119,6 +119,11 @@ class LineStream:
         self._visemes = moved(self._visemes, aside[2])
         self._starts = [s for s in self._starts if s < resume] + [s + shift for s in self._starts if s >= resume]
 
+    def recent_words(self, seconds: float) -> list[str]:
+        """The words played in the last ``seconds``: what the player's microphone may be hearing back."""
+        now = self._pos / SAMPLE_RATE
+        return [w for t, w in self._words if now - seconds <= t <= now]
+
     def unsaid(self) -> str:
         """The rest of the line from the start of the sentence it is in (to take it up again after a cut-in
         that turned out to be only "mm-hm"); '' when it is all said."""
