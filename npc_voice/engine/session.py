@@ -297,11 +297,11 @@ class Session:
     def _stretch_is_echo(self, read: str | None) -> bool:
         """Speech over the NPC whose accurate read, or streaming words, are mostly the NPC's own words of
         the last seconds: its voice leaking past the echo canceller (Whisper misreads echo as often as
-        pocketsphinx does, so either may be the one that matches)."""
-        if read is None or self._line is None:
+        pocketsphinx does, so either may be the one that matches; under overload only the latter runs)."""
+        if self._line is None or not self._in_speech:
             return False
         said = self._line.recent_words(ECHO_WORDS_S)
-        return is_own_words(read, said) or is_own_words(self._partial, said)
+        return (read is not None and is_own_words(read, said)) or is_own_words(self._partial, said)
 
     def close(self) -> None:
         if self._line is not None:

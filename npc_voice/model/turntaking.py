@@ -6,15 +6,14 @@ player is doing and whether the NPC is speaking, and answers with one action.
 
 - Listening: the player's turn ends after a silence whose required length depends on how sure the NPC
   is that it heard a whole request. A complete sentence that plainly asks for one of the persona's
-  topics ("can you fix my sword?") is answered after a human gap, ``sure_silence_s``, and so is one
-  that fits a topic middling well if the streaming words end finished too. "I would like to buy" ends
-  on a word that needs more, and words that fit nothing the persona knows (a fragment, a mishearing,
-  someone thinking aloud) would only get "say that again": for both the NPC waits
-  ``incomplete_silence_s`` before it believes the turn is over. So it does when the fit is middling
-  and the streaming words end unfinished: the two recognisers disagree, and Whisper, hearing a
-  fragment, may write a sentence ("I would like to buy" as "I would like to bye."). Without the
-  accurate words (late, or turned off under load) the streaming words decide alone: ``end_silence_s``,
-  or ``unsure_silence_s`` if they end unfinished.
+  topics ("can you fix my sword?") is answered after a human gap, ``sure_silence_s``; one that fits a
+  topic middling well after ``end_silence_s``. "I would like to buy" ends on a word that needs more,
+  and words that fit nothing the persona knows (a fragment, a mishearing, someone thinking aloud)
+  would only get "say that again": for both the NPC waits ``incomplete_silence_s`` before it believes
+  the turn is over. So it does when the fit is middling and the streaming words end unfinished: the
+  two recognisers disagree, and Whisper, hearing a fragment, may write a sentence ("I would like to
+  buy" as "I would like to bye."). Without the accurate words (late, or turned off under load) the
+  streaming words decide alone: ``end_silence_s``, or ``unsure_silence_s`` if they end unfinished.
 - Speaking: a short stretch of speech ("uh-huh", "yeah", "I see") is a backchannel: keep talking.
   Speech that opens with an interruption cue ("wait", "stop", "hold on", "sorry") or that goes on
   longer than a backchannel usually does is an interruption: stop at once. The two kinds of evidence
@@ -238,8 +237,7 @@ class BaselineTurnPolicy:
     read_grace_s: float = 0.25  # past backchannel_max_s, wait this long for the stretch's accurate read
     cue_min_s: float = 0.2
     # A fit this close to a topic's examples is a request the persona knows (a fragment Whisper
-    # completed seldom fits this well: between the two, the streaming words must agree that the sentence
-    # is finished); below ``unsure_fit`` it fits nothing (the NPC would ask again).
+    # completed seldom fits this well); below ``unsure_fit`` it fits nothing (the NPC would ask again).
     sure_fit: float = 0.7
     unsure_fit: float = 0.5
 
@@ -278,10 +276,10 @@ class BaselineTurnPolicy:
             # a sentence of a fragment ("I would like to bye.") and the player is still thinking.
             needed = self.incomplete_silence_s
         else:
-            # Both recognisers hear a finished sentence that fits a topic middling well ("Who are you?"
-            # is plainly about_self, if not in the words of its examples): the same human gap. Only an
-            # unknown fit (a reaction, not a topic) waits the ordinary gap.
-            needed = self.sure_silence_s if fit is not None else self.end_silence_s
+            # A middling fit of words both recognisers hear finished: most are whole requests in other
+            # words than the topic's examples ("Who are you?"), but a fragment Whisper completed can be
+            # one too ("I would like to bye." while pocketsphinx hears "...survive"): a longer gap.
+            needed = self.end_silence_s
         return Action.RESPOND if obs.silence_s >= needed else Action.LISTEN
 
     def _while_speaking(self, obs: FloorObservation) -> Action:
