@@ -98,6 +98,11 @@ def test_a_slow_backchannel_is_told_from_an_interruption_by_its_accurate_read() 
         assert policy.decide(obs(speech_s=0.9, stretch_words=odd, **dict(over, words="m m h m"))) is Action.CONTINUE
     assert policy.decide(obs(speech_s=1.2, **dict(over, words="yeah"))) is Action.CONTINUE
     assert policy.decide(obs(speech_s=1.6, **dict(over, words="yeah"))) is Action.INTERRUPTED  # too long
+    # with a newer read on its way (reads run late under load) the moment lasts up to the longest backchannel
+    assert policy.decide(obs(speech_s=1.2, stretch_words="Come.", stretch_read_pending=True, **over)) is Action.CONTINUE
+    assert policy.decide(obs(speech_s=1.6, stretch_read_pending=True, **over)) is Action.INTERRUPTED
+    assert policy.decide(obs(speech_s=1.0, stretch_words="How much is", stretch_read_pending=True,
+                             **over)) is Action.INTERRUPTED  # words that say something do not wait
     # one odd word (a hum half read) gets the same moment as no read at all
     assert policy.decide(obs(speech_s=0.8, stretch_words="Come.", **over)) is Action.CONTINUE
     assert policy.decide(obs(speech_s=1.0, stretch_words="Come.", **over)) is Action.INTERRUPTED

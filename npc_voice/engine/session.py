@@ -292,6 +292,7 @@ class Session:
             fit=answer.choice.similarity if answer is not None and answer.choice is not None else None,
             stretch_words=stretch,
             stretch_is_echo=self._stretch_is_echo(stretch),
+            stretch_read_pending=self._stretch_read is not None and not self._stretch_read[1].done(),
         )
 
     def _stretch_is_echo(self, read: str | None) -> bool:

@@ -166,6 +166,7 @@ class FloorObservation:
     stretch_words: str | None = None  # the accurate read of the player's speech over the NPC, once ready
     # That read is the NPC's own words of the last seconds: its voice leaking back, not the player.
     stretch_is_echo: bool = False
+    stretch_read_pending: bool = False  # a newer read of the stretch is on its way
 
 
 def words_of(text: str) -> list[str]:
@@ -296,8 +297,11 @@ class BaselineTurnPolicy:
                 hum = (read is not None and is_backchannel(read)) or (said_little and is_backchannel(obs.words))
                 if hum and obs.speech_s <= self.backchannel_hold_max_s:
                     return Action.CONTINUE
-                if said_little and obs.speech_s <= self.backchannel_max_s + self.read_grace_s:
-                    return Action.CONTINUE  # no read yet, or one word of a hum misread: a moment more
+                if said_little and (obs.speech_s <= self.backchannel_max_s + self.read_grace_s or (
+                        obs.stretch_read_pending and obs.speech_s <= self.backchannel_hold_max_s)):
+                    # no read yet, or one word of a hum misread: a moment more, and while a newer read
+                    # is coming (under load reads run late) up to the longest backchannel
+                    return Action.CONTINUE
                 return Action.INTERRUPTED  # words that say something, or still no read in time
             return Action.CONTINUE
         if obs.speech_s > 0 and obs.silence_s > 0:
