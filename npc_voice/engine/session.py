@@ -9,8 +9,8 @@ Recognition advances every chunk. While the player talks, their turn so far is r
 background whenever a reading thread is idle, and the answer to those words is chosen and its first
 sentence synthesised; when the speech fades, a read that covers all of it is made if there is none. So
 when the floor policy decides the turn is over, the transcript is usually ready in that same step and
-the answer's voice with it. Memory
-stays flat: the only growing buffers (turn audio, transcript) are bounded and reset at every turn.
+the answer's voice with it. Memory stays flat: the only growing buffers (turn audio, transcript) are
+bounded and reset at every turn.
 """
 
 from __future__ import annotations
@@ -380,7 +380,7 @@ class Session:
             self._loud_end_s = self.steps * CHUNK_SECONDS + (loud[-1] + 1) * LOUD_BLOCK / SAMPLE_RATE
 
     def _recognise(self, clean: np.ndarray, started: bool, events: list[ev.Event]) -> None:
-        """Stream the chunk into the recogniser; prepare the answer at the first silent chunk."""
+        """Stream the chunk into the recogniser; keep the accurate reads of the player's speech going."""
         if started and not self._asr.in_utterance:
             self._asr.start(preroll=self._prev_chunk)
         if not self._asr.in_utterance:
@@ -514,6 +514,8 @@ class Session:
     def _reset_turn(self) -> None:
         self._turn_speech_s = 0.0
         self._turn_seed = self._rng.random()
+        with self._voice_lock:
+            self._voiced = None  # the next turn's voice follows the NPC's feelings then
         self._backchannel_mark_s = 0.0
         self._partial = ""
         self._drop_prepared()
