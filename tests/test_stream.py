@@ -104,3 +104,17 @@ def test_what_is_unsaid_starts_at_the_sentence_it_was_cut_in(synth, pool) -> Non
     assert line.unsaid() == "Pay it at the gate. Keep your weapons sheathed inside the walls."
     play(line)
     assert line.unsaid() == ""
+
+
+def test_a_lead_in_delays_the_first_sound_and_its_words_within_the_chunk(synth, pool) -> None:
+    plain = LineStream("l5", "Welcome to my forge.", synth, pool)
+    late = LineStream("l6", "Welcome to my forge.", synth, pool, lead_in=0.07)
+    a, b = plain.next_chunk(), late.next_chunk()
+    lead = int(0.07 * 16000)
+    assert not b.pcm[:lead].any()  # silence first, then the same voice that much later
+    onset = [int(np.flatnonzero(np.abs(c.pcm) > 500)[0]) for c in (a, b)]
+    assert abs(onset[1] - onset[0] - lead) <= 16
+    (t_plain, w), (t_late, w2) = a.words[0], b.words[0]
+    assert w == w2 and abs(t_late - t_plain - 0.07) < 1e-3
+    _, rest = play(late)
+    assert [w for _, w in b.words] + rest == [w for _, w in a.words] + play(plain)[1]

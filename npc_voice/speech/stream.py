@@ -38,14 +38,16 @@ class LineStream:
     """Plays one line chunk by chunk; sentences after the first are synthesised ahead."""
 
     def __init__(self, line_id: str, text: str, synth: SynthFn, executor: Executor,
-                 first: Synthesized | Future[Synthesized] | None = None) -> None:
-        """``first``: the first sentence synthesised ahead, or being synthesised (an answer prepared ahead)."""
+                 first: Synthesized | Future[Synthesized] | None = None, lead_in: float = 0.0) -> None:
+        """``first``: the first sentence synthesised ahead, or being synthesised (an answer prepared ahead).
+        ``lead_in``: seconds of silence before it, so an answer decided early starts a human gap after the
+        player's voice, inside a chunk rather than at its start."""
         self.line_id, self.text = line_id, text
         sentences = split_sentences(text) or [text]
         if first is None:
             first = synth(sentences[0])
         self._pending: list[Future] = [executor.submit(synth, s) for s in sentences[1:]]
-        self._audio = np.zeros(0, np.int16)
+        self._audio = np.zeros(round(lead_in * SAMPLE_RATE), np.int16)
         self._words: list[tuple[float, str]] = []
         self._visemes: list[tuple[float, str]] = []
         self._starts: list[int] = []  # where each sentence begins in _audio (a line resumes from one)
@@ -67,7 +69,7 @@ class LineStream:
 
     def _append(self, sentence: Synthesized) -> None:
         audio, words, visemes = sentence
-        gap = np.zeros(BREATH if len(self._audio) else 0, np.int16)
+        gap = np.zeros(BREATH if self._starts else 0, np.int16)
         base = (len(self._audio) + len(gap)) / SAMPLE_RATE
         self._starts.append(len(self._audio) + len(gap))
         self._audio = np.concatenate([self._audio, gap, audio])
