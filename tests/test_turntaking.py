@@ -143,3 +143,23 @@ def test_the_npcs_own_words_leaking_back_do_not_stop_it() -> None:
     assert policy.decide(obs(**over)) is Action.INTERRUPTED  # the same words, not heard back: the player
     cue = dict(npc_speaking=True, in_speech=True, speech_s=0.3, words="wait", stretch_is_echo=True)
     assert policy.decide(obs(**cue)) is Action.INTERRUPTED  # a cue word is the player's, early
+
+
+def test_a_turn_is_projected_over_only_when_words_fit_and_prosody_agree() -> None:
+    policy = BaselineTurnPolicy()
+    ended = obs(words="Can you fix my sword?", partial="can you fix my sword", in_speech=True, fit=0.9,
+                voice_gap_s=0.12, unread_s=0.15, p_end=0.9)
+    # the voice-activity model still hears speech, but the voice has ended: answer a human gap after it
+    assert abs(policy.project(ended) - (policy.projected_gap_s - 0.12)) < 1e-9
+    assert policy.project(replace(ended, voice_gap_s=0.3)) == 0.0  # the gap has passed: at once
+    # a level, comma-like end ("My sword is broken, | can you fix it?")
+    assert policy.project(replace(ended, p_end=0.2)) is None
+    # too little quiet yet (a stop's closure inside a word looks the same), or too much of the turn unread
+    assert policy.project(replace(ended, voice_gap_s=0.04)) is None
+    assert policy.project(replace(ended, unread_s=0.6)) is None
+    # a middling fit, words ending unfinished, or no prosody model: wait for the silence
+    assert policy.project(replace(ended, fit=0.6)) is None
+    assert policy.project(replace(ended, words="Can you fix my")) is None
+    assert policy.project(replace(ended, partial="can you fix the")) is not None  # misheard last word: no veto
+    assert policy.project(replace(ended, p_end=None)) is None
+    assert policy.project(replace(ended, npc_speaking=True)) is None

@@ -14,6 +14,15 @@ player is doing and whether the NPC is speaking, and answers with one action.
   two recognisers disagree, and Whisper, hearing a fragment, may write a sentence ("I would like to
   buy" as "I would like to bye."). Without the accurate words (late, or turned off under load) the
   streaming words decide alone: ``end_silence_s``, or ``unsure_silence_s`` if they end unfinished.
+- Projecting: the turn may be answered in the very chunk in which the player's voice ends, before the
+  voice-activity model has heard any silence, when everything agrees that it is over: the voice has
+  been quiet for ``project_min_gap_s`` (by its loudness), the last accurate read misses at most
+  ``project_unread_s`` of it and is a clear request whose words end finished (as for the human gap, the
+  streaming words' misheard last word does not veto it), and the prosody model (``model/endpoint.py``)
+  hears a complete turn (a final fall, not the level pitch of a comma). The answer then starts
+  ``projected_gap_s`` after the voice ended, inside the next chunk, not at a chunk boundary. If the
+  player's voice comes back before the answer's first sound can have reached them, the NPC yields (the
+  session's business).
 - Speaking: a short stretch of speech ("uh-huh", "yeah", "I see") is a backchannel: keep talking.
   Speech that opens with an interruption cue ("wait", "stop", "hold on", "sorry") or that goes on
   longer than a backchannel usually does is an interruption: stop at once. The two kinds of evidence
@@ -167,6 +176,9 @@ class FloorObservation:
     # That read is the NPC's own words of the last seconds: its voice leaking back, not the player.
     stretch_is_echo: bool = False
     stretch_read_pending: bool = False  # a newer read of the stretch is on its way
+    voice_gap_s: float | None = None  # quiet since the player's voice ended by its loudness (None: not ended)
+    unread_s: float | None = None  # voice after the end of the audio ``words`` were read from
+    p_end: float | None = None  # the prosody model's P(the turn is complete) where the voice ended
 
 
 def words_of(text: str) -> list[str]:
@@ -237,6 +249,10 @@ class BaselineTurnPolicy:
     backchannel_hold_max_s: float = 1.5  # a stretch read as a backchannel may run this long
     read_grace_s: float = 0.25  # past backchannel_max_s, wait this long for the stretch's accurate read
     cue_min_s: float = 0.2
+    projected_gap_s: float = 0.2  # a human gap, from the voice's end to the answer
+    project_min_gap_s: float = 0.08  # quiet needed after the voice: longer than a stop's closure ("bro|ken")
+    project_unread_s: float = 0.3  # about a word: the read may miss the last one if the words end finished
+    project_p_end: float = 0.5
     # A fit this close to a topic's examples is a request the persona knows (a fragment Whisper
     # completed seldom fits this well); below ``unsure_fit`` it fits nothing (the NPC would ask again).
     sure_fit: float = 0.7
@@ -250,6 +266,7 @@ class BaselineTurnPolicy:
         word alone below patience 0.3: the player must insist."""
         return cls(
             sure_silence_s=round(0.14 * (0.5 + patience), 3),
+            projected_gap_s=round(0.2 * (0.5 + patience), 3),
             end_silence_s=round(0.35 * (0.5 + patience), 3),
             backchannel_max_s=round(min(1.5, max(0.4, 0.7 * (1.5 - patience))), 3),
             cue_min_s=0.2 if patience >= 0.3 else float("inf"),
@@ -282,6 +299,19 @@ class BaselineTurnPolicy:
             # one too ("I would like to bye." while pocketsphinx hears "...survive"): a longer gap.
             needed = self.end_silence_s
         return Action.RESPOND if obs.silence_s >= needed else Action.LISTEN
+
+    def project(self, obs: FloorObservation) -> float | None:
+        """Seconds after now at which to start the answer to a turn that has just ended, or None to wait
+        for the silence. Only a clear request (``obs.words``: the last accurate read, ``obs.fit`` its fit)
+        that the prosody model hears as complete is answered this early."""
+        if obs.npc_speaking or None in (obs.voice_gap_s, obs.unread_s, obs.p_end, obs.fit):
+            return None
+        if (obs.turn_speech_s < self.min_turn_speech_s or obs.voice_gap_s < self.project_min_gap_s
+                or obs.unread_s > self.project_unread_s or obs.fit < self.sure_fit or obs.p_end < self.project_p_end):
+            return None
+        if not words_of(obs.words) or looks_incomplete(obs.words):
+            return None
+        return max(0.0, self.projected_gap_s - obs.voice_gap_s)
 
     def _while_speaking(self, obs: FloorObservation) -> Action:
         if obs.in_speech:
