@@ -21,8 +21,8 @@ import os
 import random
 import threading
 import time
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from concurrent.futures import Future, wait
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -35,6 +35,7 @@ from npc_voice.features.asr import StreamingRecognizer
 from npc_voice.features.vad import VoiceActivity
 from npc_voice.model.duplex import DuplexModel, DuplexPolicy, DuplexState
 from npc_voice.model.emotion import NpcFeelings, PlayerTone, ToneEstimate
+from npc_voice.model.endpoint import EndOfTurn
 from npc_voice.model.sentiment import TextSentiment, analyse
 from npc_voice.model.topics import TopicChoice
 from npc_voice.model.turntaking import (
@@ -73,6 +74,11 @@ LOUD_BLOCK = 160
 LOUD_RANGE_DB = 25.0
 SILENCE_DB = -55.0
 COVER_SLACK_S = 0.05
+QUIET_FADE_S = 0.08
+# An answer started in the chunk where the player's voice ended (``BaselineTurnPolicy.project``) yields if
+# their voice comes back before its first sound can have reached their microphone (so it cannot be the
+# NPC's echo): up to this long after the answer's start in the next chunk.
+YIELD_SLACK_S = 0.02
 # Speech over the NPC this long is read accurately, again every STRETCH_REREAD_S while it goes on, so
 # the floor policy can tell a slow "mmm-hmmm" from an interruption; a read older than STRETCH_STALE_S
 # of speech no longer speaks for the stretch.
@@ -104,6 +110,17 @@ class PreparedAnswer:
     # Not an answer to a topic: "interrupted" (the player only cut in, "wait...", and said nothing more:
     # "Hm? Go on.") or "resume" (the cut-in was only "mm-hm": the NPC takes its line up again).
     reaction: Literal["interrupted", "resume"] | None = None
+
+
+@dataclass(frozen=True)
+class _Projected:
+    """An answer started before the silence was heard: the step after decides whether it stands."""
+
+    starts_in: float  # seconds into the next microphone chunk at which the answer's first sound plays
+    loud_db: float  # a block this loud is the player's voice
+    previous_topic: str | None  # the session's turn state before the answer, restored if it yields
+    after_interrupt: bool
+    unsaid: str
 
 
 @dataclass(frozen=True)
@@ -152,6 +169,8 @@ class Session:
         self.policy: BaselineTurnPolicy | DuplexPolicy = BaselineTurnPolicy.for_patience(
             self.loaded.persona.temperament.patience
         )
+        if EndOfTurn.available():  # answer a turn in the chunk its voice ends when the prosody says it is over
+            self.policy = replace(self.policy, project_p_end=EndOfTurn.shared().threshold)
         if os.environ.get("NPC_VOICE_POLICY", "baseline") == "duplex":
             if DuplexModel.available():
                 self._duplex = DuplexModel.shared().session()
@@ -178,6 +197,9 @@ class Session:
         self._prepared: Future[PreparedAnswer] | None = None
         self._prepared_covers = 0.0  # the session audio time up to which the prepared answer was read
         self._reading: Future[PreparedAnswer] | None = None  # the last read started, wanted or not
+        self._latest: tuple[float, PreparedAnswer] | None = None  # the newest finished read: (covers, answer)
+        self._p_end: tuple[float, float] | None = None  # (voice end, the prosody model's P(complete) there)
+        self._projected: _Projected | None = None
         self._heard_s = 0.0  # session audio time at the end of the last voice-activity frame
         self._voiced_end_s = 0.0  # ... and at the end of the last frame taken for the player's voice
         self._loud_end_s = 0.0  # session audio time at the end of the last loud block of a stretch
@@ -230,6 +252,8 @@ class Session:
         was_speaking = self._in_speech
         started = self._track_speech(probs)
         self._track_loudness(clean, was_speaking, started)
+        if self._projected is not None:
+            self._settle_projection(clean, started, events)
         self._recognise(clean, started, events)
         self._hear_tone(clean, ended=was_speaking and not self._in_speech, events=events)
 
@@ -249,10 +273,13 @@ class Session:
             elif self._due_steps < MAX_DUE_STEPS:
                 self._due_steps += 1
                 action = Action.LISTEN
+        projected = self._projection(ready) if action is Action.LISTEN else None
+        if projected is not None:
+            action = Action.RESPOND
         if action is not Action.RESPOND:
             self._due_steps = 0
         self._temperament(action, events)
-        pcm = self._act(action, events)
+        pcm = self._act(action, events, projected)
         self._prev_chunk = clean
         self.steps += 1
         return StepResult(pcm=pcm, events=events, compute_ms=(time.perf_counter() - t0) * 1000)
@@ -372,8 +399,7 @@ class Session:
             self._stretch_peak_db, self._loud_end_s = SILENCE_DB, float("inf")
         if not (was_speaking or self._in_speech):
             return
-        blocks = clean.astype(np.float32).reshape(-1, LOUD_BLOCK) / 32768.0
-        db = 10.0 * np.log10(np.mean(blocks * blocks, axis=1) + 1e-10)
+        db = _block_db(clean)
         self._stretch_peak_db = max(self._stretch_peak_db, float(db.max()))
         loud = np.flatnonzero(db >= max(self._stretch_peak_db - LOUD_RANGE_DB, SILENCE_DB))
         if loud.size:
@@ -394,6 +420,66 @@ class Session:
         if self._line is None:
             self._read_ahead()
 
+    def _settle_projection(self, clean: np.ndarray, started: bool, events: list[ev.Event]) -> None:
+        """The step after an answer was started early: if the player's voice came back before its first sound
+        could reach them ("My sword is broken, | can you fix it?"), yield: stop at once, the turn is still
+        theirs. Otherwise the answer stands and the turn is over; the voice-activity model's late frames of
+        it are not a new stretch of speech over the NPC."""
+        projected, self._projected = self._projected, None
+        heard = clean[: int((projected.starts_in + YIELD_SLACK_S) * SAMPLE_RATE) // LOUD_BLOCK * LOUD_BLOCK]
+        if self._line is not None and heard.size and _block_db(heard).max() >= projected.loud_db:
+            line, self._line = self._line, None
+            line.cancel()
+            events.append(ev.Interrupted(offset=0.0, line_id=line.line_id, heard=self._partial))
+            events.append(ev.SpeechEnd(offset=0.0, line_id=line.line_id, completed=False))
+            self._previous_topic = projected.previous_topic
+            self._after_interrupt, self._unsaid = projected.after_interrupt, projected.unsaid
+            self._stretch_handled = True
+            return
+        self._reset_turn()
+        if self._in_speech and not started:
+            self._in_speech, self._below = False, 0
+            self._silence_s = max(0.0, (self.steps + 1) * CHUNK_SECONDS - self._loud_end_s)
+
+    def _projection(self, ready: PreparedAnswer | None) -> tuple[PreparedAnswer, float] | None:
+        """The answer to start now, and its lead-in, if the turn ended in this chunk and the policy projects
+        it complete (``BaselineTurnPolicy.project``): on the covering read if there is one, else on the
+        newest read, which misses at most the turn's last moments."""
+        policy = self.policy
+        if not isinstance(policy, BaselineTurnPolicy) or self._line is not None or not EndOfTurn.available():
+            return None
+        now = (self.steps + 1) * CHUNK_SECONDS
+        gap = now - self._loud_end_s
+        if not policy.project_min_gap_s <= gap < now:
+            return None
+        if self._prepare_wait is None:  # simulated clock: the turn is read up to now, charged to this step
+            if not self._covers(self._prepared):
+                self._keep_finished_read()
+                self._submit_read(spare=False)
+            wait([self._prepared])
+        self._keep_finished_read()
+        read = (self._prepared_covers, ready) if ready is not None else self._latest
+        if read is None:
+            return None
+        covers, answer = read
+        if self._p_end is None or self._p_end[0] != self._loud_end_s:
+            audio = self._asr.audio()
+            self._p_end = (self._loud_end_s, EndOfTurn.shared().p_end(audio, len(audio) - round(gap * SAMPLE_RATE)))
+        obs = FloorObservation(
+            npc_speaking=False, in_speech=self._in_speech, speech_s=self._speech_s, silence_s=self._silence_s,
+            turn_speech_s=self._turn_speech_s, words=answer.heard, partial=self._partial,
+            fit=answer.choice.similarity if answer.choice is not None else None,
+            voice_gap_s=gap, unread_s=max(0.0, self._loud_end_s - covers), p_end=self._p_end[1],
+        )
+        lead = policy.project(obs)
+        return None if lead is None else (answer, lead)
+
+    def _keep_finished_read(self) -> None:
+        """Remember the newest finished read of the turn: a newer one may still be running when it ends."""
+        read = self._prepared
+        if read is not None and read.done() and not read.cancelled() and read.exception() is None:
+            self._latest = (self._prepared_covers, read.result())
+
     def _read_ahead(self) -> None:
         """Keep an accurate read of the player's turn, and the answer to it, ready for the floor decision.
 
@@ -402,8 +488,10 @@ class Session:
         hangover has begun) or has ended, the answer needs a read that covers every voiced frame: if the
         prepared one does not, a new one starts at once. A read the player talked past still runs to its
         end; while it does, a fading stretch starts no second one (an ended stretch always does), so a
-        session has at most two running."""
-        fading = self._in_speech and self._below >= FADING_FRAMES
+        session has at most two running. The stretch fades when the voice-activity model hears it fade, or
+        when the voice has been quiet for ``QUIET_FADE_S`` by its loudness (the model hears it late)."""
+        quiet = (self.steps + 1) * CHUNK_SECONDS - self._loud_end_s >= QUIET_FADE_S
+        fading = self._in_speech and (self._below >= FADING_FRAMES or quiet)
         if self._in_speech and not fading:
             if self._turn_speech_s >= PREDICT_AFTER_S and (self._prepared is None or self._prepared.done()):
                 self._submit_read(spare=True)
@@ -412,7 +500,9 @@ class Session:
             return
         if fading and self._reading is not None and not self._reading.done():
             return
-        self._drop_prepared()
+        self._keep_finished_read()
+        if self._prepared is not None:
+            self._prepared.cancel()  # only if still queued; a finished read's answer and voice stay in _latest
         self._submit_read(spare=False)
 
     def _submit_read(self, spare: bool) -> None:
@@ -513,6 +603,7 @@ class Session:
 
     def _reset_turn(self) -> None:
         self._turn_speech_s = 0.0
+        self._latest = self._p_end = None
         self._turn_seed = self._rng.random()
         with self._voice_lock:
             self._voiced = None  # the next turn's voice follows the NPC's feelings then
@@ -532,9 +623,10 @@ class Session:
         utt = self.res.tts.synthesize(text, self._voice())
         return utt.audio, utt.words, utt.visemes
 
-    def _act(self, action: Action, events: list[ev.Event]) -> np.ndarray:
+    def _act(self, action: Action, events: list[ev.Event],
+             projected: tuple[PreparedAnswer, float] | None = None) -> np.ndarray:
         if action is Action.RESPOND or (self._line is None and self._turn_speech_s > MAX_TURN_S):
-            self._respond(events)
+            self._respond(events, projected)
         elif action is Action.INTERRUPTED and self._line is not None:
             line = self._line
             self._unsaid = line.unsaid()
@@ -552,15 +644,27 @@ class Session:
             self._reset_turn()
         return self._speak(events)
 
-    def _respond(self, events: list[ev.Event]) -> None:
-        """Start the prepared answer; if the accurate pass is late, wait a little, then answer without it."""
-        answer = self._ready_answer()
-        if answer is None:
-            heard = " ".join(self._partial.split())
-            answer = self._answer_for(heard, self.loaded, self._rng, self.game_state, self._previous_topic,
-                                      self._after_interrupt, self._unsaid)
+    def _respond(self, events: list[ev.Event], projected: tuple[PreparedAnswer, float] | None = None) -> None:
+        """Start the prepared answer; if the accurate pass is late, wait a little, then answer without it.
+        ``projected``: the answer to a turn projected over, and its lead-in (s): the turn stays open until
+        the next step shows the player is done."""
+        lead = 0.0
+        if projected is not None:
+            answer, lead = projected
+            if self._prepared is not None:
+                self._prepared.cancel()  # a read of the turn's last moments still queued is not needed
+            self._projected = _Projected(
+                starts_in=lead, loud_db=max(self._stretch_peak_db - LOUD_RANGE_DB, SILENCE_DB),
+                previous_topic=self._previous_topic, after_interrupt=self._after_interrupt, unsaid=self._unsaid)
+        else:
+            answer = self._ready_answer()
+            if answer is None:
+                heard = " ".join(self._partial.split())
+                answer = self._answer_for(heard, self.loaded, self._rng, self.game_state, self._previous_topic,
+                                          self._after_interrupt, self._unsaid)
         self._prepared = None  # taken: resetting the turn must not cancel its voice
-        self._reset_turn()
+        if projected is None:
+            self._reset_turn()
         self._stretch_handled = True
         self._after_interrupt, self._unsaid = False, ""
         if answer.choice is None and answer.reaction is None:
@@ -576,21 +680,21 @@ class Session:
             events.append(ev.Bark(offset=0.0, kind="interrupted", line_id=line_id, text=answer.text))
         elif answer.choice is not None:
             self._previous_topic = answer.choice.topic
-            events.append(ev.Response(offset=0.0, topic=answer.choice.topic, text=answer.text,
+            events.append(ev.Response(offset=round(lead, 3), topic=answer.choice.topic, text=answer.text,
                                       confidence=round(answer.choice.similarity, 3), heard=answer.heard))
         if answer.first is not None and self._prepare_wait is None:
             answer.first.result()  # simulated clock: the voice's time is charged to this step, as a wait would be
-        self._start_line(line_id, answer.text, answer.first, events)
+        self._start_line(line_id, answer.text, answer.first, events, lead)
 
     def _new_line_id(self) -> str:
         return f"{self.npc_id}-{next(self._line_ids)}"
 
     def _start_line(self, line_id: str, text: str, first: Synthesized | Future[Synthesized] | None,
-                    events: list[ev.Event]) -> None:
-        self._line = LineStream(line_id, text, self._synth, self.res.voices, first=first)
+                    events: list[ev.Event], lead_in: float = 0.0) -> None:
+        self._line = LineStream(line_id, text, self._synth, self.res.voices, first=first, lead_in=lead_in)
         self._line_step = self.steps
         self._aside = None
-        events.append(ev.SpeechStart(offset=0.0, line_id=line_id, text=text))
+        events.append(ev.SpeechStart(offset=round(lead_in, 3), line_id=line_id, text=text))
 
     # ------------------------------------------------------------------ temperament
 
@@ -713,3 +817,9 @@ class Session:
             self._line = None
         assert len(chunk.pcm) == CHUNK_SAMPLES
         return chunk.pcm
+
+
+def _block_db(pcm: np.ndarray) -> np.ndarray:
+    """Level (dBFS) of each LOUD_BLOCK of int16 ``pcm``."""
+    blocks = pcm.astype(np.float32).reshape(-1, LOUD_BLOCK) / 32768.0
+    return 10.0 * np.log10(np.mean(blocks * blocks, axis=1) + 1e-10)

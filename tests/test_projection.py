@@ -1,0 +1,74 @@
+"""Answering in the chunk where the player's voice ends: a human gap after the voice, not after the
+voice-activity model's silence and the next chunk boundary; and yielding at once when the player was
+only pausing and goes on before the answer's first sound reached them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from npc_voice import events as ev
+from npc_voice.audio.format import CHUNK_SAMPLES, CHUNK_SECONDS, SAMPLE_RATE, silence
+from npc_voice.engine.session import LOUD_BLOCK, LOUD_RANGE_DB, Session
+from npc_voice.speech.tts import Synthesizer, VoiceSettings
+
+PLAYER = VoiceSettings(voice="en-us+m3", pitch=45, rate=165)
+
+def voice_end(audio: np.ndarray) -> int:
+    """Where the session finds the voice's end: the last 10 ms block within 25 dB of the loudest."""
+    blocks = audio[: len(audio) // LOUD_BLOCK * LOUD_BLOCK].astype(np.float32).reshape(-1, LOUD_BLOCK) / 32768
+    db = 10 * np.log10((blocks * blocks).mean(axis=1) + 1e-10)
+    return int(np.flatnonzero(db >= db.max() - LOUD_RANGE_DB)[-1] + 1) * LOUD_BLOCK
+
+
+def placed(parts: list[np.ndarray], end_in_chunk: float) -> tuple[np.ndarray, int]:
+    """The parts one after the other, shifted so the first part's voice ends ``end_in_chunk`` s into a
+    chunk; returns the microphone audio and the sample where that voice ends."""
+    first_end = voice_end(parts[0])
+    lead = (round(end_in_chunk * SAMPLE_RATE) - first_end) % CHUNK_SAMPLES + CHUNK_SAMPLES
+    audio = np.concatenate([np.zeros(lead, np.int16), *parts, np.zeros(6 * CHUNK_SAMPLES, np.int16)])
+    return np.pad(audio, (0, -len(audio) % CHUNK_SAMPLES)), lead + first_end
+
+
+def converse(resources, mic: np.ndarray) -> list[tuple[int, ev.Event, np.ndarray]]:
+    session = Session(resources, "blacksmith", "projection", seed=5, simulated_clock=True)
+    out, played = [], silence()
+    for k, chunk in enumerate(mic.reshape(-1, CHUNK_SAMPLES)):
+        result = session.step(chunk, played)
+        played = result.pcm
+        out += [(k, e, result.pcm) for e in result.events]
+    session.close()
+    return out
+
+
+def test_a_clear_request_is_answered_a_human_gap_after_the_voice(resources) -> None:
+    speech = Synthesizer().synthesize("Can you repair my armor?", PLAYER).audio
+    mic, end = placed([speech], end_in_chunk=0.05)
+    said = converse(resources, mic)
+    starts = [(k, e, pcm) for k, e, pcm in said if isinstance(e, ev.SpeechStart)]
+    assert len(starts) == 1
+    k, start, pcm = starts[0]
+    assert [e.topic for _, e, _ in said if isinstance(e, ev.Response)] == ["repair"]
+    # The reply to chunk k plays right after it: the answer's first sound comes a human gap after the
+    # voice (waiting for the voice-activity model's silence would be a chunk later, 0.35 s or more).
+    gap = (k + 1) * CHUNK_SECONDS + start.offset - end / SAMPLE_RATE
+    assert 0.15 <= gap < 0.3
+    assert not pcm[: round(start.offset * SAMPLE_RATE)].any() and pcm.any()
+
+
+def test_the_npc_yields_when_the_player_was_only_pausing(resources) -> None:
+    tts = Synthesizer()
+    first = tts.synthesize("I need a shield.", PLAYER).audio
+    rest = tts.synthesize("And a helmet for my brother.", PLAYER).audio
+    pause = np.zeros(round(0.15 * SAMPLE_RATE) - (len(first) - voice_end(first)), np.int16)
+    mic, _ = placed([first, pause, rest], end_in_chunk=0.1)
+    said = converse(resources, mic)
+    kinds = [(k, type(e).__name__) for k, e, _ in said
+             if isinstance(e, ev.Response | ev.SpeechStart | ev.Interrupted | ev.SpeechEnd)]
+    # started in the pause, stopped in the next chunk, answered once the whole turn was said
+    (k0, a), (_, b), (k1, c), (_, d) = kinds[:4]
+    assert (a, b, c, d) == ("Response", "SpeechStart", "Interrupted", "SpeechEnd") and k1 == k0 + 1
+    yielded = [e for _, e, _ in said if isinstance(e, ev.SpeechEnd)][0]
+    assert yielded.completed is False
+    final = [e for _, e, _ in said if isinstance(e, ev.Response)][-1]
+    assert len([e for _, e, _ in said if isinstance(e, ev.Response)]) == 2
+    assert "shield" in final.heard.lower() and "brother" in final.heard.lower()  # the whole turn
