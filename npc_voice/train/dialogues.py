@@ -150,11 +150,12 @@ def festival(texts: list[str]) -> dict[str, np.ndarray]:
     names = {t: folder / f"{hashlib.sha1(t.encode()).hexdigest()[:16]}.wav" for t in texts}
     todo = [t for t, p in names.items() if not p.exists()]
     if todo:
-        script = "".join(
-            f'(utt.save.wave (utt.synth (Utterance Text "{t.replace(chr(34), "")}")) "{names[t]}" \'riff)\n'
-            for t in todo
-        )
-        subprocess.run(["festival", "--batch"], input=script.encode(), check=True, capture_output=True)
+        # through a file: festival --batch reads no script from stdin (it silently made nothing)
+        script = folder / f"batch-{os.getpid()}.scm"
+        script.write_text("".join(f'(utt.save.wave (utt.synth (Utterance Text "{t.replace(chr(34), "")}")) '
+                                  f'"{names[t]}" (quote riff))\n' for t in todo))
+        subprocess.run(["festival", "--batch", str(script)], check=True, capture_output=True)
+        script.unlink()
     return {t: _trim(_read_wav(p.read_bytes())).astype(np.float32) for t, p in names.items() if p.exists()}
 
 

@@ -28,8 +28,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
-import subprocess
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -47,19 +45,16 @@ from npc_voice.audio.format import SAMPLE_RATE, to_float, to_int16
 from npc_voice.bench.real_pauses import READ_SPEECH, speech_extent
 from npc_voice.model.endpoint import MODEL_DIR, WEIGHTS, EndOfTurn, EndpointNet, endpoint_features
 from npc_voice.train.dialogues import (
-    CACHE,
     HELDOUT_VOICES,
     TRAIN_VARIANTS,
     TRAIN_VOICES,
-    _read_wav,
     _room,
-    _trim,
     espeak,
+    festival,
 )
 
 REAL = READ_SPEECH.parent
 DEV = REAL.parent / "dev"
-FEST_CACHE = CACHE / "endpoint_festival"
 BLOCK = 160
 RANGE_DB = 25.0  # the lead's voice_end: the last 10 ms block within 25 dB of the stretch's loudest
 MIN_PAUSE_S = 0.04
@@ -184,21 +179,6 @@ def is_val_text(text: str) -> bool:
 
 # ------------------------------------------------------------------------------------------ speech
 
-def festival_batch(texts: list[str]) -> dict[str, np.ndarray]:
-    """kal_diphone utterances, cached; one festival process for all (its start-up is slow).
-    The script goes through a file: festival --batch ignores a script on stdin here."""
-    FEST_CACHE.mkdir(parents=True, exist_ok=True)
-    names = {t: FEST_CACHE / f"{hashlib.sha1(t.encode()).hexdigest()[:16]}.wav" for t in texts}
-    todo = [t for t, p in names.items() if not p.exists()]
-    if todo:
-        script = FEST_CACHE / f"batch-{os.getpid()}.scm"
-        script.write_text("".join(f'(utt.save.wave (utt.synth (Utterance Text "{t.replace(chr(34), "")}")) '
-                                  f'"{names[t]}" (quote riff))\n' for t in todo))
-        subprocess.run(["festival", "--batch", str(script)], check=True, capture_output=True)
-        script.unlink()
-    return {t: _trim(_read_wav(p.read_bytes())).astype(np.float32) for t, p in names.items() if p.exists()}
-
-
 def block_db(x: np.ndarray) -> np.ndarray:
     """Level of each 10 ms block, dB."""
     n = len(x) // BLOCK
@@ -304,7 +284,7 @@ def run_job(job: Job) -> tuple[list[np.ndarray], list[int], str]:
     rng = np.random.default_rng(job.seed)
     prefixes = punctuation_points(job.text)
     if job.voice == "festival":
-        audio = festival_batch([job.text] + [p for p, _ in prefixes])
+        audio = festival([job.text] + [p for p, _ in prefixes])
         if job.text not in audio:
             return [], [], "missing"
         x, pres, tol = audio[job.text], [(audio[p], lab) for p, lab in prefixes], 0.25
@@ -570,7 +550,7 @@ def main() -> None:
     rng = np.random.default_rng(SEED)
     texts = make_texts(rng)
     train_jobs, val_jobs = make_jobs(texts, rng, per_text=7)
-    festival_batch(sorted({t for j in train_jobs if j.voice == "festival"
+    festival(sorted({t for j in train_jobs if j.voice == "festival"
                            for t in [j.text] + [p for p, _ in punctuation_points(j.text)]}))
     xtr, ytr, _, st_tr = build(train_jobs, "train data")
     xva, yva, own, st_va = build(val_jobs, "val data")
