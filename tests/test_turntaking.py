@@ -152,14 +152,16 @@ def test_a_turn_is_projected_over_only_when_words_fit_and_prosody_agree() -> Non
     # the voice-activity model still hears speech, but the voice has ended: answer a human gap after it
     assert abs(policy.project(ended) - (policy.projected_gap_s - 0.12)) < 1e-9
     assert policy.project(replace(ended, voice_gap_s=0.3)) == 0.0  # the gap has passed: at once
-    # a level, comma-like end ("My sword is broken, | can you fix it?")
+    # a level, comma-like end ("My sword is broken, | can you fix it?"): only once the quiet has lasted
     assert policy.project(replace(ended, p_end=0.2)) is None
+    assert abs(policy.project(replace(ended, p_end=0.2, voice_gap_s=0.16)) - (policy.projected_gap_s - 0.16)) < 1e-9
     # too little quiet yet (a stop's closure inside a word looks the same), or too much of the turn unread
     assert policy.project(replace(ended, voice_gap_s=0.04)) is None
     assert policy.project(replace(ended, unread_s=0.6)) is None
-    # a middling fit, words ending unfinished, or no prosody model: wait for the silence
+    # a middling fit, words ending unfinished, or no prosody model: wait for the silence (or the quiet)
     assert policy.project(replace(ended, fit=0.6)) is None
     assert policy.project(replace(ended, words="Can you fix my")) is None
     assert policy.project(replace(ended, partial="can you fix the")) is not None  # misheard last word: no veto
     assert policy.project(replace(ended, p_end=None)) is None
+    assert policy.project(replace(ended, p_end=None, voice_gap_s=0.3)) == 0.0
     assert policy.project(replace(ended, npc_speaking=True)) is None

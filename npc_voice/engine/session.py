@@ -442,11 +442,11 @@ class Session:
             self._silence_s = max(0.0, (self.steps + 1) * CHUNK_SECONDS - self._loud_end_s)
 
     def _projection(self, ready: PreparedAnswer | None) -> tuple[PreparedAnswer, float] | None:
-        """The answer to start now, and its lead-in, if the turn ended in this chunk and the policy projects
+        """The answer to start now, and its lead-in, if the turn has just ended and the policy projects
         it complete (``BaselineTurnPolicy.project``): on the covering read if there is one, else on the
         newest read, which misses at most the turn's last moments."""
         policy = self.policy
-        if not isinstance(policy, BaselineTurnPolicy) or self._line is not None or not EndOfTurn.available():
+        if not isinstance(policy, BaselineTurnPolicy) or self._line is not None:
             return None
         now = (self.steps + 1) * CHUNK_SECONDS
         gap = now - self._loud_end_s
@@ -462,14 +462,15 @@ class Session:
         if read is None:
             return None
         covers, answer = read
-        if self._p_end is None or self._p_end[0] != self._loud_end_s:
+        if EndOfTurn.available() and (self._p_end is None or self._p_end[0] != self._loud_end_s):
             audio = self._asr.audio()
             self._p_end = (self._loud_end_s, EndOfTurn.shared().p_end(audio, len(audio) - round(gap * SAMPLE_RATE)))
         obs = FloorObservation(
             npc_speaking=False, in_speech=self._in_speech, speech_s=self._speech_s, silence_s=self._silence_s,
             turn_speech_s=self._turn_speech_s, words=answer.heard, partial=self._partial,
             fit=answer.choice.similarity if answer.choice is not None else None,
-            voice_gap_s=gap, unread_s=max(0.0, self._loud_end_s - covers), p_end=self._p_end[1],
+            voice_gap_s=gap, unread_s=max(0.0, self._loud_end_s - covers),
+            p_end=self._p_end[1] if self._p_end is not None else None,
         )
         lead = policy.project(obs)
         return None if lead is None else (answer, lead)

@@ -19,7 +19,8 @@ player is doing and whether the NPC is speaking, and answers with one action.
   been quiet for ``project_min_gap_s`` (by its loudness), the last accurate read misses at most
   ``project_unread_s`` of it and is a clear request whose words end finished (as for the human gap, the
   streaming words' misheard last word does not veto it), and the prosody model (``model/endpoint.py``)
-  hears a complete turn (a final fall, not the level pitch of a comma). The answer then starts
+  hears a complete turn (a final fall, not the level pitch of a comma) — or, without its word, the
+  voice has been quiet ``project_quiet_s`` by its loudness. The answer then starts
   ``projected_gap_s`` after the voice ended, inside the next chunk, not at a chunk boundary. If the
   player's voice comes back before the answer's first sound can have reached them, the NPC yields (the
   session's business).
@@ -253,6 +254,10 @@ class BaselineTurnPolicy:
     project_min_gap_s: float = 0.08  # quiet needed after the voice: longer than a stop's closure ("bro|ken")
     project_unread_s: float = 0.3  # about a word: the read may miss the last one if the words end finished
     project_p_end: float = 0.5
+    # Without the prosody's word, this much quiet by loudness (the voice-activity model may not have
+    # heard any of it yet): the answer still starts ``projected_gap_s`` after the voice, and yields if
+    # the player goes on before then, as a comma's speaker does.
+    project_quiet_s: float = 0.15
     # A fit this close to a topic's examples is a request the persona knows (a fragment Whisper
     # completed seldom fits this well); below ``unsure_fit`` it fits nothing (the NPC would ask again).
     sure_fit: float = 0.7
@@ -304,10 +309,13 @@ class BaselineTurnPolicy:
         """Seconds after now at which to start the answer to a turn that has just ended, or None to wait
         for the silence. Only a clear request (``obs.words``: the last accurate read, ``obs.fit`` its fit)
         that the prosody model hears as complete is answered this early."""
-        if obs.npc_speaking or None in (obs.voice_gap_s, obs.unread_s, obs.p_end, obs.fit):
+        if obs.npc_speaking or None in (obs.voice_gap_s, obs.unread_s, obs.fit):
             return None
         if (obs.turn_speech_s < self.min_turn_speech_s or obs.voice_gap_s < self.project_min_gap_s
-                or obs.unread_s > self.project_unread_s or obs.fit < self.sure_fit or obs.p_end < self.project_p_end):
+                or obs.unread_s > self.project_unread_s or obs.fit < self.sure_fit):
+            return None
+        sounds_over = obs.p_end is not None and obs.p_end >= self.project_p_end
+        if not sounds_over and obs.voice_gap_s < self.project_quiet_s:
             return None
         if not words_of(obs.words) or looks_incomplete(obs.words):
             return None
