@@ -126,6 +126,8 @@ class EndOfTurn:
         self.net.eval()
         # The threshold that let through at most 10% of held-out synthetic commas when trained.
         self.threshold = float(state["threshold"])
+        # Below this the model is sure the player only paused: at most 1% of held-out true ends score lower.
+        self.hold_threshold = float(state["hold_threshold"])
 
     @classmethod
     def available(cls) -> bool:

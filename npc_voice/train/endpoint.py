@@ -563,8 +563,9 @@ def main() -> None:
     pva = predict(net, xva)
     thr80 = float(np.quantile(pva[yva > 0.5], 0.2))  # >= 80% of true ends pass
     thr10 = float(np.quantile(pva[yva < 0.5], 0.9))  # <= 10% of commas called ends
+    hold1 = float(np.quantile(pva[yva > 0.5], 0.01))  # below it, sure of a pause: <= 1% of true ends
     MODEL_DIR.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": net.state_dict(), "width": 32, "threshold": thr10}, WEIGHTS)
+    torch.save({"model": net.state_dict(), "width": 32, "threshold": thr10, "hold_threshold": hold1}, WEIGHTS)
     plot(history, MODEL_DIR / "curve.png")
 
     model = EndOfTurn(WEIGHTS)
@@ -589,6 +590,8 @@ def main() -> None:
         f"- at p >= 0.5: {fmt_rates(rates(pva, yva, 0.5))}",
         f"- threshold {thr80:.3f} (>= 80% of ends pass): {fmt_rates(rates(pva, yva, thr80))}",
         f"- **recommended threshold {thr10:.3f}** (<= 10% of commas called ends): {fmt_rates(rates(pva, yva, thr10))}",
+        f"- hold threshold {hold1:.4f} (below it the model is sure of a pause: <= 1% of true ends; "
+        f"{(pva[yva < 0.5] < hold1).mean():.3f} of holds)",
         "", "Final epoch: " + ", ".join(f"{k} {v:.3f}" for k, v in history[-1].items() if k != "epoch"), "",
         "## 2. Real speech (never trained on)", "",
     ]
