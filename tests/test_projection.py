@@ -48,6 +48,7 @@ def test_a_clear_request_is_answered_a_human_gap_after_the_voice(resources) -> N
     assert len(starts) == 1
     k, start, pcm = starts[0]
     assert [e.topic for _, e, _ in said if isinstance(e, ev.Response)] == ["repair"]
+    assert not [e for _, e, _ in said if isinstance(e, ev.Interrupted)]  # the answer stood
     # The reply to chunk k plays right after it: the answer's first sound comes a human gap after the
     # voice (waiting for the voice-activity model's silence would be a chunk later, 0.35 s or more).
     gap = (k + 1) * CHUNK_SECONDS + start.offset - end / SAMPLE_RATE

@@ -170,7 +170,8 @@ class Session:
             self.loaded.persona.temperament.patience
         )
         if EndOfTurn.available():  # answer a turn in the chunk its voice ends when the prosody says it is over
-            self.policy = replace(self.policy, project_p_end=EndOfTurn.shared().threshold)
+            prosody = EndOfTurn.shared()
+            self.policy = replace(self.policy, project_p_end=prosody.threshold, project_hold_p=prosody.hold_threshold)
         if os.environ.get("NPC_VOICE_POLICY", "baseline") == "duplex":
             if DuplexModel.available():
                 self._duplex = DuplexModel.shared().session()
@@ -446,7 +447,8 @@ class Session:
         it complete (``BaselineTurnPolicy.project``): on the covering read if there is one, else on the
         newest read, which misses at most the turn's last moments."""
         policy = self.policy
-        if not isinstance(policy, BaselineTurnPolicy) or self._line is not None:
+        if (not isinstance(policy, BaselineTurnPolicy) or self._line is not None
+                or self._turn_speech_s < policy.min_turn_speech_s):
             return None
         now = (self.steps + 1) * CHUNK_SECONDS
         gap = now - self._loud_end_s

@@ -19,8 +19,8 @@ player is doing and whether the NPC is speaking, and answers with one action.
   been quiet for ``project_min_gap_s`` (by its loudness), the last accurate read misses at most
   ``project_unread_s`` of it and is a clear request whose words end finished (as for the human gap, the
   streaming words' misheard last word does not veto it), and the prosody model (``model/endpoint.py``)
-  hears a complete turn (a final fall, not the level pitch of a comma) — or, without its word, the
-  voice has been quiet ``project_quiet_s`` by its loudness. The answer then starts
+  hears a complete turn (a final fall, not the level pitch of a comma) — or, when it is not sure either
+  way, the voice has been quiet ``project_quiet_s`` by its loudness. The answer then starts
   ``projected_gap_s`` after the voice ended, inside the next chunk, not at a chunk boundary. If the
   player's voice comes back before the answer's first sound can have reached them, the NPC yields (the
   session's business).
@@ -258,6 +258,7 @@ class BaselineTurnPolicy:
     # heard any of it yet): the answer still starts ``projected_gap_s`` after the voice, and yields if
     # the player goes on before then, as a comma's speaker does.
     project_quiet_s: float = 0.15
+    project_hold_p: float = 0.0  # ... unless the prosody is sure the player only paused (a comma's level tune)
     # A fit this close to a topic's examples is a request the persona knows (a fragment Whisper
     # completed seldom fits this well); below ``unsure_fit`` it fits nothing (the NPC would ask again).
     sure_fit: float = 0.7
@@ -315,7 +316,8 @@ class BaselineTurnPolicy:
                 or obs.unread_s > self.project_unread_s or obs.fit < self.sure_fit):
             return None
         sounds_over = obs.p_end is not None and obs.p_end >= self.project_p_end
-        if not sounds_over and obs.voice_gap_s < self.project_quiet_s:
+        sounds_paused = obs.p_end is not None and obs.p_end < self.project_hold_p
+        if not sounds_over and (sounds_paused or obs.voice_gap_s < self.project_quiet_s):
             return None
         if not words_of(obs.words) or looks_incomplete(obs.words):
             return None
