@@ -92,4 +92,5 @@ def test_our_scoring_agrees_with_the_shared_scorer(bench_run: tuple[Path, Path],
     subprocess.run([sys.executable, str(SHARED_SCORE), str(cases), str(results), "--json", str(tmp_path / "s.json")],
                    check=True, capture_output=True)
     theirs = json.loads((tmp_path / "s.json").read_text())["summary"]
-    assert ours == theirs
+    assert {k: ours[k] for k in theirs} == theirs  # every shared figure, the same
+    assert set(ours) - set(theirs) == {"withdrawn_answer_rate"}  # and our one addition

@@ -2,6 +2,9 @@
 
 NPC speech is found in ``npc.wav`` by energy (20 ms frames above -45 dBFS, pauses under 0.5 s
 merged); a run of 1 s or more takes the floor. Figures are rates over the cases of each task.
+One figure is the project's own, not the shared scorer's: ``withdrawn_answer_rate``, the turns in which
+the NPC started an answer and yielded it because the player went on (a start under 1 s long, which the
+takeover rules do not see, but a player hears).
 """
 
 from __future__ import annotations
@@ -94,6 +97,7 @@ def score_case(case: dict[str, Any], runs: Runs, events: list[dict]) -> dict[str
     if task in ("smooth_turn", "pause_handling"):
         first = case["user_segments"][0]["start"]
         res["talked_over_user"] = _first_run(runs, first + 0.3, ex["respond_after"] - 0.3) is not None
+        res["withdrawn"] = _interrupted(events, 0.0, ex["respond_after"] + RESPONSE_WINDOW)
     elif task == "user_backchannel":
         res["continued"] = all(
             _run_at(runs, s) is not None
@@ -185,6 +189,7 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         "long_answer_relevance": _rate(
             [r["relevant"] for r in by("user_backchannel", "user_interruption", "echo") if r["taken"]]
         ),
+        "withdrawn_answer_rate": _rate([r["withdrawn"] for r in turn]),
     }
 
 
