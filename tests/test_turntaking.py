@@ -167,3 +167,14 @@ def test_a_turn_is_projected_over_only_when_words_fit_and_prosody_agree() -> Non
     assert policy.project(replace(ended, p_end=None)) is None
     assert policy.project(replace(ended, p_end=None, voice_gap_s=0.3)) == 0.0
     assert policy.project(replace(ended, npc_speaking=True)) is None
+
+
+def test_a_cut_in_word_misheard_by_the_streaming_words_is_read_by_the_accurate_pass() -> None:
+    policy = BaselineTurnPolicy()
+    ended = obs(npc_speaking=True, in_speech=False, speech_s=0.45, silence_s=0.1, words="where")
+    assert policy.decide(ended) is Action.BACKCHANNEL
+    assert policy.decide(replace(ended, stretch_words="Wait!")) is Action.INTERRUPTED
+    assert policy.decide(replace(ended, stretch_words="Wait!", stretch_is_echo=True)) is Action.BACKCHANNEL
+    talking = replace(ended, in_speech=True, silence_s=0.0, speech_s=0.35)
+    assert policy.decide(replace(talking, stretch_words="Hold on.")) is Action.INTERRUPTED
+    assert policy.decide(replace(talking, stretch_words="Mm-hm.")) is Action.CONTINUE

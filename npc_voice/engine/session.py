@@ -42,7 +42,7 @@ from npc_voice.model.turntaking import (
     Action,
     BaselineTurnPolicy,
     FloorObservation,
-    has_interrupt_cue,
+    heard_cue,
     is_backchannel,
     is_own_words,
     looks_incomplete,
@@ -201,6 +201,7 @@ class Session:
         self._latest: tuple[float, PreparedAnswer] | None = None  # the newest finished read: (covers, answer)
         self._p_end: tuple[float, float] | None = None  # (voice end, the prosody model's P(complete) there)
         self._projected: _Projected | None = None
+        self._obs: FloorObservation | None = None  # what the floor policy saw last
         self._heard_s = 0.0  # session audio time at the end of the last voice-activity frame
         self._voiced_end_s = 0.0  # ... and at the end of the last frame taken for the player's voice
         self._loud_end_s = 0.0  # session audio time at the end of the last loud block of a stretch
@@ -308,8 +309,8 @@ class Session:
         return self.policy.decide(obs, accurate)
 
     def _observe(self, answer: PreparedAnswer | None) -> FloorObservation:
-        stretch = self._stretch_words() if self._line is not None and self._in_speech else None
-        return FloorObservation(
+        stretch = self._stretch_words() if self._over_npc() else None
+        self._obs = FloorObservation(
             npc_speaking=self._line is not None,
             in_speech=self._in_speech,
             speech_s=self._speech_s,
@@ -322,12 +323,17 @@ class Session:
             stretch_is_echo=self._stretch_is_echo(stretch),
             stretch_read_pending=self._stretch_read is not None and not self._stretch_read[1].done(),
         )
+        return self._obs
+
+    def _over_npc(self) -> bool:
+        """The player speaks over the NPC, or such a stretch has just ended and is not yet judged."""
+        return self._line is not None and (self._in_speech or not self._stretch_handled)
 
     def _stretch_is_echo(self, read: str | None) -> bool:
         """Speech over the NPC whose accurate read, or streaming words, are mostly the NPC's own words of
         the last seconds: its voice leaking past the echo canceller (Whisper misreads echo as often as
         pocketsphinx does, so either may be the one that matches; under overload only the latter runs)."""
-        if self._line is None or not self._in_speech:
+        if not self._over_npc():
             return False
         said = self._line.recent_words(ECHO_WORDS_S)
         return (read is not None and is_own_words(read, said)) or is_own_words(self._partial, said)
@@ -522,16 +528,16 @@ class Session:
         voice_end = min(self._voiced_end_s, self._loud_end_s)
         return read is not None and voice_end <= self._prepared_covers + COVER_SLACK_S
 
-    def _read_stretch(self) -> None:
+    def _read_stretch(self, more: bool = True) -> None:
         """Keep an accurate read of the player's speech over the NPC going, one at a time, each on the audio
-        so far: it tells a backchannel said slowly from an interruption."""
+        so far: it tells a backchannel said slowly from an interruption. ``more``: start the next one."""
         if self._stretch_read is not None:
             covered, read = self._stretch_read
             if not read.done():
                 return
             if read.exception() is None and read.result().strip():  # an empty read is no evidence either way
                 self._stretch_heard = (covered, read.result())
-            if self._speech_s - covered < STRETCH_REREAD_S:
+            if not more or self._speech_s - covered < STRETCH_REREAD_S:
                 return
         self._stretch_read = (self._speech_s, self.res.read(self.res.asr.transcribe, self._asr.audio()))
 
@@ -540,7 +546,7 @@ class Session:
         if self._stretch_read is not None and self._prepare_wait is None:
             self._stretch_read[1].exception()  # simulated clock: wait for the read, charged to this step
         if self._stretch_read is not None and self._stretch_read[1].done():
-            self._read_stretch()  # take a finished read in (and start the next one)
+            self._read_stretch(more=self._in_speech)  # take a finished read in (and start the next one)
         if self._stretch_heard is None or self._speech_s - self._stretch_heard[0] > STRETCH_STALE_S:
             return None
         return self._stretch_heard[1]
@@ -720,7 +726,7 @@ class Session:
             # A cut-in it does not yield to, heard while it lasts or as it ends ("wait" is often only
             # recognised once said): "Let me finish."
             cut_in = (self._speech_s >= HOLD_FLOOR_MIN_S and not self._stretch_handled and not self._stretch_held
-                      and has_interrupt_cue(self._partial))
+                      and self._obs is not None and heard_cue(self._obs))
             if cut_in and action in (Action.CONTINUE, Action.BACKCHANNEL) and self._held_line != self._line.line_id:
                 self._hold_floor(events)
             return

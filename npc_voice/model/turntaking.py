@@ -27,9 +27,10 @@ player is doing and whether the NPC is speaking, and answers with one action.
 - Speaking: a short stretch of speech ("uh-huh", "yeah", "I see") is a backchannel: keep talking.
   Speech that opens with an interruption cue ("wait", "stop", "hold on", "sorry") or that goes on
   longer than a backchannel usually does is an interruption: stop at once. The two kinds of evidence
-  are weighed so: the cue word (semantic, from the fast streaming words) stops the NPC early; length
-  (acoustic) stops it otherwise, unless the accurate read of the stretch says it was only a
-  backchannel said slowly ("mmm-hmmm"), which may then run up to ``backchannel_hold_max_s``.
+  are weighed so: the cue word (semantic, from the fast streaming words or the stretch's accurate read)
+  stops the NPC early; length (acoustic) stops it otherwise, unless the accurate read of the stretch
+  says it was only a backchannel said slowly ("mmm-hmmm"), which may then run up to
+  ``backchannel_hold_max_s``.
 """
 
 from __future__ import annotations
@@ -234,6 +235,14 @@ def has_interrupt_cue(text: str) -> bool:
     return bool(words) and (words[0] in INTERRUPT_CUES or any(w in INTERRUPT_CUES for w in words[:3]))
 
 
+def heard_cue(obs: FloorObservation) -> bool:
+    """A cut-in word in the speech over the NPC: in the streaming words, or in the stretch's accurate read
+    (pocketsphinx often hears a lone "Wait!" as "where" or "when"; Whisper reads it right), unless that
+    read is the NPC's own voice leaking back."""
+    read = obs.stretch_words
+    return has_interrupt_cue(obs.words) or (read is not None and not obs.stretch_is_echo and has_interrupt_cue(read))
+
+
 @dataclass(kw_only=True)
 class BaselineTurnPolicy:
     """Rule-based floor control; thresholds are seconds, ``sure_fit``/``unsure_fit`` cosine similarities."""
@@ -325,7 +334,7 @@ class BaselineTurnPolicy:
 
     def _while_speaking(self, obs: FloorObservation) -> Action:
         if obs.in_speech:
-            if obs.speech_s >= self.cue_min_s and has_interrupt_cue(obs.words):
+            if obs.speech_s >= self.cue_min_s and heard_cue(obs):
                 return Action.INTERRUPTED
             if obs.speech_s > self.backchannel_max_s:
                 if obs.stretch_is_echo:
@@ -347,7 +356,7 @@ class BaselineTurnPolicy:
         if obs.speech_s > 0 and obs.silence_s > 0:
             # A short stretch just ended while we kept talking. A cut-in word is often recognised only
             # once it is said ("wait!" read as "way" until its end): then it was a cut-in after all.
-            if obs.speech_s >= self.cue_min_s and has_interrupt_cue(obs.words):
+            if obs.speech_s >= self.cue_min_s and heard_cue(obs):
                 return Action.INTERRUPTED
             return Action.BACKCHANNEL
         return Action.CONTINUE
