@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 need_apt=()
 # PortAudio for the live microphone/speaker (the demo says so clearly if it is missing).
 ldconfig -p 2>/dev/null | grep -q libportaudio.so.2 || need_apt+=(libportaudio2)
+# eSpeak NG and festival voices synthesise the training and test speech (the NPC's own voice is the
+# espeakng-loader library, from PyPI).
+command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
+command -v text2wave >/dev/null || need_apt+=(festival)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

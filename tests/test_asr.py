@@ -40,11 +40,10 @@ def models():
 
 def festival(text: str, tmp: Path) -> np.ndarray:
     """Festival's voice (pocketsphinx reads it best of the local synthesisers), at 16 kHz, padded."""
-    raw, out = tmp / "raw.wav", tmp / "speech.wav"
+    raw = tmp / "raw.wav"
     subprocess.run(["text2wave", "-o", str(raw)], input=text.encode(), check=True, capture_output=True)
-    subprocess.run(["sox", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(out)], check=True)
     pad = np.zeros(SAMPLE_RATE // 4, dtype=np.int16)
-    return np.concatenate([pad, read_wav(out), pad, pad])
+    return np.concatenate([pad, read_wav(raw), pad, pad])
 
 
 def parse_arpa(path: Path) -> tuple[dict[int, int], dict[tuple[str, ...], tuple[float, float]]]:

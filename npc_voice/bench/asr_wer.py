@@ -23,6 +23,7 @@ from pathlib import Path
 
 import click
 import numpy as np
+import soxr
 
 from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE
 from npc_voice.features.asr import AsrModels, StreamingRecognizer, persona_prompt
@@ -111,14 +112,19 @@ def edit_distance(ref: list[str], hyp: list[str]) -> int:
 
 
 def read_wav(path: Path) -> np.ndarray:
+    """A mono 16-bit WAV as int16 at 16 kHz (the synthesisers write 22.05 kHz: resampled with soxr)."""
     with wave.open(str(path), "rb") as w:
-        if w.getframerate() != SAMPLE_RATE or w.getnchannels() != 1 or w.getsampwidth() != 2:
-            raise ValueError(f"{path}: expected 16 kHz mono 16-bit")
-        return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+        if w.getnchannels() != 1 or w.getsampwidth() != 2:
+            raise ValueError(f"{path}: expected mono 16-bit")
+        rate = w.getframerate()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+    if rate == SAMPLE_RATE:
+        return pcm
+    return np.clip(np.round(soxr.resample(pcm.astype(np.float32), rate, SAMPLE_RATE)), -32768, 32767).astype(np.int16)
 
 
 def synthesise(text: str, voice: tuple[str, str, int, int], out_dir: Path) -> np.ndarray:
-    """Speak `text` with one voice and resample it to 16 kHz with sox (cached by file name)."""
+    """Speak `text` with one voice, at 16 kHz (cached by file name)."""
     engine, name, rate, pitch = voice
     key = re.sub(r"[^a-z0-9]+", "_", f"{engine}_{name}_{rate}_{pitch}_{text.lower()}")[:150]
     final = out_dir / f"{key}.wav"
@@ -134,11 +140,12 @@ def synthesise(text: str, voice: tuple[str, str, int, int], out_dir: Path) -> np
                 check=True,
                 capture_output=True,
             )
-        subprocess.run(
-            ["sox", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(final)],
-            check=True,
-            capture_output=True,
-        )
+        pcm = read_wav(raw)
+        with wave.open(str(final), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(SAMPLE_RATE)
+            w.writeframes(pcm.tobytes())
         raw.unlink()
     return read_wav(final)
 
