@@ -154,6 +154,18 @@ def bench_perf(cases: Path, out: Path, levels: str, seconds: float, soak_minutes
     click.echo((out / "table.md").read_text())
 
 
+@bench.command("cases")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seed", default=0, show_default=True, help="Same seed, same cases (byte for byte).")
+def bench_cases(out: Path, seed: int) -> None:
+    """Render a held-out case set in the dev format into OUT: voices training never uses, wordings dev never uses."""
+    from npc_voice.bench.cases import render_cases
+
+    t = time.monotonic()
+    ids = render_cases(out, seed)
+    click.echo(f"{len(ids)} cases in {out} ({time.monotonic() - t:.1f} s)")
+
+
 @main.command()
 @click.option(
     "--wav",
