@@ -391,9 +391,9 @@ def draw_character(
     if pose.body == "talking":
         arm_r = 6 + 5 * math.sin(t * 5.5)
         bob += math.sin(t * 7) * 0.6
-    elif pose.body == "listening":
-        lean = 3 * (1 if facing >= 0 else -1)
-        head_dy = 1.5
+    elif pose.body == "listening":  # leaning further in and head up as the player's turn nears its end
+        lean = (3 + 3 * pose.anticipation) * (1 if facing >= 0 else -1)
+        head_dy = 1.5 * (1 - pose.anticipation)
     elif pose.body == "nodding":
         head_dy = 4 * abs(math.sin(pose.nod * math.pi * 2))
     elif pose.body == "startled":

@@ -139,6 +139,22 @@ class Notice(Event):
     message: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class Floor(Event):
+    """The duplex model's reading of this chunk and the action taken, in every reply of a session opened
+    with ``floor``: a game can lean the NPC in when the player is about to yield, and a developer can see
+    why the NPC spoke or stopped. Probabilities are in 0..1."""
+
+    type: Literal["floor"] = "floor"
+    action: Literal["listen", "respond", "continue", "backchannel", "interrupted"]
+    p_yield: float  # the player's turn is over now: the NPC should speak
+    p_yield_soon: float  # the player's last words end within the next two chunks
+    p_player: float  # the player (not the NPC's echo, not noise) speaks in this chunk
+    p_backchannel: float | None = None  # while the NPC speaks: the player only backchannels ...
+    p_interrupt: float | None = None  # ... or takes the floor
+    p_end: float | None = None  # the prosody model at the last end of the player's voice, this turn
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__dataclass_fields__["type"].default: cls  # type: ignore[misc]
     for cls in (
@@ -153,6 +169,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Visemes,
         Emotion,
         Notice,
+        Floor,
     )
 }
 

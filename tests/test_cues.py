@@ -198,6 +198,26 @@ def test_the_npcs_own_mm_hm_nods_and_shows_in_the_bubble() -> None:
     assert animator.update(0.016, 102.0).subtitle == ""  # a short aside, not a held line
 
 
+def test_the_npc_leans_in_as_the_model_expects_the_turn_to_end() -> None:
+    animator = Animator()
+
+    def floor(t: float, action: str, p_yield: float, soon: float) -> None:
+        event = ev.Floor(action=action, p_yield=p_yield, p_yield_soon=soon, p_player=0.9)
+        animator.handle(ge.to_pygame("smith", t, event))
+
+    floor(100.0, "listen", 0.02, 0.05)  # the player is mid-sentence
+    calm = animator.update(0.2, 100.2, listening=True).anticipation
+    floor(100.2, "listen", 0.1, 0.9)  # their last words are ending
+    for i in range(5):
+        eager = animator.update(0.1, 100.3 + i * 0.1, listening=True).anticipation
+    assert calm < 0.1 < 0.7 < eager
+    floor(100.8, "respond", 0.95, 0.9)  # the NPC takes the turn: no more leaning in
+    animator.handle(ge.to_pygame("smith", 100.8, ev.SpeechStart(offset=0.0, line_id="l1", text="Aye.")))
+    for i in range(5):
+        speaking = animator.update(0.1, 100.9 + i * 0.1).anticipation
+    assert speaking < 0.1
+
+
 def run_until(npc: NPCVoice, hub: VoiceHub, player: tuple[float, float], seconds: float, until) -> list:
     """The game loop with the player at ``player`` until ``until(barks so far)``; returns this NPC's barks."""
     seen = []

@@ -38,6 +38,7 @@ def test_mic_chunk_without_reference() -> None:
     "msg",
     [
         p.OpenSession(session="s", persona="blacksmith", npc_id="smith", state={"quest": 2}),
+        p.OpenSession(session="s", persona="blacksmith", npc_id="smith", floor=True),
         p.CloseSession(session="s"),
         p.Ping(t_sent=3.0),
         p.Opened(session="s", persona="blacksmith", npc_id="smith"),
@@ -98,6 +99,13 @@ def test_field_types_are_checked() -> None:
     assert code_of(frames_with({"v": 1, "type": "mic", "session": "s", "seq": "one", "t_capture": 0.0},
                                chunk().tobytes())) == "bad_field"
     assert code_of(frames_with({"v": 1, "type": "open", "session": "s", "npc_id": "x"})) == "missing_field"
+    assert code_of(frames_with({"v": 1, "type": "open", "session": "s", "persona": "blacksmith", "npc_id": "x",
+                                "floor": 1})) == "bad_field"
+
+
+def test_an_open_without_floor_asks_for_no_floor_events() -> None:
+    header = {"v": 1, "type": "open", "session": "s", "persona": "blacksmith", "npc_id": "x"}
+    assert p.decode(frames_with(header)).floor is False
 
 
 def test_non_finite_state_is_rejected() -> None:

@@ -152,3 +152,37 @@ def test_remote_bind_needs_explicit_permission(resources) -> None:
     assert not is_loopback("tcp://0.0.0.0:5571")
     with pytest.raises(ValueError, match="loopback"):
         Sidecar(resources, "tcp://0.0.0.0:5599")
+
+
+def test_floor_events_report_the_model_and_the_action_in_every_step(client: SidecarClient) -> None:
+    s = client.open_session(persona="blacksmith", npc_id="smith", floor=True)
+    assert s.wait_opened(60), s.error
+    chunks = say("Where can I buy a good sword?", lead_s=1.0)
+    replies: list = []
+    for c in chunks:  # at the pace of a microphone
+        s.send_mic(c)
+        time.sleep(0.2)
+        replies += s.replies()
+    replies = [r for r in replies + collect(s, len(chunks) - len(replies)) if isinstance(r, Reply)]
+    floors = [[e for e in r.events if e.type == "floor"] for r in replies]
+    assert all(len(f) == 1 for f in floors)
+    floor = [f[0] for f in floors]
+    assert {f.action for f in floor} <= {"listen", "respond", "continue", "backchannel", "interrupted"}
+    answered = next(i for i, r in enumerate(replies) if any(e.type == "response" for e in r.events))
+    assert floor[answered].action == "respond"
+    for f in floor:
+        for prob in (f.p_yield, f.p_yield_soon, f.p_player, f.p_backchannel, f.p_interrupt, f.p_end):
+            assert prob is None or 0.0 <= prob <= 1.0
+    # the model hears the player only while they speak, and expects the turn's end before the NPC answers
+    assert max(f.p_player for f in floor[1:5]) < 0.5 < max(f.p_player for f in floor[5:answered])
+    assert max(max(f.p_yield, f.p_yield_soon) for f in floor[answered - 3 : answered + 1]) > 0.5
+    # while the NPC answers, the backchannel/interruption heads are there; before, they are not
+    assert floor[answered - 1].p_interrupt is None and floor[answered + 2].p_interrupt is not None
+
+
+def test_sessions_not_asking_get_no_floor_events(client: SidecarClient) -> None:
+    s = open_session(client)
+    for _ in range(5):
+        s.send_mic(np.zeros(CHUNK_SAMPLES, np.int16))
+    replies = collect(s, 5)
+    assert len(replies) == 5 and not any(e.type == "floor" for r in replies for e in r.events)

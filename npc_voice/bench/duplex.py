@@ -122,7 +122,7 @@ def run_case(
 
     client = SidecarClient(address)
     session = client.open_session(persona=case.get("persona", "blacksmith"), npc_id=case["id"],
-                                  clock="realtime" if realtime else "simulated")
+                                  clock="realtime" if realtime else "simulated", floor=True)  # as the game hub
     try:
         if not session.wait_opened(60.0):
             raise RuntimeError(

@@ -114,7 +114,8 @@ def run_level(
     client = SidecarClient(address)
     result = LevelResult(sessions=sessions, seconds=seconds)
     try:
-        live = [client.open_session(persona=persona, npc_id=f"perf{i}") for i in range(sessions)]
+        # floor events on, as the game hub opens its sessions: the duplex model runs in every step
+        live = [client.open_session(persona=persona, npc_id=f"perf{i}", floor=True) for i in range(sessions)]
         for s in live:
             if not s.wait_opened(60):
                 raise RuntimeError(f"session did not open: {s.error}")

@@ -78,7 +78,8 @@ def soak(address: str, sessions: int, minutes: float, timeout_s: float = 60.0) -
     client = SidecarClient(address)
     report = SoakReport(sessions=sessions)
     try:
-        live = [client.open_session(persona="blacksmith", npc_id=f"npc{i}", clock="simulated") for i in range(sessions)]
+        live = [client.open_session(persona="blacksmith", npc_id=f"npc{i}", clock="simulated", floor=True)
+                for i in range(sessions)]
         for s in live:
             if not s.wait_opened(120):
                 raise RuntimeError(f"session did not open: {s.error}")

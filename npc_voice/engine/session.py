@@ -152,9 +152,11 @@ class Session:
         state: dict[str, Any] | None = None,
         seed: int | None = None,
         simulated_clock: bool = False,
+        floor_events: bool = False,
     ) -> None:
         """``simulated_clock``: chunks arrive faster than real time (a bench), so a due answer waits for
-        its look-ahead work in the step, where the step's measured time charges it to the simulated clock."""
+        its look-ahead work in the step, where the step's measured time charges it to the simulated clock.
+        ``floor_events``: every step reports the duplex model's probabilities and the action (``ev.Floor``)."""
         self.res = resources
         self._prepare_wait = None if simulated_clock else 0.0
         self._due_steps = 0  # chunks an answer has been due while its accurate words were not ready
@@ -172,12 +174,15 @@ class Session:
         if EndOfTurn.available():  # answer a turn in the chunk its voice ends when the prosody says it is over
             prosody = EndOfTurn.shared()
             self.policy = replace(self.policy, project_p_end=prosody.threshold, project_hold_p=prosody.hold_threshold)
-        if os.environ.get("NPC_VOICE_POLICY", "baseline") == "duplex":
-            if DuplexModel.available():
-                self._duplex = DuplexModel.shared().session()
+        learned_policy = os.environ.get("NPC_VOICE_POLICY", "baseline") == "duplex"
+        if (learned_policy or floor_events) and DuplexModel.available():
+            self._duplex = DuplexModel.shared().session()
+            if learned_policy:
                 self.policy = DuplexPolicy()
-            else:
-                log.warning("no duplex weights in models/duplex (python -m npc_voice.train.duplex): baseline policy")
+        elif learned_policy or floor_events:
+            log.warning("no duplex weights in models/duplex (python -m npc_voice.train.duplex): baseline policy, "
+                        "no floor events")
+        self._floor_events = floor_events and self._duplex is not None
         self._line_step = 0  # the step at which the current line started
         self._rng = random.Random(seed)
         self._aec = EchoCanceller()
@@ -281,10 +286,27 @@ class Session:
         if action is not Action.RESPOND:
             self._due_steps = 0
         self._temperament(action, events)
+        npc_speaking = self._line is not None
         pcm = self._act(action, events, projected)
+        if self._floor_events:
+            events.append(self._floor(action, npc_speaking))
         self._prev_chunk = clean
         self.steps += 1
         return StepResult(pcm=pcm, events=events, compute_ms=(time.perf_counter() - t0) * 1000)
+
+    def _floor(self, action: Action, npc_speaking: bool) -> ev.Floor:
+        """The duplex model's heads for this chunk, the prosody's verdict on the turn's last voice end (while
+        the player is quiet after it) and the action the policy took."""
+        out = self._duplex.last
+        p_end = self._p_end[1] if (self._p_end is not None and self._p_end[0] == self._loud_end_s
+                                   and not self._in_speech and self._turn_speech_s > 0) else None
+        return ev.Floor(
+            action=action.value, p_yield=round(out.shift, 3), p_yield_soon=round(out.soon, 3),
+            p_player=round(out.player, 3),
+            p_backchannel=round(out.backchannel, 3) if npc_speaking else None,
+            p_interrupt=round(out.interrupt, 3) if npc_speaking else None,
+            p_end=None if p_end is None else round(p_end, 3),
+        )
 
     def _hear_tone(self, clean: np.ndarray, ended: bool, events: list[ev.Event]) -> None:
         """The player's tone from this chunk; the NPC's feelings follow it (events when they change)."""

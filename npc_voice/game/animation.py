@@ -28,6 +28,7 @@ ASIDE_HOLD_S = 1.2  # the NPC's own "mm-hm" shows this long: it has no speech_en
 CAPTION_HOLD_S = 4.0
 MOUTH_RATE = 25.0  # 1/s: how fast the jaw follows its target (a 40 ms time constant)
 EXPRESSION_RATE = 4.0
+ANTICIPATION_RATE = 6.0  # 1/s: anticipation follows the model within about a chunk, without flicker
 AMPLITUDE_GAIN = 8.0
 
 
@@ -43,6 +44,7 @@ class Pose:
     body: str = "idle"  # idle | talking | listening | nodding | startled
     nod: float = 0.0  # 0..1 phase of a backchannel nod (0 when not nodding)
     startle: float = 0.0  # 1 right after an interruption, falling to 0
+    anticipation: float = 0.0  # 0..1: the model expects the player to hand over the turn now or soon (lean in)
     speaking: bool = False
     subtitle: str = ""
     caption: str = ""  # what the NPC heard the player say
@@ -62,6 +64,7 @@ class Animator:
         self._caption_until = 0.0
         self._nod_until = 0.0
         self._startle_until = 0.0
+        self._anticipation_target = 0.0
 
     def handle(self, event: pygame.event.Event) -> None:
         """Apply one NPC voice event (already due: its time is now)."""
@@ -101,6 +104,9 @@ class Animator:
                 self._target_expression = (event.emotion, float(event.intensity))
             else:
                 self.player_emotion = event.emotion
+        elif event.type == ge.NPC_FLOOR:
+            # while it listens, how sure the model is that the player is handing over the turn
+            self._anticipation_target = max(event.p_yield, event.p_yield_soon) if event.action == "listen" else 0.0
         elif event.type == ge.NPC_TRANSCRIPT:
             self.pose.caption = event.text if event.final else f"{event.text}…"
             self._caption_until = now + CAPTION_HOLD_S
@@ -118,6 +124,8 @@ class Animator:
         else:
             p.expression_weight += (weight - p.expression_weight) * min(1.0, EXPRESSION_RATE * dt)
         p.startle = max(0.0, (self._startle_until - now) / STARTLE_S)
+        target = 0.0 if p.speaking else self._anticipation_target
+        p.anticipation += (target - p.anticipation) * min(1.0, ANTICIPATION_RATE * dt)
         p.nod = 1.0 - (self._nod_until - now) / NOD_S if now < self._nod_until else 0.0
         if p.startle > 0:
             p.body = "startled"

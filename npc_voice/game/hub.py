@@ -126,7 +126,7 @@ class VoiceHub:
 
     def attach(self, npc_id: str, persona: str, state: dict[str, Any] | None = None) -> NpcLink:
         """Open a session for an NPC (returns at once; ``NPC_READY`` is posted when it is open)."""
-        session = self.client.open_session(persona=persona, npc_id=npc_id, state=state)
+        session = self.client.open_session(persona=persona, npc_id=npc_id, state=state, floor=True)
         link = NpcLink(npc_id=npc_id, persona=persona, session=session, channel=self.mixer.add(npc_id))
         link.channel.buffer.on_start = lambda seq, t: self._on_start(link, seq, t)
         with self._lock:

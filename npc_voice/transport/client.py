@@ -89,6 +89,7 @@ class _SessionInfo:
     npc_id: str
     state: dict[str, Any]
     clock: str
+    floor: bool
     inbox: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_INBOX))
     opened: threading.Event = field(default_factory=threading.Event)
     error: str | None = None
@@ -149,7 +150,8 @@ class _SessionInfo:
 
     def open_message(self, session: str) -> p.OpenSession:
         return p.OpenSession(
-            session=session, persona=self.persona, npc_id=self.npc_id, state=self.state, clock=self.clock
+            session=session, persona=self.persona, npc_id=self.npc_id, state=self.state, clock=self.clock,
+            floor=self.floor,
         )
 
 
@@ -274,13 +276,15 @@ class SidecarClient:
         state: dict[str, Any] | None = None,
         session_id: str | None = None,
         clock: str = "realtime",
+        floor: bool = False,
     ) -> ClientSession:
         """Ask the sidecar for a session; returns at once (see ``ClientSession.opened``).
 
-        ``clock="simulated"`` is for benches that send chunks faster than real time.
+        ``clock="simulated"`` is for benches that send chunks faster than real time. ``floor=True`` asks for
+        a ``floor`` event in every step (the duplex model's probabilities and the action).
         """
         sid = session_id or f"{npc_id}-{uuid.uuid4().hex[:8]}"
-        info = _SessionInfo(persona=persona, npc_id=npc_id, state=dict(state or {}), clock=clock)
+        info = _SessionInfo(persona=persona, npc_id=npc_id, state=dict(state or {}), clock=clock, floor=floor)
         with self._lock:
             self._sessions[sid] = info
         self._post(info.open_message(sid))

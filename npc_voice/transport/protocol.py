@@ -89,6 +89,9 @@ class OpenSession(Message):
     # "realtime": chunks come every 200 ms and look-ahead work runs beside them. "simulated": a bench
     # sends chunks as fast as it gets replies, so look-ahead work is waited for and charged to the step.
     clock: str = "realtime"
+    # True: every step carries a ``floor`` event (the model's probabilities and the action). Opt-in, so a
+    # v1 client that predates the event never receives it.
+    floor: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -404,6 +407,7 @@ def decode(frames: list[bytes]) -> Message:
             format=audio,
             state=_check_state(header.get("state", {}), session, None),
             clock=_clock(_field(header, "clock", str, session, required=False, default="realtime"), session),
+            floor=_field(header, "floor", bool, session, required=False, default=False),
         )
     if cls is Opened:
         return Opened(

@@ -486,7 +486,8 @@ class Sidecar:
     def _run_open(self, key: tuple[bytes, str], slot: _Slot, msg: p.OpenSession) -> None:
         session: Session | None = None
         try:
-            session = Session(self.res, msg.persona, msg.npc_id, msg.state, simulated_clock=msg.clock == "simulated")
+            session = Session(self.res, msg.persona, msg.npc_id, msg.state, simulated_clock=msg.clock == "simulated",
+                              floor_events=msg.floor)
             reply: p.Message = p.Opened(session=msg.session, persona=msg.persona, npc_id=msg.npc_id)
         except KeyError as exc:
             reply = p.Error(session=msg.session, code="unknown_persona", message=str(exc.args[0]))
