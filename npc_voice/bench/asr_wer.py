@@ -28,6 +28,7 @@ import soxr
 from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE
 from npc_voice.features.asr import AsrModels, StreamingRecognizer, persona_prompt
 from npc_voice.features.lm import build_persona_lm
+from npc_voice.persona.loader import PersonaStore
 
 PERSONA = Path(__file__).resolve().parents[2] / "assets" / "personas" / "blacksmith.yaml"
 PHONE_CALL = Path(__file__).resolve().parents[3] / "shared" / "eval" / "real" / "phone_call"
@@ -186,7 +187,7 @@ def stream(rec: StreamingRecognizer, audio: np.ndarray, score: Score) -> str:
 def run(n_voices: int, verbose: bool) -> dict[str, dict[str, dict[str, float]]]:
     lm = build_persona_lm(PERSONA)
     models = AsrModels()
-    prompt = persona_prompt(lm)
+    prompt = persona_prompt(lm, PersonaStore(PERSONA.parent).load(PERSONA.stem).name)
     recs = {"ps_general": StreamingRecognizer(models, None), "ps_persona": StreamingRecognizer(models, lm)}
     pad = np.zeros(int(0.3 * SAMPLE_RATE), dtype=np.int16)
     cases: list[tuple[str, str, str, np.ndarray]] = []

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from npc_voice.features.asr import AsrModels
+from npc_voice.features.asr import AsrModels, persona_prompt
 from npc_voice.features.embed import Embedder
 from npc_voice.features.lm import PersonaLM, build_persona_lm
 from npc_voice.features.vad import shared_session
@@ -34,6 +34,7 @@ class LoadedPersona:
     matcher: TopicMatcher
     lm: PersonaLM
     mtime: float
+    prompt: str  # Whisper's vocabulary hint for this persona's topics (``persona_prompt``)
 
 
 class EngineResources:
@@ -107,11 +108,10 @@ class EngineResources:
                 self._broken[persona_id] = (mtime, getattr(exc, "first", str(exc)))
             log.error("persona %s: the edit is broken, keeping the last good version:\n%s", persona_id, exc)
             return cached
+        lm = build_persona_lm(persona.source)
         loaded = LoadedPersona(
-            persona=persona,
-            matcher=TopicMatcher(persona, self.embedder),
-            lm=build_persona_lm(persona.source),
-            mtime=mtime,
+            persona=persona, matcher=TopicMatcher(persona, self.embedder), lm=lm, mtime=mtime,
+            prompt=persona_prompt(lm, persona.name),
         )
         with self._lock:
             self._loaded[persona_id] = loaded

@@ -575,8 +575,10 @@ class Session:
 
     def _prepare(self, audio: np.ndarray, fast: str, loaded: LoadedPersona, seed: float,
                  state: dict[str, Any], previous: str | None, after_interrupt: bool, unsaid: str) -> PreparedAnswer:
-        """Worker thread: accurate transcript, topic, line; the first sentence's voice follows on a worker."""
-        heard = " ".join((self.res.asr.transcribe(audio) or fast).split())
+        """Worker thread: accurate transcript, topic, line; the first sentence's voice follows on a worker.
+        The read is primed with the persona's topic words: Whisper then hears "forge" and "longsword" where
+        an unusual voice leaves it unsure (tiny.en misreads them as "forward", "long zone")."""
+        heard = " ".join((self.res.asr.transcribe(audio, prompt=loaded.prompt) or fast).split())
         return self._answer_for(heard, loaded, random.Random(seed), state, previous, after_interrupt, unsaid)
 
     def _answer_for(self, heard: str, loaded: LoadedPersona, rng: random.Random, state: dict[str, Any],

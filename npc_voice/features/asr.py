@@ -34,8 +34,9 @@ TOKENS_BASE = 8
 TOKENS_PER_SECOND = 6.0  # fast speech is ~4 words (~5 tokens) a second
 
 
-def persona_prompt(lm: PersonaLM, speaker: str = "the blacksmith") -> str:
-    """A Whisper prompt naming the persona's less common words, as a sentence (a bare word list loops)."""
+def persona_prompt(lm: PersonaLM, speaker: str) -> str:
+    """A Whisper prompt naming the persona's less common words, as a sentence (a bare word list loops);
+    ``speaker`` is the persona's name."""
     return f"A traveller talks with {speaker} about " + ", ".join(lm.keywords) + "."
 
 
