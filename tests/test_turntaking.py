@@ -145,6 +145,24 @@ def test_the_npcs_own_words_leaking_back_do_not_stop_it() -> None:
     assert policy.decide(obs(**cue)) is Action.INTERRUPTED  # a cue word is the player's, early
 
 
+def test_speech_over_the_npc_the_model_does_not_hear_as_the_player_is_echo() -> None:
+    policy = BaselineTurnPolicy()
+    for heard in (0.9, None):  # the model hears the player, or there is no model: the rules alone
+        assert policy.decide(obs(npc_speaking=True, in_speech=True, speech_s=0.3, words="wait",
+                                 stretch_player_p=heard)) is Action.INTERRUPTED
+    echo = dict(npc_speaking=True, in_speech=True, stretch_player_p=0.05)
+    assert policy.decide(obs(speech_s=0.3, words="wait", **echo)) is Action.CONTINUE
+    assert policy.decide(obs(speech_s=1.2, words="three winters ago", stretch_words="Three winters ago it came",
+                             **echo)) is Action.CONTINUE
+    ended = obs(npc_speaking=True, in_speech=False, speech_s=0.4, silence_s=0.2, words="wait", stretch_player_p=0.05)
+    assert policy.decide(ended) is Action.BACKCHANNEL and not policy.heard_player(ended)  # over: nothing to report
+    # a voice the model never learned, saying something that is not the NPC's words, for 3 s: the player
+    assert policy.decide(obs(speech_s=3.2, words="no listen to me", stretch_words="No, listen to me, please, stop.",
+                             **echo)) is Action.INTERRUPTED
+    assert policy.decide(obs(speech_s=3.2, words="three winters", stretch_words="Three winters ago it came",
+                             stretch_is_echo=True, **echo)) is Action.CONTINUE
+
+
 def test_a_turn_is_projected_over_only_when_words_fit_and_prosody_agree() -> None:
     policy = BaselineTurnPolicy()
     ended = obs(words="Can you fix my sword?", partial="can you fix my sword", in_speech=True, fit=0.9,

@@ -86,6 +86,7 @@ STRETCH_READ_AFTER_S = 0.3
 STRETCH_REREAD_S = 0.2
 STRETCH_STALE_S = 0.4
 ECHO_WORDS_S = 2.5  # a read of speech over the NPC is compared with the NPC's words of this last stretch
+STRETCH_JOIN_S = 0.5  # a stretch of speech that starts this soon after the last one goes on with it
 # Temperament at work. A quiet NPC with the player near says an idle bark after IDLE_AFTER_S seconds,
 # scaled from a terse persona (talkativeness 0) to a chatty one (1) and varied by a third either way.
 IDLE_AFTER_S = (40.0, 12.0)
@@ -174,15 +175,17 @@ class Session:
         if EndOfTurn.available():  # answer a turn in the chunk its voice ends when the prosody says it is over
             prosody = EndOfTurn.shared()
             self.policy = replace(self.policy, project_p_end=prosody.threshold, project_hold_p=prosody.hold_threshold)
-        learned_policy = os.environ.get("NPC_VOICE_POLICY", "baseline") == "duplex"
-        if (learned_policy or floor_events) and DuplexModel.available():
+        # The duplex model runs in every session: its player head tells the player's voice over the NPC
+        # from the NPC's own echo for the rules, and its heads go out in ``floor`` events when asked.
+        if DuplexModel.available():
             self._duplex = DuplexModel.shared().session()
-            if learned_policy:
+            if os.environ.get("NPC_VOICE_POLICY", "baseline") == "duplex":
                 self.policy = DuplexPolicy()
-        elif learned_policy or floor_events:
-            log.warning("no duplex weights in models/duplex (python -m npc_voice.train.duplex): baseline policy, "
-                        "no floor events")
+        else:
+            log.warning("no duplex weights in models/duplex (python -m npc_voice.train.duplex): no echo check "
+                        "by the model, no floor events")
         self._floor_events = floor_events and self._duplex is not None
+        self._stretch_player_p = 0.0  # the duplex model's highest P(player) over the current stretch
         self._line_step = 0  # the step at which the current line started
         self._rng = random.Random(seed)
         self._aec = EchoCanceller()
@@ -257,6 +260,7 @@ class Session:
             # canceller removed little (a headset: no echo at all), what the mic hears is the player.
             probs = np.minimum(probs, SPEECH_OFF * 0.5)
         was_speaking = self._in_speech
+        quiet_before = 0.0 if was_speaking else self._silence_s
         started = self._track_speech(probs)
         self._track_loudness(clean, was_speaking, started)
         if self._projected is not None:
@@ -266,7 +270,12 @@ class Session:
 
         if self._duplex is not None:
             elapsed = (self.steps - self._line_step) * CHUNK_SECONDS if self._line is not None else 0.0
-            self._duplex.step(mic, clean, played, raw_probs, echo, self._line is not None, elapsed, self._partial)
+            out = self._duplex.step(mic, clean, played, raw_probs, echo, self._line is not None, elapsed,
+                                    self._partial)
+            if started and quiet_before >= STRETCH_JOIN_S:
+                self._stretch_player_p = out.player
+            elif started or was_speaking or self._in_speech:  # "Oh, | I see": one voice, two stretches
+                self._stretch_player_p = max(self._stretch_player_p, out.player)
         ready = self._ready_answer() if self._prepared is not None and self._prepared.done() else None
         # the accurate words are in: judge the turn on them and on how well they fit a topic
         action = self._decide(ready)
@@ -289,7 +298,8 @@ class Session:
         npc_speaking = self._line is not None
         pcm = self._act(action, events, projected)
         if self._floor_events:
-            events.append(self._floor(action, npc_speaking))
+            heard = action is not Action.BACKCHANNEL or self._heard_player()
+            events.append(self._floor(action if heard else Action.CONTINUE, npc_speaking))
         self._prev_chunk = clean
         self.steps += 1
         return StepResult(pcm=pcm, events=events, compute_ms=(time.perf_counter() - t0) * 1000)
@@ -344,8 +354,14 @@ class Session:
             stretch_words=stretch,
             stretch_is_echo=self._stretch_is_echo(stretch),
             stretch_read_pending=self._stretch_read is not None and not self._stretch_read[1].done(),
+            stretch_player_p=self._stretch_player_p if self._duplex is not None else None,
         )
         return self._obs
+
+    def _heard_player(self) -> bool:
+        """The stretch over the NPC that just ended was the player's voice, not the NPC's echo or noise."""
+        policy = self.policy
+        return not isinstance(policy, BaselineTurnPolicy) or self._obs is None or policy.heard_player(self._obs)
 
     def _over_npc(self) -> bool:
         """The player speaks over the NPC, or such a stretch has just ended and is not yet judged."""
@@ -671,7 +687,7 @@ class Session:
             self._stretch_handled = True
         elif action is Action.BACKCHANNEL and not self._stretch_handled:
             self._stretch_handled = True
-            if not self._stretch_held:
+            if not self._stretch_held and self._heard_player():
                 events.append(ev.Backchannel(heard=self._partial))
             self._stretch_held = False
             self._reset_turn()
@@ -727,6 +743,7 @@ class Session:
         self._line = LineStream(line_id, text, self._synth, self.res.voices, first=first, lead_in=lead_in)
         self._line_step = self.steps
         self._aside = None
+        self._stretch_player_p = 0.0  # the player's voice before the line does not speak for what comes over it
         events.append(ev.SpeechStart(offset=round(lead_in, 3), line_id=line_id, text=text))
 
     # ------------------------------------------------------------------ temperament
@@ -750,7 +767,7 @@ class Session:
             # A cut-in it does not yield to, heard while it lasts or as it ends ("wait" is often only
             # recognised once said): "Let me finish."
             cut_in = (self._speech_s >= HOLD_FLOOR_MIN_S and not self._stretch_handled and not self._stretch_held
-                      and self._obs is not None and heard_cue(self._obs))
+                      and self._obs is not None and heard_cue(self._obs) and self._heard_player())
             if cut_in and action in (Action.CONTINUE, Action.BACKCHANNEL) and self._held_line != self._line.line_id:
                 self._hold_floor(events)
             return

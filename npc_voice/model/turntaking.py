@@ -158,7 +158,7 @@ class Action(enum.Enum):
     LISTEN = "listen"  # keep listening (player may be talking or silent)
     RESPOND = "respond"  # the player's turn is over: start the answer now
     CONTINUE = "continue"  # keep talking (nothing, or a backchannel, was heard)
-    BACKCHANNEL = "backchannel"  # the player said "uh-huh": note it, keep talking
+    BACKCHANNEL = "backchannel"  # speech over the NPC ended without taking the floor ("uh-huh"): keep talking
     INTERRUPTED = "interrupted"  # the player took the floor: stop talking now
 
 
@@ -181,6 +181,9 @@ class FloorObservation:
     voice_gap_s: float | None = None  # quiet since the player's voice ended by its loudness (None: not ended)
     unread_s: float | None = None  # voice after the end of the audio ``words`` were read from
     p_end: float | None = None  # the prosody model's P(the turn is complete) where the voice ended
+    # The duplex model's highest P(the player, not the NPC's echo or noise, speaks) over the chunks of the
+    # stretch over the NPC (None: no model loaded).
+    stretch_player_p: float | None = None
 
 
 def words_of(text: str) -> list[str]:
@@ -259,6 +262,12 @@ class BaselineTurnPolicy:
     backchannel_hold_max_s: float = 1.5  # a stretch read as a backchannel may run this long
     read_grace_s: float = 0.25  # past backchannel_max_s, wait this long for the stretch's accurate read
     cue_min_s: float = 0.2
+    # Speech over the NPC counts as the player only if the duplex model hears them in some chunk of it
+    # (its player head: AUC 0.998 on held-out voices with echo); else it is the NPC's own voice leaking
+    # past the canceller, or noise. Past ``unheard_max_s`` of speech whose read says something that is
+    # not the NPC's words, it is the player whatever the model says (a voice unlike any it learned).
+    player_p: float = 0.5
+    unheard_max_s: float = 3.0
     projected_gap_s: float = 0.2  # a human gap, from the voice's end to the answer
     project_min_gap_s: float = 0.08  # quiet needed after the voice: longer than a stop's closure ("bro|ken")
     project_unread_s: float = 0.3  # about a word: the read may miss the last one if the words end finished
@@ -332,8 +341,16 @@ class BaselineTurnPolicy:
             return None
         return max(0.0, self.projected_gap_s - obs.voice_gap_s)
 
+    def heard_player(self, obs: FloorObservation) -> bool:
+        """The stretch over the NPC is the player's voice, by the duplex model (True when none is loaded)."""
+        return obs.stretch_player_p is None or obs.stretch_player_p >= self.player_p
+
     def _while_speaking(self, obs: FloorObservation) -> Action:
         if obs.in_speech:
+            if not self.heard_player(obs):
+                read = obs.stretch_words
+                said = read is not None and not obs.stretch_is_echo and len(words_of(read)) >= 3
+                return Action.INTERRUPTED if said and obs.speech_s >= self.unheard_max_s else Action.CONTINUE
             if obs.speech_s >= self.cue_min_s and heard_cue(obs):
                 return Action.INTERRUPTED
             if obs.speech_s > self.backchannel_max_s:
@@ -356,7 +373,7 @@ class BaselineTurnPolicy:
         if obs.speech_s > 0 and obs.silence_s > 0:
             # A short stretch just ended while we kept talking. A cut-in word is often recognised only
             # once it is said ("wait!" read as "way" until its end): then it was a cut-in after all.
-            if obs.speech_s >= self.cue_min_s and heard_cue(obs):
+            if obs.speech_s >= self.cue_min_s and heard_cue(obs) and self.heard_player(obs):
                 return Action.INTERRUPTED
-            return Action.BACKCHANNEL
+            return Action.BACKCHANNEL  # the session reports it only if it was the player
         return Action.CONTINUE
