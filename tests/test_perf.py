@@ -87,14 +87,16 @@ def test_overload_is_announced_applied_and_refuses_new_sessions(overloaded: Side
                     notices += [e.message for e in r.events if e.type == "notice" and e.code == "degraded"]
         assert overloaded.overload.level == len(DEGRADE_ORDER)
         assert overloaded.res.predictive is False  # level 1: no reading ahead
-        assert overloaded.res.asr.accurate is False  # level 2: no Whisper pass
+        assert overloaded.res.learned is False  # level 2: no duplex model in the steps
+        assert overloaded.res.asr.accurate is False  # level 3: no Whisper pass
         assert overloaded.res.asr.transcribe(np.ones(16000, np.int16)) == ""
         time.sleep(0.5)
         for r in s.replies():
             if isinstance(r, Reply):
                 notices += [e.message for e in r.events if e.type == "notice" and e.code == "degraded"]
         assert [m.split(":")[0] for m in notices] == [f"level {i + 1}" for i in range(len(DEGRADE_ORDER))]
-        assert "no reading ahead" in notices[0] and "accurate transcript pass off" in notices[1]
+        assert "no reading ahead" in notices[0] and "duplex model off" in notices[1]
+        assert "accurate transcript pass off" in notices[2]
 
         late = client.open_session(persona="blacksmith", npc_id="latecomer")
         t = time.monotonic()

@@ -186,3 +186,19 @@ def test_sessions_not_asking_get_no_floor_events(client: SidecarClient) -> None:
         s.send_mic(np.zeros(CHUNK_SAMPLES, np.int16))
     replies = collect(s, 5)
     assert len(replies) == 5 and not any(e.type == "floor" for r in replies for e in r.events)
+
+
+def test_without_the_learned_model_the_rules_go_on_and_floor_events_stop(resources) -> None:
+    from npc_voice.engine.session import Session
+
+    s = Session(resources, "blacksmith", "smith-degraded", simulated_clock=True, floor_events=True)
+    silent = np.zeros(CHUNK_SAMPLES, np.int16)
+    assert [e.type for e in s.step(silent, silent).events if e.type == "floor"] == ["floor"]
+    resources.learned = False  # what the sidecar does at its second overload level
+    try:
+        steps = [s.step(c, silent) for c in say("Where is the castle?")]
+    finally:
+        resources.learned = True
+    events = [e for r in steps for e in r.events]
+    assert not any(e.type == "floor" for e in events)
+    assert any(e.type == "response" and e.topic == "directions" for e in events)

@@ -58,6 +58,7 @@ class EngineResources:
         self._reads = 0  # reads queued or running
         self._reads_lock = threading.Lock()
         self.predictive = True
+        self.learned = True  # the duplex model runs in the sessions' steps (off under overload)
         self.voices = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-voice-ahead")
         self._lock = threading.Lock()
         self._loaded: dict[str, LoadedPersona] = {}

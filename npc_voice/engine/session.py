@@ -268,7 +268,9 @@ class Session:
         self._recognise(clean, started, events)
         self._hear_tone(clean, ended=was_speaking and not self._in_speech, events=events)
 
-        if self._duplex is not None:
+        # under overload the sidecar may turn the model off, unless it is the policy itself
+        learned = self._duplex is not None and (self.res.learned or isinstance(self.policy, DuplexPolicy))
+        if learned:
             elapsed = (self.steps - self._line_step) * CHUNK_SECONDS if self._line is not None else 0.0
             out = self._duplex.step(mic, clean, played, raw_probs, echo, self._line is not None, elapsed,
                                     self._partial)
@@ -297,7 +299,7 @@ class Session:
         self._temperament(action, events)
         npc_speaking = self._line is not None
         pcm = self._act(action, events, projected)
-        if self._floor_events:
+        if self._floor_events and learned:
             heard = action is not Action.BACKCHANNEL or self._heard_player()
             events.append(self._floor(action if heard else Action.CONTINUE, npc_speaking))
         self._prev_chunk = clean
@@ -354,7 +356,7 @@ class Session:
             stretch_words=stretch,
             stretch_is_echo=self._stretch_is_echo(stretch),
             stretch_read_pending=self._stretch_read is not None and not self._stretch_read[1].done(),
-            stretch_player_p=self._stretch_player_p if self._duplex is not None else None,
+            stretch_player_p=self._stretch_player_p if self._duplex is not None and self.res.learned else None,
         )
         return self._obs
 

@@ -58,12 +58,15 @@ RAISE_FRACTION = 0.05
 HOLD_S = 1.0  # at least this long between two degrade steps: let the last one take effect
 CALM_S = 5.0  # this long without a late reply restores one level
 # What is turned off, in order, when the deadline cannot be met. Reading ahead while the player talks is
-# the cheapest loss (answers come one chunk later). The accurate Whisper pass is the one thing a due
+# the cheapest loss (answers come one chunk later). The learned duplex model costs every session ~3 ms
+# in every step; without it the rules still decide, with only the echo canceller and the NPC's own words
+# to tell its echo from the player, and no floor events. The accurate Whisper pass is the one thing a due
 # answer waits for (up to two chunks in real time; a simulated-clock step blocks on it) and the most CPU
 # per turn; a short queue then caps how far a session can fall behind (a stale chunk answered late is
 # worth less than the next one on time).
 DEGRADE_ORDER: tuple[tuple[str, str], ...] = (
     ("predictive_reads", "no reading ahead while the player talks: answers start a chunk later"),
+    ("learned_model", "duplex model off: no floor events, echo told from the player by the canceller alone"),
     ("accurate_pass", "accurate transcript pass off: answers come from the streaming transcript"),
     ("short_queue", "a busy session keeps only its newest chunk; older ones are dropped (overloaded); "
                     "new sessions are refused"),
@@ -575,6 +578,7 @@ class Sidecar:
         """Apply the new overload level and queue a notice for every session."""
         level = self.overload.level
         self.res.predictive = not self.overload.off("predictive_reads")
+        self.res.learned = not self.overload.off("learned_model")
         self.res.asr.accurate = not self.overload.off("accurate_pass")
         if change > 0:
             notice = degraded_notice(level)
