@@ -66,7 +66,7 @@ def overloaded(resources, tmp_path):
     )
     with server.running(30):
         yield server
-    resources.asr.accurate = resources.predictive = True  # the shared models outlive this sidecar
+    resources.asr.accurate = resources.predictive = resources.learned = True  # the shared models outlive this sidecar
 
 
 def test_overload_is_announced_applied_and_refuses_new_sessions(overloaded: Sidecar) -> None:
