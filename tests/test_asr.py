@@ -13,10 +13,10 @@ import pocketsphinx
 import pytest
 import yaml
 
-from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE
-from npc_voice.bench.asr_wer import read_wav
+from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE, to_int16
 from npc_voice.features.asr import AsrModels, StreamingRecognizer
 from npc_voice.features.lm import BOS, EOS, build_persona_lm
+from npc_voice.train.dialogues import decode_wav
 
 PERSONA = Path(__file__).resolve().parents[1] / "assets" / "personas" / "blacksmith.yaml"
 
@@ -43,7 +43,7 @@ def festival(text: str, tmp: Path) -> np.ndarray:
     raw = tmp / "raw.wav"
     subprocess.run(["text2wave", "-o", str(raw)], input=text.encode(), check=True, capture_output=True)
     pad = np.zeros(SAMPLE_RATE // 4, dtype=np.int16)
-    return np.concatenate([pad, read_wav(raw), pad, pad])
+    return np.concatenate([pad, to_int16(decode_wav(raw.read_bytes())), pad, pad])
 
 
 def parse_arpa(path: Path) -> tuple[dict[int, int], dict[tuple[str, ...], tuple[float, float]]]:

@@ -17,18 +17,18 @@ import re
 import subprocess
 import tempfile
 import time
-import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 import numpy as np
-import soxr
 
-from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE
+from npc_voice.audio.devices import read_wav, write_wav
+from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE, to_int16
 from npc_voice.features.asr import AsrModels, StreamingRecognizer, persona_prompt
 from npc_voice.features.lm import build_persona_lm
 from npc_voice.persona.loader import PersonaStore
+from npc_voice.train.dialogues import decode_wav
 
 PERSONA = Path(__file__).resolve().parents[2] / "assets" / "personas" / "blacksmith.yaml"
 PHONE_CALL = Path(__file__).resolve().parents[3] / "shared" / "eval" / "real" / "phone_call"
@@ -112,18 +112,6 @@ def edit_distance(ref: list[str], hyp: list[str]) -> int:
     return row[-1]
 
 
-def read_wav(path: Path) -> np.ndarray:
-    """A mono 16-bit WAV as int16 at 16 kHz (the synthesisers write 22.05 kHz: resampled with soxr)."""
-    with wave.open(str(path), "rb") as w:
-        if w.getnchannels() != 1 or w.getsampwidth() != 2:
-            raise ValueError(f"{path}: expected mono 16-bit")
-        rate = w.getframerate()
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-    if rate == SAMPLE_RATE:
-        return pcm
-    return np.clip(np.round(soxr.resample(pcm.astype(np.float32), rate, SAMPLE_RATE)), -32768, 32767).astype(np.int16)
-
-
 def synthesise(text: str, voice: tuple[str, str, int, int], out_dir: Path) -> np.ndarray:
     """Speak `text` with one voice, at 16 kHz (cached by file name)."""
     engine, name, rate, pitch = voice
@@ -141,12 +129,7 @@ def synthesise(text: str, voice: tuple[str, str, int, int], out_dir: Path) -> np
                 check=True,
                 capture_output=True,
             )
-        pcm = read_wav(raw)
-        with wave.open(str(final), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(SAMPLE_RATE)
-            w.writeframes(pcm.tobytes())
+        write_wav(final, to_int16(decode_wav(raw.read_bytes())))  # the synthesisers write 22.05 kHz
         raw.unlink()
     return read_wav(final)
 

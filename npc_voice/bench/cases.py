@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import wave
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,8 +23,9 @@ from typing import TypeVar
 import numpy as np
 from scipy.signal import butter, sosfilt
 
+from npc_voice.audio.devices import write_wav
 from npc_voice.audio.format import SAMPLE_RATE, to_int16
-from npc_voice.train.dialogues import _noise, _read_wav, _trim
+from npc_voice.train.dialogues import decode_wav, room_noise, trim_silence
 
 T = TypeVar("T")
 
@@ -170,7 +170,7 @@ class Timeline:
 
     def audio(self, duration: float) -> np.ndarray:
         """The speech over background noise, as int16."""
-        x = _noise(self.rng, round(duration * 1000) * MS, self.rng.uniform(*NOISE_DB))
+        x = room_noise(self.rng, round(duration * 1000) * MS, self.rng.uniform(*NOISE_DB))
         for at, clip in self.clips:
             x[at : at + len(clip)] += clip
         return to_int16(x)
@@ -182,7 +182,7 @@ def synthesise(text: str, s: Speaker) -> np.ndarray:
         ["espeak-ng", "-v", s.name, "-s", str(s.rate), "-p", str(s.pitch), "--stdout", text],
         check=True, capture_output=True,
     ).stdout
-    return _trim(_read_wav(wav)).astype(np.float32)
+    return trim_silence(decode_wav(wav)).astype(np.float32)
 
 
 def _speaker(rng: np.random.Generator) -> Speaker:
@@ -269,22 +269,14 @@ def _silence(rng: np.random.Generator, i: int) -> tuple[np.ndarray, str]:
     """Nobody talks: room noise with breaths, room noise with rustles, then near-silence."""
     n = 12 * SAMPLE_RATE
     if i % 3 == 2:
-        return to_int16(_noise(rng, n, rng.uniform(-75, -68))), "near-silence"
-    x = _noise(rng, n, rng.uniform(-52, -45))
+        return to_int16(room_noise(rng, n, rng.uniform(-75, -68))), "near-silence"
+    x = room_noise(rng, n, rng.uniform(-52, -45))
     _bursts(rng, x, breath=i % 3 == 0)
     return to_int16(x), "room noise and " + ("breaths" if i % 3 == 0 else "rustles")
 
 
 RENDER = {"smooth_turn": _smooth, "pause_handling": _pause, "user_backchannel": _backchannel,
           "user_interruption": _interruption, "echo": _echo}
-
-
-def _write_wav(path: Path, pcm: np.ndarray) -> None:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes(pcm.tobytes())
 
 
 def render_cases(out: Path, seed: int = 0, per_task: dict | None = None) -> list[str]:
@@ -310,7 +302,7 @@ def render_cases(out: Path, seed: int = 0, per_task: dict | None = None) -> list
             case = {"id": cid, "persona": PERSONA, "sample_rate": SAMPLE_RATE, "duration": duration,
                     "user_segments": segments, "task": task, **extra, "expect": expect}
             (out / cid).mkdir(exist_ok=True)
-            _write_wav(out / cid / "user.wav", pcm)
+            write_wav(out / cid / "user.wav", pcm)
             (out / cid / "case.json").write_text(json.dumps(case, indent=1) + "\n")
             ids.append(cid)
             lines.append(f"| {cid} | {what} |")

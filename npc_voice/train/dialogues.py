@@ -107,7 +107,7 @@ class Clip:
     pcm: np.ndarray
 
 
-def _read_wav(data: bytes) -> np.ndarray:
+def decode_wav(data: bytes) -> np.ndarray:
     with wave.open(io.BytesIO(data)) as w:
         sr = w.getframerate()
         x = np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float32) / 32768.0
@@ -116,7 +116,7 @@ def _read_wav(data: bytes) -> np.ndarray:
     return x
 
 
-def _trim(x: np.ndarray) -> np.ndarray:
+def trim_silence(x: np.ndarray) -> np.ndarray:
     """Cut leading/trailing silence (10 ms frames 40 dB below the loudest), keeping 10 ms either side."""
     hop = 160
     n = len(x) // hop
@@ -137,7 +137,7 @@ def espeak(text: str, voice: str, variant: str, rate: int, pitch: int) -> np.nda
         ["espeak-ng", "-v", f"{voice}+{variant}", "-s", str(rate), "-p", str(pitch), "--stdout", text],
         check=True, capture_output=True,
     ).stdout
-    x = _trim(_read_wav(out)).astype(np.float32)
+    x = trim_silence(decode_wav(out)).astype(np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, x)
     return x
@@ -156,7 +156,7 @@ def festival(texts: list[str]) -> dict[str, np.ndarray]:
                                   f'"{names[t]}" (quote riff))\n' for t in todo))
         subprocess.run(["festival", "--batch", str(script)], check=True, capture_output=True)
         script.unlink()
-    return {t: _trim(_read_wav(p.read_bytes())).astype(np.float32) for t, p in names.items() if p.exists()}
+    return {t: trim_silence(decode_wav(p.read_bytes())).astype(np.float32) for t, p in names.items() if p.exists()}
 
 
 class Bank:
@@ -220,7 +220,7 @@ def _room(rng: np.random.Generator, rt60: float) -> np.ndarray:
     return (h / np.sqrt(np.sum(h**2))).astype(np.float32)
 
 
-def _noise(rng: np.random.Generator, n: int, level_db: float) -> np.ndarray:
+def room_noise(rng: np.random.Generator, n: int, level_db: float) -> np.ndarray:
     """White, pink-ish or brown-ish noise at ``level_db`` dBFS."""
     x = rng.standard_normal(n)
     kind = rng.integers(3)
@@ -349,7 +349,7 @@ def render(rng: np.random.Generator, bank: Bank) -> Dialogue:
         h = _room(rng, float(rng.uniform(0.05, 0.6)))
         e = fftconvolve(out, h)[:n] * rng.uniform(0.05, 1.0)
         echo[delay:] = e[: n - delay]
-    mic = player + echo + _noise(rng, n, float(rng.uniform(-75, -40)))
+    mic = player + echo + room_noise(rng, n, float(rng.uniform(-75, -40)))
     for _ in range(int(rng.poisson(1.5))):
         b = _burst(rng)
         a = int(rng.integers(0, max(1, n - len(b))))
