@@ -35,6 +35,16 @@ def say(text: str, lead_s: float = 0.6, tail_s: float = 4.0) -> list[np.ndarray]
     return list(full.reshape(-1, CHUNK_SAMPLES))
 
 
+def converse(session, chunks: list[np.ndarray]) -> list[Reply]:
+    """Send ``chunks`` at the pace of a microphone; every step reply, in order."""
+    replies: list = []
+    for c in chunks:
+        session.send_mic(c)
+        time.sleep(0.2)
+        replies += session.replies()
+    return [r for r in replies + collect(session, len(chunks) - len(replies)) if isinstance(r, Reply)]
+
+
 @pytest.fixture()
 def client(sidecar: str):
     c = SidecarClient(sidecar)
@@ -61,13 +71,7 @@ def test_every_chunk_gets_exactly_one_reply_in_order(client: SidecarClient) -> N
 
 def test_a_spoken_question_gets_a_spoken_answer_on_topic(client: SidecarClient) -> None:
     s = open_session(client)
-    chunks = say("My shield has a crack in it. Can you mend it?")
-    replies: list = []
-    for c in chunks:  # at the pace of a microphone
-        s.send_mic(c)
-        time.sleep(0.2)
-        replies += s.replies()
-    replies = [r for r in replies + collect(s, len(chunks) - len(replies)) if isinstance(r, Reply)]
+    replies = converse(s, say("My shield has a crack in it. Can you mend it?"))
     events = [e for r in replies for e in r.events]
     responses = [e for e in events if e.type == "response"]
     assert responses, [e.type for e in events]
@@ -157,13 +161,7 @@ def test_remote_bind_needs_explicit_permission(resources) -> None:
 def test_floor_events_report_the_model_and_the_action_in_every_step(client: SidecarClient) -> None:
     s = client.open_session(persona="blacksmith", npc_id="smith", floor=True)
     assert s.wait_opened(60), s.error
-    chunks = say("Where can I buy a good sword?", lead_s=1.0)
-    replies: list = []
-    for c in chunks:  # at the pace of a microphone
-        s.send_mic(c)
-        time.sleep(0.2)
-        replies += s.replies()
-    replies = [r for r in replies + collect(s, len(chunks) - len(replies)) if isinstance(r, Reply)]
+    replies = converse(s, say("Where can I buy a good sword?", lead_s=1.0))
     floors = [[e for e in r.events if e.type == "floor"] for r in replies]
     assert all(len(f) == 1 for f in floors)
     floor = [f[0] for f in floors]

@@ -268,8 +268,7 @@ class Session:
         self._recognise(clean, started, events)
         self._hear_tone(clean, ended=was_speaking and not self._in_speech, events=events)
 
-        # under overload the sidecar may turn the model off, unless it is the policy itself
-        learned = self._duplex is not None and (self.res.learned or isinstance(self.policy, DuplexPolicy))
+        learned = self._model_on()
         if learned:
             elapsed = (self.steps - self._line_step) * CHUNK_SECONDS if self._line is not None else 0.0
             out = self._duplex.step(mic, clean, played, raw_probs, echo, self._line is not None, elapsed,
@@ -356,9 +355,13 @@ class Session:
             stretch_words=stretch,
             stretch_is_echo=self._stretch_is_echo(stretch),
             stretch_read_pending=self._stretch_read is not None and not self._stretch_read[1].done(),
-            stretch_player_p=self._stretch_player_p if self._duplex is not None and self.res.learned else None,
+            stretch_player_p=self._stretch_player_p if self._model_on() else None,
         )
         return self._obs
+
+    def _model_on(self) -> bool:
+        """The duplex model runs in this step: under overload the sidecar turns it off, unless it is the policy."""
+        return self._duplex is not None and (self.res.learned or isinstance(self.policy, DuplexPolicy))
 
     def _heard_player(self) -> bool:
         """The stretch over the NPC that just ended was the player's voice, not the NPC's echo or noise."""
