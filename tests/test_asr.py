@@ -133,6 +133,10 @@ def test_whisper_second_pass_sync_and_in_background(models, persona_lm, tmp_path
     words = re.sub(r"[^a-z ]", "", result.text.lower()).split()
     assert {"story", "dragon", "mountain"} <= set(words)
     assert models.transcribe(np.zeros(2 * SAMPLE_RATE, dtype=np.int16)) == ""
+    readings = models.readings(audio)  # the beam's best readings, best first, for the persona to choose among
+    assert len(readings) > 1 and readings[0][0] == models.transcribe(audio)
+    assert [score for _, score in readings] == sorted((score for _, score in readings), reverse=True)
+    assert models.readings(np.zeros(2 * SAMPLE_RATE, dtype=np.int16)) == []
 
 
 def test_utterance_audio_is_bounded_to_the_last_window(models, persona_lm) -> None:

@@ -234,3 +234,16 @@ def test_a_cut_in_that_was_only_mm_hm_lets_the_npc_take_up_its_line(resources) -
     assert taken_up.reaction == "resume" and taken_up.text == unsaid and taken_up.choice is None
     asked = s._answer_for("How much is a shield?", s.loaded, random.Random(1), {}, "forge_story", True, unsaid)
     assert asked.reaction is None and asked.choice is not None and asked.choice.topic in ("buy_shield", "prices")
+
+
+def test_the_persona_picks_among_nearly_equal_readings(resources) -> None:
+    """Of the recogniser's readings, one nearly as likely as the best wins by fitting a topic; one far less
+    likely never does, so a real off-topic turn stays what it was."""
+    matcher = resources.persona("blacksmith").matcher
+    assert matcher.pick_reading([("Below there.", -0.35), ("Hello there.", -0.5)]) == "Hello there."
+    assert matcher.pick_reading([("Tell me I'm out of your forge.", -0.6), ("Tell me about your forge.", -0.7)]) == (
+        "Tell me about your forge."
+    )
+    off_topic = [("My cat likes fish.", -0.2), ("Can you fix my sword?", -0.9)]
+    assert matcher.pick_reading(off_topic) == "My cat likes fish."
+    assert matcher.pick_reading([("Below there.", -0.35)]) == "Below there."

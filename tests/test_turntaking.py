@@ -58,6 +58,14 @@ def test_waits_longer_when_the_words_stop_mid_sentence() -> None:
     assert policy.decide(obs(words="I would like to buy", silence_s=1.3)) is Action.RESPOND
 
 
+def test_a_question_may_end_on_its_preposition() -> None:
+    assert not looks_incomplete("Where did the dragon come from?")
+    assert not looks_incomplete("Wait, what is this sword made of?")
+    assert looks_incomplete("Where did the dragon come from")  # unpunctuated streaming words: not yet
+    assert looks_incomplete("I would like to hear about")
+    assert looks_incomplete("Can you tell me where?")
+
+
 def test_an_opener_alone_is_not_a_turn() -> None:
     assert strip_discourse("Wait, no, that's not what I meant. How much is a shield?") == "How much is a shield?"
     assert looks_incomplete("Wait, no, that's not what I meant.")

@@ -277,7 +277,8 @@ class Session:
                 self._stretch_player_p = out.player
             elif started or was_speaking or self._in_speech:  # "Oh, | I see": one voice, two stretches
                 self._stretch_player_p = max(self._stretch_player_p, out.player)
-        ready = self._ready_answer() if self._prepared is not None and self._prepared.done() else None
+        read = self._turn_read()
+        ready = read[1] if read is not None else None
         # the accurate words are in: judge the turn on them and on how well they fit a topic
         action = self._decide(ready)
         if action is Action.RESPOND and self._prepared is not None and ready is None:
@@ -290,7 +291,7 @@ class Session:
             elif self._due_steps < MAX_DUE_STEPS:
                 self._due_steps += 1
                 action = Action.LISTEN
-        projected = self._projection(ready) if action is Action.LISTEN else None
+        projected = self._projection() if action is Action.LISTEN else None
         if projected is not None:
             action = Action.RESPOND
         if action is not Action.RESPOND:
@@ -491,7 +492,7 @@ class Session:
             self._in_speech, self._below = False, 0
             self._silence_s = max(0.0, (self.steps + 1) * CHUNK_SECONDS - self._loud_end_s)
 
-    def _projection(self, ready: PreparedAnswer | None) -> tuple[PreparedAnswer, float] | None:
+    def _projection(self) -> tuple[PreparedAnswer, float] | None:
         """The answer to start now, and its lead-in, if the turn has just ended and the policy projects
         it complete (``BaselineTurnPolicy.project``): on the covering read if there is one, else on the
         newest read, which misses at most the turn's last moments."""
@@ -508,8 +509,7 @@ class Session:
                 self._keep_finished_read()
                 self._submit_read(spare=False)
             wait([self._prepared])
-        self._keep_finished_read()
-        read = (self._prepared_covers, ready) if ready is not None else self._latest
+        read = self._turn_read() or self._latest
         if read is None:
             return None
         covers, answer = read
@@ -525,6 +525,17 @@ class Session:
         )
         lead = policy.project(obs)
         return None if lead is None else (answer, lead)
+
+    def _turn_read(self) -> tuple[float, PreparedAnswer] | None:
+        """A finished accurate read of the whole turn so far, as (the audio time it covers, its answer): the
+        prepared read, or else the newest finished one if the player's voice had ended when it was taken (a
+        read started after that only reads the same words with more silence, and may still be running)."""
+        ready = self._ready_answer() if self._prepared is not None and self._prepared.done() else None
+        if ready is not None:
+            return self._prepared_covers, ready
+        self._keep_finished_read()
+        voice_end = min(self._voiced_end_s, self._loud_end_s)
+        return self._latest if self._latest is not None and voice_end <= self._latest[0] + COVER_SLACK_S else None
 
     def _keep_finished_read(self) -> None:
         """Remember the newest finished read of the turn: a newer one may still be running when it ends."""
@@ -598,8 +609,10 @@ class Session:
                  state: dict[str, Any], previous: str | None, after_interrupt: bool, unsaid: str) -> PreparedAnswer:
         """Worker thread: accurate transcript, topic, line; the first sentence's voice follows on a worker.
         The read is primed with the persona's topic words: Whisper then hears "forge" and "longsword" where
-        an unusual voice leaves it unsure (tiny.en misreads them as "forward", "long zone")."""
-        heard = " ".join((self.res.asr.transcribe(audio, prompt=loaded.prompt) or fast).split())
+        an unusual voice leaves it unsure (tiny.en misreads them as "forward", "long zone"); of its best
+        readings, the persona's topics pick the one to answer."""
+        readings = self.res.asr.readings(audio, prompt=loaded.prompt)
+        heard = " ".join((loaded.matcher.pick_reading(readings) if readings else fast).split())
         return self._answer_for(heard, loaded, random.Random(seed), state, previous, after_interrupt, unsaid)
 
     def _answer_for(self, heard: str, loaded: LoadedPersona, rng: random.Random, state: dict[str, Any],
@@ -711,7 +724,10 @@ class Session:
                 starts_in=lead, loud_db=max(self._stretch_peak_db - LOUD_RANGE_DB, SILENCE_DB),
                 previous_topic=self._previous_topic, after_interrupt=self._after_interrupt, unsaid=self._unsaid)
         else:
-            answer = self._ready_answer()
+            read = self._turn_read()
+            answer = read[1] if read is not None else None
+            if self._prepared is not None and not self._prepared.done():
+                self._prepared.cancel()  # answered from an earlier read of all the words; only if still queued
             if answer is None:
                 heard = " ".join(self._partial.split())
                 answer = self._answer_for(heard, self.loaded, self._rng, self.game_state, self._previous_topic,

@@ -26,6 +26,8 @@ WINDOW_SECONDS = 10.0
 # Beam search: greedy decoding misread short espeak questions ("sell swords" -> "feel bored"); a beam of 4
 # costs ~0.15 s instead of ~0.1 s per turn, still ready about one chunk after the player pauses.
 BEAM_SIZE = 4
+# The beam's best readings returned, for the persona's topics to choose among (``TopicMatcher.pick_reading``).
+READINGS = 4
 NO_SPEECH_THRESHOLD = 0.6
 LOW_CONFIDENCE_LOGPROB = -1.0
 MAX_TOKENS = 120  # ~10 s of speech is under 60 tokens
@@ -111,12 +113,22 @@ class AsrModels:
         out for audio shorter than `min_prompt_seconds`, where tiny.en tends to echo or loop the prompt
         instead of reading a short "uh-huh" or "wait".
         """
+        readings = self.readings(audio, prompt, min_prompt_seconds, n=1)
+        return readings[0][0] if readings else ""
+
+    def readings(
+        self, audio: np.ndarray, prompt: str | None = None, min_prompt_seconds: float = MIN_PROMPT_SECONDS,
+        n: int = READINGS,
+    ) -> list[tuple[str, float]]:
+        """The beam's ``n`` best readings as `transcribe` makes them, best first, each with its mean log
+        probability per token; none if no speech (or while `accurate` is off). The beam is searched anyway,
+        so the extra readings cost little."""
         import ctranslate2
 
         wave = to_float(audio) if audio.dtype == np.int16 else audio.astype(np.float32)
         wave = wave[-self.window_samples :]
         if wave.size == 0 or not self.accurate:
-            return ""
+            return []
         # A generation budget proportional to the audio stops a looping decode early (max_length counts
         # the prompt too).
         prompt_ids = self._prompt(prompt if wave.size >= min_prompt_seconds * SAMPLE_RATE else None)
@@ -128,14 +140,16 @@ class AsrModels:
             features,
             [prompt_ids],
             beam_size=BEAM_SIZE,
+            num_hypotheses=n,
             no_repeat_ngram_size=3,  # tiny.en on padded windows sometimes says the question twice
             max_length=len(prompt_ids) + budget,
             return_scores=True,
             return_no_speech_prob=True,
         )[0]
         if result.no_speech_prob > NO_SPEECH_THRESHOLD and result.scores[0] < LOW_CONFIDENCE_LOGPROB:
-            return ""
-        return self._tokenizer.decode(result.sequences_ids[0]).strip()
+            return []
+        texts = (self._tokenizer.decode(ids).strip() for ids in result.sequences_ids)
+        return [(text, float(score)) for text, score in zip(texts, result.scores, strict=True) if text]
 
     def submit_transcribe(
         self, audio: np.ndarray, prompt: str | None = None, min_prompt_seconds: float = MIN_PROMPT_SECONDS

@@ -18,6 +18,10 @@ from npc_voice.persona.loader import FALLBACK, FOLLOW_UP_BONUS, Persona
 
 # Below this cosine similarity nothing in the persona fits and the NPC asks to rephrase.
 MIN_SIMILARITY = 0.42
+# Choosing among the recogniser's readings: one within this mean log probability per token of the best may
+# win by fitting a topic better, a cosine point counting as much as one log-probability point per token.
+READING_MARGIN = 0.3
+READING_FIT_WEIGHT = 1.0
 
 _CLAUSE_SPLIT = re.compile(r"[.?!,;]+|\b(?:but|so|and then)\b")
 
@@ -92,6 +96,23 @@ class TopicMatcher:
     def match(self, text: str) -> TopicChoice:
         """The best topic, or ``fallback`` when nothing is close enough."""
         return self._choice(text, self._similarities(text))
+
+    def pick_reading(self, readings: list[tuple[str, float]]) -> str:
+        """The reading to answer among the recogniser's best (text, mean log probability per token), best
+        first: an unusual voice leaves tiny.en torn between "Tell me I'm out of your forge." and "Tell me
+        about your forge.", or "Below there." and "Hello there.", and what the persona talks about settles
+        it. Only readings nearly as likely as the best compete, so a real off-topic turn stays off-topic."""
+        best = readings[0][1]
+        near = [(text, score) for text, score in readings if score >= best - READING_MARGIN]
+        if len(near) == 1:
+            return near[0][0]
+        if not self._topic_ids:
+            return near[0][0]
+        cands = [focus_candidates(text) for text, _ in near]  # scored as ``match`` scores a text, in one batch
+        sims = (self._embedder.encode([c for cs in cands for c in cs]) @ self._examples.T).max(axis=1)
+        ends = np.cumsum([len(cs) for cs in cands])
+        fits = [float(sims[end - len(cs):end].max()) for cs, end in zip(cands, ends, strict=True)]
+        return max(zip(near, fits, strict=True), key=lambda x: x[0][1] + READING_FIT_WEIGHT * x[1])[0][0]
 
     def match_after(self, text: str, previous: str | None) -> tuple[TopicChoice, bool]:
         """The topic for ``text`` said after the NPC answered ``previous``; True if one of that topic's

@@ -195,10 +195,20 @@ def strip_discourse(text: str) -> str:
     return _DISCOURSE.sub("", " ".join(text.split())).strip()
 
 
+# A question about a place, thing or person may end on its preposition ("Where did it come from?").
+_WH_OPENERS = frozenset(["what", "where", "who", "whom", "which", "whose"])
+_STRANDED = frozenset(["from", "of", "for", "with", "about", "at", "on", "in"])
+
+
 def looks_incomplete(text: str) -> bool:
-    """True when the words so far end where a sentence seldom ends, or hold nothing but openers."""
+    """True when the words so far end where a sentence seldom ends, or hold nothing but openers. A written
+    wh-question that ends on a preposition ("What is it made of?") is whole."""
     words = words_of(text)
-    return bool(words) and (words[-1] in INCOMPLETE_ENDINGS or not strip_discourse(text))
+    if not words or not strip_discourse(text):
+        return bool(words)
+    asked = words_of(strip_discourse(text))
+    stranded = bool(asked) and asked[0] in _WH_OPENERS and words[-1] in _STRANDED and text.rstrip().endswith("?")
+    return words[-1] in INCOMPLETE_ENDINGS and not stranded
 
 
 # What a listener says to keep the speaker going; "uh-huh", "mm-hm" are written many ways ("M-M-H-M").
