@@ -22,6 +22,7 @@ MIN_SIMILARITY = 0.42
 # win by fitting a topic better, a cosine point counting as much as one log-probability point per token.
 READING_MARGIN = 0.3
 READING_FIT_WEIGHT = 1.0
+READING_SETTLED = 0.7
 
 _CLAUSE_SPLIT = re.compile(r"[.?!,;]+|\b(?:but|so|and then)\b")
 
@@ -99,20 +100,15 @@ class TopicMatcher:
 
     def pick_reading(self, readings: list[tuple[str, float]]) -> str:
         """The reading to answer among the recogniser's best (text, mean log probability per token), best
-        first: an unusual voice leaves tiny.en torn between "Tell me I'm out of your forge." and "Tell me
-        about your forge.", or "Below there." and "Hello there.", and what the persona talks about settles
-        it. Only readings nearly as likely as the best compete, so a real off-topic turn stays off-topic."""
-        best = readings[0][1]
-        near = [(text, score) for text, score in readings if score >= best - READING_MARGIN]
-        if len(near) == 1:
-            return near[0][0]
-        if not self._topic_ids:
-            return near[0][0]
-        cands = [focus_candidates(text) for text, _ in near]  # scored as ``match`` scores a text, in one batch
-        sims = (self._embedder.encode([c for cs in cands for c in cs]) @ self._examples.T).max(axis=1)
-        ends = np.cumsum([len(cs) for cs in cands])
-        fits = [float(sims[end - len(cs):end].max()) for cs, end in zip(cands, ends, strict=True)]
-        return max(zip(near, fits, strict=True), key=lambda x: x[0][1] + READING_FIT_WEIGHT * x[1])[0][0]
+        first: an unusual voice leaves tiny.en torn between "Below there." and "Hello there.", and what the
+        persona talks about settles it. Only readings nearly as likely as the best compete, so a real
+        off-topic turn stays off-topic; a best reading that already fits a topic well is taken as it is
+        (no other reading is embedded: this is on the way to every answer)."""
+        best = readings[0]
+        near = [(text, score) for text, score in readings if score >= best[1] - READING_MARGIN]
+        if len(near) == 1 or self.match(best[0]).similarity >= READING_SETTLED:
+            return best[0]
+        return max(near, key=lambda r: r[1] + READING_FIT_WEIGHT * self.match(r[0]).similarity)[0]
 
     def match_after(self, text: str, previous: str | None) -> tuple[TopicChoice, bool]:
         """The topic for ``text`` said after the NPC answered ``previous``; True if one of that topic's
