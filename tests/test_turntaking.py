@@ -66,6 +66,11 @@ def test_a_question_may_end_on_its_preposition() -> None:
     assert looks_incomplete("Can you tell me where?")
 
 
+def test_a_read_ending_on_a_comma_is_not_over() -> None:
+    assert looks_incomplete("I heard rumours about a dragon,")
+    assert not looks_incomplete("I heard rumours about a dragon.")
+
+
 def test_an_opener_alone_is_not_a_turn() -> None:
     assert strip_discourse("Wait, no, that's not what I meant. How much is a shield?") == "How much is a shield?"
     assert looks_incomplete("Wait, no, that's not what I meant.")

@@ -201,10 +201,12 @@ _STRANDED = frozenset(["from", "of", "for", "with", "about", "at", "on", "in"])
 
 
 def looks_incomplete(text: str) -> bool:
-    """True when the words so far end where a sentence seldom ends, or hold nothing but openers. A written
-    wh-question that ends on a preposition ("What is it made of?") is whole."""
+    """True when the words so far end where a sentence seldom ends, or hold nothing but openers, or the
+    accurate read ends them with a comma (Whisper writes "I heard rumours about a dragon," when the voice
+    carries on, as before "What happened?"). A written wh-question that ends on a preposition ("What is it
+    made of?") is whole."""
     words = words_of(text)
-    if not words or not strip_discourse(text):
+    if not words or not strip_discourse(text) or text.rstrip().endswith((",", ";", ":")):
         return bool(words)
     asked = words_of(strip_discourse(text))
     stranded = bool(asked) and asked[0] in _WH_OPENERS and words[-1] in _STRANDED and text.rstrip().endswith("?")
