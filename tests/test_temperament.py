@@ -252,3 +252,10 @@ def test_the_persona_picks_among_nearly_equal_readings(resources) -> None:
     off_topic = [("My cat likes fish.", -0.2), ("Can you fix my sword?", -0.9)]
     assert matcher.pick_reading(off_topic) == "My cat likes fish."
     assert matcher.pick_reading([("Below there.", -0.35)]) == "Below there."
+
+
+def test_a_correction_is_about_what_the_player_wants_not_what_they_name_to_refuse(resources) -> None:
+    matcher = resources.persona("blacksmith").matcher
+    assert matcher.match("Hang on, I asked about the dragon, not the forge.").topic == "dragon_story"
+    assert matcher.match("Not the forge, the dragon!").topic == "dragon_story"
+    assert matcher.match("Tell me about the forge.").topic == "forge_story"

@@ -25,6 +25,7 @@ READING_FIT_WEIGHT = 1.0
 READING_SETTLED = 0.7
 
 _CLAUSE_SPLIT = re.compile(r"[.?!,;]+|\b(?:but|so|and then)\b")
+_NOT_WANTED = re.compile(r"(?:not|rather than|instead of)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,13 +38,17 @@ class TopicChoice:
 
 
 def focus_candidates(text: str) -> list[str]:
-    """The whole text, the text without leading fillers, and its trailing clauses."""
+    """The whole text, the text without leading fillers, and its trailing clauses; without the clauses that
+    say what the player does not want ("I asked about the dragon, not the forge" is about the dragon)."""
     text = " ".join(text.split())
+    parts = [p.strip() for p in _CLAUSE_SPLIT.split(strip_discourse(text) or text) if p and p.strip()]
+    wanted = [p for p in parts if not _NOT_WANTED.match(p)]
+    if wanted and len(wanted) < len(parts):
+        text, parts = " ".join(wanted), wanted
     out = [text]
     stripped = strip_discourse(text)
     if stripped and stripped != text:
         out.append(stripped)
-    parts = [p.strip() for p in _CLAUSE_SPLIT.split(stripped or text) if p and p.strip()]
     for i in range(1, len(parts)):
         tail = " ".join(parts[i:])
         if len(tail.split()) >= 2:
