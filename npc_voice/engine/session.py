@@ -166,8 +166,8 @@ class Session:
         self._persona_problem: tuple[float | None, str] | None = None  # the broken edit last reported
         self.game_state: dict[str, Any] = dict(state or {})
         # The floor policy: the rule baseline, or the learned duplex model with NPC_VOICE_POLICY=duplex (not
-        # the default yet: on the dev bench it stops for interruptions better but takes the floor in
-        # mid-turn pauses more often; see docs/duplex.md).
+        # the default yet: on the dev bench it stops for interruptions sooner but talks over the player and
+        # through fewer backchannels; see docs/duplex.md).
         self._duplex: DuplexState | None = None
         self.policy: BaselineTurnPolicy | DuplexPolicy = BaselineTurnPolicy.for_patience(
             self.loaded.persona.temperament.patience
