@@ -536,8 +536,7 @@ class Session:
         if ready is not None:
             return self._prepared_covers, ready
         self._keep_finished_read()
-        voice_end = min(self._voiced_end_s, self._loud_end_s)
-        return self._latest if self._latest is not None and voice_end <= self._latest[0] + COVER_SLACK_S else None
+        return self._latest if self._latest is not None and self._reads_whole_turn(self._latest[0]) else None
 
     def _keep_finished_read(self) -> None:
         """Remember the newest finished read of the turn: a newer one may still be running when it ends."""
@@ -580,9 +579,12 @@ class Session:
             self._prepared_covers = (self.steps + 1) * CHUNK_SECONDS  # all the audio up to this chunk's end
 
     def _covers(self, read: Future[PreparedAnswer] | None) -> bool:
-        """True if ``read`` is of the whole turn so far: up to where the player's voice last ended."""
-        voice_end = min(self._voiced_end_s, self._loud_end_s)
-        return read is not None and voice_end <= self._prepared_covers + COVER_SLACK_S
+        """True if ``read`` (the prepared read) is of the whole turn so far."""
+        return read is not None and self._reads_whole_turn(self._prepared_covers)
+
+    def _reads_whole_turn(self, covers: float) -> bool:
+        """A read of the audio up to ``covers`` holds the whole turn so far: up to where the voice last ended."""
+        return min(self._voiced_end_s, self._loud_end_s) <= covers + COVER_SLACK_S
 
     def _read_stretch(self, more: bool = True) -> None:
         """Keep an accurate read of the player's speech over the NPC going, one at a time, each on the audio
@@ -720,20 +722,18 @@ class Session:
         lead = 0.0
         if projected is not None:
             answer, lead = projected
-            if self._prepared is not None:
-                self._prepared.cancel()  # a read of the turn's last moments still queued is not needed
             self._projected = _Projected(
                 starts_in=lead, loud_db=max(self._stretch_peak_db - LOUD_RANGE_DB, SILENCE_DB),
                 previous_topic=self._previous_topic, after_interrupt=self._after_interrupt, unsaid=self._unsaid)
         else:
             read = self._turn_read()
             answer = read[1] if read is not None else None
-            if self._prepared is not None and not self._prepared.done():
-                self._prepared.cancel()  # answered from an earlier read of all the words; only if still queued
             if answer is None:
                 heard = " ".join(self._partial.split())
                 answer = self._answer_for(heard, self.loaded, self._rng, self.game_state, self._previous_topic,
                                           self._after_interrupt, self._unsaid)
+        if self._prepared is not None:
+            self._prepared.cancel()  # a newer read still queued is not needed (a running or finished one stays)
         self._prepared = None  # taken: resetting the turn must not cancel its voice
         if projected is None:
             self._reset_turn()

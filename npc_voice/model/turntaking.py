@@ -205,11 +205,11 @@ def looks_incomplete(text: str) -> bool:
     accurate read ends them with a comma (Whisper writes "I heard rumours about a dragon," when the voice
     carries on, as before "What happened?"). A written wh-question that ends on a preposition ("What is it
     made of?") is whole."""
-    words = words_of(text)
-    if not words or not strip_discourse(text) or text.rstrip().endswith((",", ";", ":")):
+    words, asked, end = words_of(text), strip_discourse(text), text.rstrip()[-1:]
+    if not words or not asked or end in ",;:":
         return bool(words)
-    asked = words_of(strip_discourse(text))
-    stranded = bool(asked) and asked[0] in _WH_OPENERS and words[-1] in _STRANDED and text.rstrip().endswith("?")
+    opener = words_of(asked)[:1]
+    stranded = end == "?" and words[-1] in _STRANDED and bool(opener) and opener[0] in _WH_OPENERS
     return words[-1] in INCOMPLETE_ENDINGS and not stranded
 
 
