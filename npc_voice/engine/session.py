@@ -298,12 +298,11 @@ class Session:
             self._due_steps = 0
         self._temperament(action, events)
         npc_speaking = self._line is not None
-        judged = action is Action.BACKCHANNEL and not self._stretch_handled  # a stretch over the NPC just ended
         pcm = self._act(action, events, projected)
         if self._floor_events and learned:
-            # "backchannel" once, in the step that tells the game of it; the steps after, the NPC just goes on
-            heard = action is not Action.BACKCHANNEL or (judged and self._heard_player())
-            events.append(self._floor(action if heard else Action.CONTINUE, npc_speaking))
+            # "backchannel" only in the step that tells the game of one; otherwise the NPC just goes on
+            told = action is not Action.BACKCHANNEL or any(isinstance(e, ev.Backchannel) for e in events)
+            events.append(self._floor(action if told else Action.CONTINUE, npc_speaking))
         self._prev_chunk = clean
         self.steps += 1
         return StepResult(pcm=pcm, events=events, compute_ms=(time.perf_counter() - t0) * 1000)
