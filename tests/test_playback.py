@@ -77,3 +77,56 @@ def test_every_chunk_start_is_reported_once_even_when_an_overflow_cuts_into_a_ch
     play(buf, 0.1, 1.0)
     assert buf.stats.overflows > 0
     assert starts == [0, 1, 2, 3, 4]  # the events of chunk 1 still happen, and nothing after it waits forever
+
+
+def test_after_a_late_reply_silence_is_skipped_until_speech_is_as_prompt_as_at_the_start() -> None:
+    buf = JitterBuffer(target_s=0.04)
+    starts: dict[int, float] = {}
+    buf.on_start = lambda tag, t: starts.__setitem__(tag, t)
+    arrivals = {k: 0.2 * k + 0.01 for k in range(12)}
+    arrivals[3] += 0.15  # one slow step: playing stalls and restarts later
+    pcm = {k: tone() if k < 6 else np.zeros(CHUNK_SAMPLES, np.int16) for k in range(12)}  # the NPC speaks...
+    pcm[10] = tone(3000)  # ...falls silent, then answers the player
+    t = 0.0
+    for k in range(12):
+        t_next = arrivals[k]
+        if t_next > t:
+            play(buf, t, t_next - t)
+            t = t_next
+        buf.push(pcm[k], now=arrivals[k], tag=k)
+    assert buf.stats.underruns == 1
+    assert starts[5] - arrivals[5] > 0.15  # after the stall, the rest of its line plays late...
+    assert starts[10] - arrivals[10] < 0.1  # ...but by the answer the silence in between has taken it back
+    assert buf.stats.skipped_samples > 0
+
+
+def test_skipping_silence_never_drops_a_sound() -> None:
+    buf = JitterBuffer(target_s=0.02)
+    rng = np.random.default_rng(0)
+    sent, heard = [], []
+    t = 0.0
+    for k in range(30):
+        chunk = np.zeros(CHUNK_SAMPLES, np.int16)
+        if k % 3 == 2:  # speech with silence before, after and inside it
+            chunk[800:2400] = rng.integers(1, 1000, 1600)
+            chunk[1500:1600] = 0
+        sent.append(chunk)
+        arrive = 0.2 * k + (0.16 if k == 4 else 0.01)  # a stall in silence
+        heard.append(play(buf, t, arrive - t))
+        t = arrive
+        buf.push(chunk, now=arrive, tag=k)
+    heard.append(play(buf, t, 1.0))
+    sent_audio, heard_audio = np.concatenate(sent), np.concatenate(heard)
+    assert buf.stats.skipped_samples > 0
+    assert np.array_equal(heard_audio[heard_audio != 0], sent_audio[sent_audio != 0])
+    first_sound = np.flatnonzero(heard_audio)
+    gaps = np.diff(first_sound)
+    assert (gaps[gaps > 1] - 1 == 100).sum() == 10  # the silence inside each word is kept, every time
+
+
+def test_running_dry_in_a_silence_is_counted_but_does_not_widen_the_delay() -> None:
+    buf = JitterBuffer(target_s=0.02)
+    buf.push(np.zeros(CHUNK_SAMPLES, np.int16), now=0.0)
+    play(buf, 0.0, 0.24)  # the NPC was silent when the next reply came late: nobody heard a gap
+    assert buf.stats.underruns == 1 and buf.stats.audible_underruns == 0
+    assert buf.target_s == 0.02

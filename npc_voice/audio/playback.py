@@ -3,8 +3,13 @@
 Replies arrive once per chunk with some jitter (compute time varies); the device pulls small blocks
 at a steady rate. The buffer starts playing ``target`` seconds after the first reply, holds 1-3
 chunks, conceals an underrun with silence (counted; the last sample ramps down to zero and the
-audio that follows ramps up, so a stall never clicks), and widens ``target`` after underruns while
-narrowing it slowly when arrivals are steady, so latency stays as low as the jitter allows.
+audio that follows ramps up, so a stall never clicks), and widens ``target`` after underruns that cut
+into the NPC's voice (one in a silence only stretches it: nobody hears it) while
+narrowing it slowly when arrivals are steady, so latency stays as low as the jitter allows. A late reply
+restarts playing later, and every reply after it would keep that extra delay: so while more than a chunk
+plus ``target`` is queued, silence at the head (the NPC not speaking, exact zeros) is skipped until the
+delay is back to ``target``. The NPC's next answer then reaches the player as soon as a fresh start
+would, and no sound it makes is ever dropped.
 ``flush`` drops queued NPC speech at once (an interruption), with a short fade so nothing clicks.
 
 The same class serves the live sounddevice stream and the file-backed device of the bench, so the
@@ -33,7 +38,9 @@ class PlaybackStats:
     """What the buffer went through; the client reports these."""
 
     underruns: int = 0
+    audible_underruns: int = 0  # underruns that cut into sound (the rest only stretched a silence)
     concealed_samples: int = 0
+    skipped_samples: int = 0  # silence dropped to bring the delay back to the target
     overflows: int = 0
     flushes: int = 0
 
@@ -105,6 +112,7 @@ class JitterBuffer:
                     self._last = 0
                     return out
                 self._playing = True
+            self._skip_silence(self._queued - self._head - n - CHUNK_SAMPLES - round(self.target_s * SAMPLE_RATE), now)
             filled = 0
             while filled < n and self._queue:
                 block = self._queue[0]
@@ -134,6 +142,29 @@ class JitterBuffer:
             self._last = int(out[-1])
         return out
 
+    def _skip_silence(self, limit: int, now: float) -> None:
+        """Drop up to ``limit`` samples of silence at the head of the queue (nothing from the first sound on).
+        A chunk whose start is skipped is reported as starting where it would have, had it played whole."""
+        while limit > 0 and self._queue:
+            block = self._queue[0]
+            rest = block[self._head : self._head + limit]
+            sound = np.flatnonzero(rest)
+            skip = int(sound[0]) if sound.size else len(rest)
+            if skip == 0:
+                return
+            if self._head == 0 and self._tags and self._tags[0][0] is block:
+                _, tag = self._tags.popleft()
+                if self.on_start is not None:
+                    self.on_start(tag, now - skip / SAMPLE_RATE)
+            self._head += skip
+            limit -= skip
+            self.stats.skipped_samples += skip
+            if self._head < len(block):
+                return
+            self._queue.popleft()
+            self._queued -= len(block)
+            self._head = 0
+
     def _underrun(self, out: np.ndarray, filled: int, n: int, now: float) -> None:
         # Ramp from the last sample played down to zero: the audio often ends on a block boundary
         # (filled == 0), so fading the samples already out is not enough to avoid a click.
@@ -143,8 +174,10 @@ class JitterBuffer:
         self._fade_in = True
         self.stats.underruns += 1
         self.stats.concealed_samples += n - filled
-        self.target_s = min(self._max_target_s, self.target_s + 0.02)
-        self._steady = 0
+        if last or out[:filled].any():  # it broke into the NPC's voice: hold more from now on
+            self.stats.audible_underruns += 1
+            self.target_s = min(self._max_target_s, self.target_s + 0.02)
+            self._steady = 0
         self._playing = False
         self._start_at = None  # restart target_s after the next arrival
 

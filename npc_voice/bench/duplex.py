@@ -42,6 +42,7 @@ class CaseRun:
     rtt_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     underruns: int = 0
+    audible_underruns: int = 0  # of those, the ones that cut into the NPC's voice
 
 
 def load_cases(folder: Path) -> list[dict[str, Any]]:
@@ -175,7 +176,7 @@ def run_case(
     finally:
         session.close()
         client.close()
-    run.underruns = buffer.stats.underruns
+    run.underruns, run.audible_underruns = buffer.stats.underruns, buffer.stats.audible_underruns
     folder = out_dir / case["id"]
     device.save(folder)
     events.sort(key=lambda e: e["t"])
@@ -228,5 +229,6 @@ def step_figures(runs: list[CaseRun]) -> dict[str, float]:
         "roundtrip_p50_ms": round(float(np.percentile(rtt, 50)), 2),
         "roundtrip_p99_ms": round(float(np.percentile(rtt, 99)), 2),
         "underruns": int(sum(r.underruns for r in runs)),
+        "audible_underruns": int(sum(r.audible_underruns for r in runs)),
         "errors": int(sum(len(r.errors) for r in runs)),
     }
