@@ -4,6 +4,8 @@ only pausing and goes on before the answer's first sound reached them."""
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 
 from npc_voice import events as ev
@@ -73,3 +75,16 @@ def test_the_npc_yields_when_the_player_was_only_pausing(resources) -> None:
     final = [e for _, e, _ in said if isinstance(e, ev.Response)][-1]
     assert len([e for _, e, _ in said if isinstance(e, ev.Response)]) == 2
     assert "shield" in final.heard.lower() and "brother" in final.heard.lower()  # the whole turn
+
+
+def test_a_read_that_cut_the_last_word_is_answered_on_the_words_the_streaming_recogniser_finished(resources) -> None:
+    session = Session(resources, "blacksmith", "cut", seed=5)
+    stale = session._answer_for("Tell me about your four.", session.loaded, random.Random(1), {}, None, False)
+    assert stale.choice.similarity < session.policy.sure_fit  # the cut word: no clear request
+    session._partial = "fairly young off the dragon"  # the streaming words disagree: the read stands
+    assert session._finished_by_streaming(stale) is stale
+    session._partial = "tell me about your forge"  # they heard the whole word
+    finished = session._finished_by_streaming(stale)
+    assert finished.heard == "tell me about your forge" and finished.choice.topic == "forge_story"
+    assert finished.choice.similarity >= session.policy.sure_fit
+    session.close()

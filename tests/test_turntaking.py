@@ -8,6 +8,7 @@ from npc_voice.model.turntaking import (
     Action,
     BaselineTurnPolicy,
     FloorObservation,
+    finish_cut_word,
     is_own_words,
     looks_incomplete,
     strip_discourse,
@@ -64,6 +65,18 @@ def test_a_question_may_end_on_its_preposition() -> None:
     assert looks_incomplete("Where did the dragon come from")  # unpunctuated streaming words: not yet
     assert looks_incomplete("I would like to hear about")
     assert looks_incomplete("Can you tell me where?")
+
+
+def test_a_read_that_cut_its_last_word_is_finished_by_the_streaming_words_where_they_agree() -> None:
+    assert finish_cut_word("Tell me about your four.", "tell me about your forge") == "tell me about your forge"
+    assert finish_cut_word("What happened with the draft?", "what to the you the dragon") == (
+        "what happened with the dragon")  # they agree on "the"; the misheard opening does not matter
+    assert finish_cut_word("Why did you become a", "why did you become a smith") == "why did you become a smith"
+    assert finish_cut_word("Tell me about your forge.", "tell me about your forge") is None  # nothing to add
+    assert finish_cut_word("How much would you want?", "how much would you will you to") is None  # 3 more words
+    assert finish_cut_word("How much would you want?", "how much would you sword") is None  # not the cut word
+    assert finish_cut_word("I would like to bye.", "i'll if life survive") is None  # no agreement
+    assert finish_cut_word("Hello.", "hello there") is None
 
 
 def test_a_read_ending_on_a_comma_is_not_over() -> None:

@@ -42,6 +42,7 @@ from npc_voice.model.turntaking import (
     Action,
     BaselineTurnPolicy,
     FloorObservation,
+    finish_cut_word,
     heard_cue,
     is_backchannel,
     is_own_words,
@@ -79,6 +80,8 @@ QUIET_FADE_S = 0.08
 # their voice comes back before its first sound can have reached their microphone (so it cannot be the
 # NPC's echo): up to this long after the answer's start in the next chunk.
 YIELD_SLACK_S = 0.02
+# A read that misses more than this of the turn's voice may have cut its last word (``_finished_by_streaming``).
+CUT_WORD_S = 0.03
 # Speech over the NPC this long is read accurately, again every STRETCH_REREAD_S while it goes on, so
 # the floor policy can tell a slow "mmm-hmmm" from an interruption; a read older than STRETCH_STALE_S
 # of speech no longer speaks for the stretch.
@@ -209,6 +212,8 @@ class Session:
         self._latest: tuple[float, PreparedAnswer] | None = None  # the newest finished read: (covers, answer)
         self._p_end: tuple[float, float] | None = None  # (voice end, the prosody model's P(complete) there)
         self._projected: _Projected | None = None
+        # the last read finished by the streaming words: ((read, streaming words), the answer to them, if better)
+        self._finished: tuple[tuple[str, str], PreparedAnswer | None] | None = None
         self._obs: FloorObservation | None = None  # what the floor policy saw last
         self._heard_s = 0.0  # session audio time at the end of the last voice-activity frame
         self._voiced_end_s = 0.0  # ... and at the end of the last frame taken for the player's voice
@@ -514,6 +519,9 @@ class Session:
         if read is None:
             return None
         covers, answer = read
+        unread = max(0.0, self._loud_end_s - covers)
+        if unread > CUT_WORD_S:
+            answer = self._finished_by_streaming(answer)
         if EndOfTurn.available() and (self._p_end is None or self._p_end[0] != self._loud_end_s):
             audio = self._asr.audio()
             self._p_end = (self._loud_end_s, EndOfTurn.shared().p_end(audio, len(audio) - round(gap * SAMPLE_RATE)))
@@ -521,11 +529,29 @@ class Session:
             npc_speaking=False, in_speech=self._in_speech, speech_s=self._speech_s, silence_s=self._silence_s,
             turn_speech_s=self._turn_speech_s, words=answer.heard, partial=self._partial,
             fit=answer.choice.similarity if answer.choice is not None else None,
-            voice_gap_s=gap, unread_s=max(0.0, self._loud_end_s - covers),
+            voice_gap_s=gap, unread_s=unread,
             p_end=self._p_end[1] if self._p_end is not None else None,
         )
         lead = policy.project(obs)
         return None if lead is None else (answer, lead)
+
+    def _finished_by_streaming(self, answer: PreparedAnswer) -> PreparedAnswer:
+        """A read made before the voice ended may stop inside the last word and misread it ("Tell me about your
+        four."): the streaming words have heard the whole word. Where they agree with the read
+        (``finish_cut_word``) and the finished words fit a topic better, they are the answer's words."""
+        policy = self.policy
+        if answer.choice is None or answer.choice.similarity >= policy.sure_fit:
+            return answer
+        key = (answer.heard, self._partial)
+        if self._finished is None or self._finished[0] != key:
+            text = finish_cut_word(answer.heard, self._partial)
+            better = None if text is None else self._answer_for(
+                text, self.loaded, random.Random(self._turn_seed), self.game_state, self._previous_topic,
+                self._after_interrupt, self._unsaid)
+            if better is not None and (better.choice is None or better.choice.similarity <= answer.choice.similarity):
+                better = None
+            self._finished = (key, better)
+        return self._finished[1] or answer
 
     def _turn_read(self) -> tuple[float, PreparedAnswer] | None:
         """A finished accurate read of the whole turn so far, as (the audio time it covers, its answer): the
@@ -673,7 +699,7 @@ class Session:
 
     def _reset_turn(self) -> None:
         self._turn_speech_s = 0.0
-        self._latest = self._p_end = None
+        self._latest = self._p_end = self._finished = None
         self._turn_seed = self._rng.random()
         with self._voice_lock:
             self._voiced = None  # the next turn's voice follows the NPC's feelings then

@@ -213,6 +213,28 @@ def looks_incomplete(text: str) -> bool:
     return words[-1] in INCOMPLETE_ENDINGS and not stranded
 
 
+def finish_cut_word(read: str, streaming: str) -> str | None:
+    """The accurate ``read`` of a turn whose audio stopped inside the last word ("Tell me about your four."
+    for "...forge", "What happened with the draft?" for "...dragon"), finished by the ``streaming`` words,
+    which have heard all of it: where the streaming words repeat the read's words before its last one and
+    go on for one or two words, the first of which begins as the read's cut word does (or is that word, when
+    the read stopped after it), those words replace the cut one. None when the two do not agree so."""
+    read_words, heard = words_of(read), words_of(streaming)
+    if len(read_words) < 2:
+        return None
+    head, cut = read_words[:-1], read_words[-1]
+    best: tuple[int, list[str]] | None = None
+    for j in range(len(heard)):
+        agree = 0
+        while agree < len(head) and agree <= j and heard[j - agree] == head[-1 - agree]:
+            agree += 1
+        tail = heard[j + 1 :]
+        begins_as_cut = bool(tail) and (tail[0] == cut or tail[0][:2] == cut[:2])
+        if begins_as_cut and len(tail) <= 2 and tail != [cut] and agree > (best[0] if best else 0):
+            best = (agree, tail)
+    return None if best is None else " ".join(head + best[1])
+
+
 # What a listener says to keep the speaker going; "uh-huh", "mm-hm" are written many ways ("M-M-H-M").
 BACKCHANNEL_WORDS = frozenset(
     [
