@@ -201,6 +201,8 @@ def test_a_turn_is_projected_over_only_when_words_fit_and_prosody_agree() -> Non
     assert abs(policy.project(replace(ended, p_end=0.2, voice_gap_s=0.16)) - (policy.projected_gap_s - 0.16)) < 1e-9
     sure_of_a_pause = replace(policy, project_hold_p=0.01)
     assert sure_of_a_pause.project(replace(ended, p_end=0.001, voice_gap_s=0.16)) is None  # the VAD rule decides
+    # ...until a human gap has passed: as the VAD rule would a chunk later, when its silence catches up
+    assert sure_of_a_pause.project(replace(ended, p_end=0.001, voice_gap_s=policy.projected_gap_s)) == 0.0
     # too little quiet yet (a stop's closure inside a word looks the same), or too much of the turn unread
     assert policy.project(replace(ended, voice_gap_s=0.04)) is None
     assert policy.project(replace(ended, unread_s=0.6)) is None

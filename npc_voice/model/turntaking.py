@@ -20,7 +20,8 @@ player is doing and whether the NPC is speaking, and answers with one action.
   ``project_unread_s`` of it and is a clear request whose words end finished (as for the human gap, the
   streaming words' misheard last word does not veto it), and the prosody model (``model/endpoint.py``)
   hears a complete turn (a final fall, not the level pitch of a comma) — or, when it is not sure either
-  way, the voice has been quiet ``project_quiet_s`` by its loudness. The answer then starts
+  way, the voice has been quiet ``project_quiet_s`` by its loudness; when it is sure the player only
+  paused, once the voice has been quiet ``projected_gap_s``, a human gap. The answer then starts
   ``projected_gap_s`` after the voice ended, inside the next chunk, not at a chunk boundary. If the
   player's voice comes back before the answer's first sound can have reached them, the NPC yields (the
   session's business).
@@ -368,7 +369,10 @@ class BaselineTurnPolicy:
                 or obs.unread_s > self.project_unread_s or obs.fit < self.sure_fit):
             return None
         sounds_over = obs.p_end is not None and obs.p_end >= self.project_p_end
-        sounds_paused = obs.p_end is not None and obs.p_end < self.project_hold_p
+        # Once a human gap has passed, a clear request is answered whatever its tune, as the voice-activity
+        # rule does once its silence catches up (it hears the voice stop 30-130 ms late: a chunk later).
+        sounds_paused = (obs.p_end is not None and obs.p_end < self.project_hold_p
+                         and obs.voice_gap_s < self.projected_gap_s)
         if not sounds_over and (sounds_paused or obs.voice_gap_s < self.project_quiet_s):
             return None
         if not words_of(obs.words) or looks_incomplete(obs.words):
