@@ -112,7 +112,7 @@ class JitterBuffer:
                     self._last = 0
                     return out
                 self._playing = True
-            self._skip_silence(self._queued - self._head - n - CHUNK_SAMPLES - round(self.target_s * SAMPLE_RATE), now)
+            self._skip_silence(self._queued - self._head - CHUNK_SAMPLES - round(self.target_s * SAMPLE_RATE), now)
             filled = 0
             while filled < n and self._queue:
                 block = self._queue[0]
