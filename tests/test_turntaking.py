@@ -224,3 +224,9 @@ def test_a_cut_in_word_misheard_by_the_streaming_words_is_read_by_the_accurate_p
     talking = replace(ended, in_speech=True, silence_s=0.0, speech_s=0.35)
     assert policy.decide(replace(talking, stretch_words="Hold on.")) is Action.INTERRUPTED
     assert policy.decide(replace(talking, stretch_words="Mm-hm.")) is Action.CONTINUE
+    # the streaming words add a cue to a backchannel's tail; the accurate read of the stretch says "Okay."
+    okay = replace(ended, words="okay wait", speech_s=0.55)
+    assert policy.decide(replace(okay, stretch_words="Okay.")) is Action.BACKCHANNEL
+    assert policy.decide(replace(okay, stretch_words="Okay.", stretch_read_pending=True)) is Action.INTERRUPTED
+    assert policy.decide(replace(okay, stretch_words="Okay, wait.")) is Action.INTERRUPTED
+    assert policy.decide(okay) is Action.INTERRUPTED  # no read yet: the cue word stops the NPC

@@ -276,9 +276,16 @@ def has_interrupt_cue(text: str) -> bool:
 def heard_cue(obs: FloorObservation) -> bool:
     """A cut-in word in the speech over the NPC: in the streaming words, or in the stretch's accurate read
     (pocketsphinx often hears a lone "Wait!" as "where" or "when"; Whisper reads it right), unless that
-    read is the NPC's own voice leaking back."""
+    read is the NPC's own voice leaking back. The other way round, pocketsphinx sometimes adds a cue word to
+    a backchannel's tail ("okay wait" for "Okay."): when the accurate read, with none newer on its way, says
+    the stretch was only a backchannel, the streaming words' cue does not count."""
     read = obs.stretch_words
-    return has_interrupt_cue(obs.words) or (read is not None and not obs.stretch_is_echo and has_interrupt_cue(read))
+    if read is not None and not obs.stretch_is_echo:
+        if has_interrupt_cue(read):
+            return True
+        if is_backchannel(read) and not obs.stretch_read_pending:
+            return False
+    return has_interrupt_cue(obs.words)
 
 
 @dataclass(kw_only=True)
