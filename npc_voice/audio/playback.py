@@ -86,20 +86,26 @@ class JitterBuffer:
 
     def _drop(self, n: int, now: float) -> None:
         while n > 0 and self._queue:
-            block = self._queue[0]
-            take = min(len(block) - self._head, n)
-            if self._head == 0 and self._tags and self._tags[0][0] is block:
-                # Its start is dropped (all of it, or only its head): its events still happen now, though
-                # its audio is gone; a tag left behind would never fire and would hold up every later one.
-                _, tag = self._tags.popleft()
-                if self.on_start is not None:
-                    self.on_start(tag, now)
-            self._head += take
+            take = min(len(self._queue[0]) - self._head, n)
+            # Its start is dropped (all of it, or only its head): its events still happen now, though its
+            # audio is gone; a tag left behind would never fire and would hold up every later one.
+            self._report_start(now)
+            self._advance(take)
             n -= take
-            if self._head >= len(block):
-                self._queue.popleft()
-                self._queued -= len(block)
-                self._head = 0
+
+    def _report_start(self, at: float) -> None:
+        """The head chunk's first sample leaves the queue now: ``on_start`` its tag, with ``at`` as its start."""
+        if self._head == 0 and self._tags and self._tags[0][0] is self._queue[0]:
+            _, tag = self._tags.popleft()
+            if self.on_start is not None:
+                self.on_start(tag, at)
+
+    def _advance(self, k: int) -> None:
+        """``k`` samples of the head chunk are gone (played, dropped or skipped)."""
+        self._head += k
+        if self._head >= len(self._queue[0]):
+            self._queued -= len(self._queue.popleft())
+            self._head = 0
 
     def pull(self, n: int, now: float) -> np.ndarray:
         """The device wants ``n`` samples to play from device time ``now``."""
@@ -116,18 +122,11 @@ class JitterBuffer:
             filled = 0
             while filled < n and self._queue:
                 block = self._queue[0]
-                if self._head == 0 and self._tags and self._tags[0][0] is block:
-                    _, tag = self._tags.popleft()
-                    if self.on_start is not None:
-                        self.on_start(tag, now + filled / SAMPLE_RATE)
+                self._report_start(now + filled / SAMPLE_RATE)
                 take = min(n - filled, len(block) - self._head)
                 out[filled : filled + take] = block[self._head : self._head + take]
                 filled += take
-                self._head += take
-                if self._head >= len(block):
-                    self._queued -= len(block)
-                    self._queue.popleft()
-                    self._head = 0
+                self._advance(take)
             if self._fade_in and filled:
                 ramp = min(FADE_SAMPLES, filled)
                 out[:ramp] = (out[:ramp] * np.linspace(0, 1, ramp + 1)[1:]).astype(np.int16)
@@ -146,24 +145,17 @@ class JitterBuffer:
         """Drop up to ``limit`` samples of silence at the head of the queue (nothing from the first sound on).
         A chunk whose start is skipped is reported as starting where it would have, had it played whole."""
         while limit > 0 and self._queue:
-            block = self._queue[0]
-            rest = block[self._head : self._head + limit]
+            rest = self._queue[0][self._head : self._head + limit]
             sound = np.flatnonzero(rest)
             skip = int(sound[0]) if sound.size else len(rest)
             if skip == 0:
                 return
-            if self._head == 0 and self._tags and self._tags[0][0] is block:
-                _, tag = self._tags.popleft()
-                if self.on_start is not None:
-                    self.on_start(tag, now - skip / SAMPLE_RATE)
-            self._head += skip
+            self._report_start(now - skip / SAMPLE_RATE)
+            self._advance(skip)
             limit -= skip
             self.stats.skipped_samples += skip
-            if self._head < len(block):
+            if sound.size:
                 return
-            self._queue.popleft()
-            self._queued -= len(block)
-            self._head = 0
 
     def _underrun(self, out: np.ndarray, filled: int, n: int, now: float) -> None:
         # Ramp from the last sample played down to zero: the audio often ends on a block boundary
