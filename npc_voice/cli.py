@@ -154,6 +154,25 @@ def bench_perf(cases: Path, out: Path, levels: str, seconds: float, soak_minutes
     click.echo((out / "table.md").read_text())
 
 
+@bench.command("topics")
+@click.option("--persona", "persona_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=Path(__file__).resolve().parents[1] / "assets" / "personas" / "blacksmith.yaml",
+              show_default="assets/personas/blacksmith.yaml", help="The persona file to measure.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the summary and every text's outcome as JSON.")
+def bench_topics(persona_path: Path, json_out: Path | None) -> None:
+    """How well the persona's examples match wordings the bench's held-out cases use (written, not heard)."""
+    from npc_voice.bench.topics import run_topics
+
+    report = run_topics(persona_path)
+    for key, value in report.summary().items():
+        click.echo(f"{key:36} {value}")
+    for o in report.misses():
+        click.echo(f"miss: {o.text!r} -> {o.topic} ({o.similarity:.2f}), wanted {'/'.join(o.wanted)}")
+    if json_out:
+        json_out.write_text(json.dumps(report.to_json(), indent=1))
+
+
 @bench.command("cases")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seed", default=0, show_default=True, help="Same seed, same cases (byte for byte).")
