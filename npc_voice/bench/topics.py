@@ -62,8 +62,11 @@ class TopicReport:
         return [o for outcomes in self.sets.values() for o in outcomes if not o.right]
 
     def to_json(self) -> dict:
-        return {"summary": self.summary(), "sets": {k: [asdict(o) for o in v] for k, v in self.sets.items()},
-                "fragments": [asdict(o) for o in self.fragments]}
+        return {
+            "summary": self.summary(),
+            "sets": {k: [asdict(o) for o in v] for k, v in self.sets.items()},
+            "fragments": [asdict(o) for o in self.fragments],
+        }
 
 
 def held_out_texts() -> dict[str, list[tuple[str, list[str]]]]:
