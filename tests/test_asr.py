@@ -149,28 +149,3 @@ def test_utterance_audio_is_bounded_to_the_last_window(models, persona_lm) -> No
     rec.finish(accurate=False)
     with pytest.raises(RuntimeError):
         rec.feed(noise[:CHUNK_SAMPLES])
-
-
-def test_partial_voiced_drops_words_begun_after_the_voice_ended(models, persona_lm, tmp_path: Path) -> None:
-    """A word that began only once the voice had stopped is silence made a word of: it is left out."""
-    audio = festival("Can you repair my old sword?", tmp_path)
-    rec = StreamingRecognizer(models, persona_lm)
-    rec.start()
-    for i in range(0, audio.size, CHUNK_SAMPLES):
-        rec.feed(audio[i : i + CHUNK_SAMPLES])
-    words = rec.partial.split()
-    loud = np.flatnonzero(np.abs(audio.astype(np.int32)) > 300)
-    tail = (audio.size - loud[-1]) / SAMPLE_RATE  # silence after the voice
-    assert rec.partial_voiced(0.0, 0.0) == rec.partial
-    assert rec.partial_voiced(tail, 0.06).split() == words  # every word has voice in it
-    early = rec.partial_voiced(tail + 0.6, 0.06).split()  # as if the voice had stopped 0.6 s sooner
-    assert 0 < len(early) < len(words) and early == words[: len(early)]
-    assert rec.partial_voiced(audio.size / SAMPLE_RATE, 0.06) == ""
-
-
-def test_whisper_prompt_names_the_topic_words_within_its_budget(persona_lm) -> None:
-    from npc_voice.features.lm import MAX_KEYWORDS
-
-    assert len(persona_lm.keywords) == MAX_KEYWORDS  # the blacksmith's examples hold more rare words than that
-    assert {"sword", "shield", "forge", "dragon", "repair", "longsword"} <= set(persona_lm.keywords)
-    assert list(persona_lm.keywords) == sorted(persona_lm.keywords)

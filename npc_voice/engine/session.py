@@ -82,8 +82,6 @@ QUIET_FADE_S = 0.08
 YIELD_SLACK_S = 0.02
 # A read that misses more than this of the turn's voice may have cut its last word (``_finished_by_streaming``).
 CUT_WORD_S = 0.03
-# A streaming word begun less than this before the voice stopped is silence the recogniser made a word of.
-MIN_WORD_VOICE_S = 0.06
 # Speech over the NPC this long is read accurately, again every STRETCH_REREAD_S while it goes on, so
 # the floor policy can tell a slow "mmm-hmmm" from an interruption; a read older than STRETCH_STALE_S
 # of speech no longer speaks for the stretch.
@@ -471,8 +469,6 @@ class Session:
         if not self._asr.in_utterance:
             return
         partial = self._asr.feed(clean)
-        if self._loud_end_s != float("inf"):
-            partial = self._asr.partial_voiced((self.steps + 1) * CHUNK_SECONDS - self._loud_end_s, MIN_WORD_VOICE_S)
         if partial and partial != self._partial:
             self._partial = partial
             events.append(ev.Transcript(text=partial, final=False))

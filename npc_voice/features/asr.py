@@ -34,7 +34,6 @@ MAX_TOKENS = 120  # ~10 s of speech is under 60 tokens
 MIN_PROMPT_SECONDS = 1.5
 TOKENS_BASE = 8
 TOKENS_PER_SECOND = 6.0  # fast speech is ~4 words (~5 tokens) a second
-FRAME_SAMPLES = 160  # pocketsphinx's 10 ms frames
 
 
 def persona_prompt(lm: PersonaLM, speaker: str) -> str:
@@ -248,18 +247,6 @@ class StreamingRecognizer:
         hyp = self._decoder.hyp()
         self._partial = hyp.hypstr if hyp is not None else ""
         return self._partial
-
-    def partial_voiced(self, voice_end_ago_s: float, min_voiced_s: float) -> str:
-        """The partial hypothesis without its trailing words that began less than ``min_voiced_s`` before the
-        voice ended ``voice_end_ago_s`` ago: pocketsphinx lets a last word absorb the silence after the voice
-        ("what are you place it" + "if", begun as the voice stopped), and a turn that seems to end on "if"
-        would be waited on as unfinished."""
-        voice_end = self._n - voice_end_ago_s * SAMPLE_RATE
-        words = [(s.word.split("(")[0], s.start_frame * FRAME_SAMPLES) for s in self._decoder.seg()
-                 if not s.word.startswith(("<", "["))]
-        while words and words[-1][1] > voice_end - min_voiced_s * SAMPLE_RATE:
-            words.pop()
-        return " ".join(w for w, _ in words)
 
     def _keep(self, pcm: np.ndarray) -> None:
         pcm = pcm[-self._max_samples :]
