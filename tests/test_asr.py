@@ -149,3 +149,11 @@ def test_utterance_audio_is_bounded_to_the_last_window(models, persona_lm) -> No
     rec.finish(accurate=False)
     with pytest.raises(RuntimeError):
         rec.feed(noise[:CHUNK_SAMPLES])
+
+
+def test_whisper_prompt_names_the_topic_words_within_its_budget(persona_lm) -> None:
+    from npc_voice.features.lm import MAX_KEYWORDS
+
+    assert len(persona_lm.keywords) == MAX_KEYWORDS  # the blacksmith's examples hold more rare words than that
+    assert {"sword", "shield", "forge", "dragon", "repair", "longsword"} <= set(persona_lm.keywords)
+    assert list(persona_lm.keywords) == sorted(persona_lm.keywords)
