@@ -9,11 +9,14 @@ The texts are the held-out case decks (``bench.cases``: every topic in new wordi
 pause, interruptions with their cue words) and the off-topic sentences of the ASR bench. None is a persona
 example. The first halves of the split turns are fragments: a fit at or above the floor policy's
 ``unsure_fit`` makes a fragment that Whisper reads as a finished sentence a candidate to be answered inside
-the player's pause, and one above ``sure_fit`` may be answered as soon as the voice stops.
+the player's pause, and one above ``sure_fit`` may be answered as soon as the voice stops. The first sentences
+of two-sentence wordings ("I bent my spear. | Can you straighten it?") are preambles: at ``sure_fit`` the NPC
+may answer in the short gap before the second.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -47,6 +50,7 @@ class TopicReport:
     examples: int
     sets: dict[str, list[Outcome]] = field(default_factory=dict)
     fragments: list[Outcome] = field(default_factory=list)
+    preambles: list[Outcome] = field(default_factory=list)
 
     def summary(self) -> dict[str, float | int]:
         policy = BaselineTurnPolicy()
@@ -56,6 +60,8 @@ class TopicReport:
         out["fragments"] = len(self.fragments)
         out["fragments_at_unsure_fit"] = sum(o.similarity >= policy.unsure_fit for o in self.fragments)
         out["fragments_at_sure_fit"] = sum(o.similarity >= policy.sure_fit for o in self.fragments)
+        out["preambles"] = len(self.preambles)
+        out["preambles_at_sure_fit"] = sum(o.similarity >= policy.sure_fit for o in self.preambles)
         return out
 
     def misses(self) -> list[Outcome]:
@@ -78,6 +84,17 @@ def held_out_texts() -> dict[str, list[tuple[str, list[str]]]]:
     return {"wordings": wordings, "split_turns": whole, "interruptions": corrections, "off_topic": off}
 
 
+def preambles() -> list[tuple[str, list[str]]]:
+    """The first sentence of every held-out wording that has two, with the wording's topics."""
+    out = []
+    for topic, phrases in PHRASES.items():
+        for p in phrases:
+            first, *rest = re.split(r"(?<=[.?!])\s+", p)
+            if rest:
+                out.append((first, [topic, *ALSO.get(p, [])]))
+    return out
+
+
 def run_topics(persona_path: Path, embedder: Embedder | None = None) -> TopicReport:
     """Match every held-out text with the persona's own matcher."""
     persona = load_persona(persona_path)
@@ -91,4 +108,5 @@ def run_topics(persona_path: Path, embedder: Embedder | None = None) -> TopicRep
     for name, texts in held_out_texts().items():
         report.sets[name] = [outcome(text, wanted) for text, wanted in texts]
     report.fragments = [outcome(head, topics) for head, _, topics in SPLITS]
+    report.preambles = [outcome(text, topics) for text, topics in preambles()]
     return report
