@@ -156,15 +156,15 @@ def bench_perf(cases: Path, out: Path, levels: str, seconds: float, soak_minutes
 
 @bench.command("topics")
 @click.option("--persona", "persona_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=Path(__file__).resolve().parents[1] / "assets" / "personas" / "blacksmith.yaml",
-              show_default="assets/personas/blacksmith.yaml", help="The persona file to measure.")
+              default=None, show_default="assets/personas/blacksmith.yaml", help="The persona file to measure.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the summary and every text's outcome as JSON.")
 def bench_topics(persona_path: Path, json_out: Path | None) -> None:
     """How well the persona's examples match wordings the bench's held-out cases use (written, not heard)."""
     from npc_voice.bench.topics import run_topics
+    from npc_voice.persona.loader import default_persona_dir
 
-    report = run_topics(persona_path)
+    report = run_topics(persona_path or default_persona_dir() / "blacksmith.yaml")
     for key, value in report.summary().items():
         click.echo(f"{key:36} {value}")
     for o in report.misses():

@@ -16,7 +16,6 @@ may answer in the short gap before the second.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from npc_voice.features.embed import Embedder
 from npc_voice.model.topics import TopicMatcher
 from npc_voice.model.turntaking import BaselineTurnPolicy
 from npc_voice.persona.loader import FALLBACK, load_persona
+from npc_voice.speech.tts import split_sentences
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,7 +89,7 @@ def preambles() -> list[tuple[str, list[str]]]:
     out = []
     for topic, phrases in PHRASES.items():
         for p in phrases:
-            first, *rest = re.split(r"(?<=[.?!])\s+", p)
+            first, *rest = split_sentences(p)
             if rest:
                 out.append((first, [topic, *ALSO.get(p, [])]))
     return out
