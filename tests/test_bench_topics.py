@@ -54,3 +54,4 @@ def test_cli_prints_summary_and_writes_json(tmp_path: Path) -> None:
     assert "wordings_accuracy" in result.output
     data = json.loads(out.read_text())
     assert len(data["sets"]["wordings"]) == sum(len(v) for v in PHRASES.values())
+    assert len(data["preambles"]) == data["summary"]["preambles"]

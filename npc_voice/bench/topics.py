@@ -72,6 +72,7 @@ class TopicReport:
             "summary": self.summary(),
             "sets": {k: [asdict(o) for o in v] for k, v in self.sets.items()},
             "fragments": [asdict(o) for o in self.fragments],
+            "preambles": [asdict(o) for o in self.preambles],
         }
 
 
