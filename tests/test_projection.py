@@ -88,3 +88,15 @@ def test_a_read_that_cut_the_last_word_is_answered_on_the_words_the_streaming_re
     assert finished.heard == "tell me about your forge" and finished.choice.topic == "forge_story"
     assert finished.choice.similarity >= session.policy.sure_fit
     session.close()
+
+
+def test_a_clear_request_read_just_before_its_last_word_is_finished_by_the_streaming_words(resources) -> None:
+    session = Session(resources, "blacksmith", "cut", seed=5)
+    stale = session._answer_for("Can I get a new sword from", session.loaded, random.Random(1), {}, None, False)
+    assert stale.choice.similarity >= session.policy.sure_fit  # a clear request, but it ends unfinished
+    session._partial = "can i get an is sword from the"  # the streaming words end unfinished too: it stands
+    assert session._finished_by_streaming(stale) is stale
+    session._partial = "can i get an is sword from you"
+    finished = session._finished_by_streaming(stale)
+    assert finished.heard == "can i get a new sword from you" and finished.choice.topic == "buy_sword"
+    session.close()

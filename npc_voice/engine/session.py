@@ -537,10 +537,12 @@ class Session:
 
     def _finished_by_streaming(self, answer: PreparedAnswer) -> PreparedAnswer:
         """A read made before the voice ended may stop inside the last word and misread it ("Tell me about your
-        four."): the streaming words have heard the whole word. Where they agree with the read
-        (``finish_cut_word``) and the finished words fit a topic better, they are the answer's words."""
+        four."), or just before it ("Can I get a new sword from"): the streaming words have heard the whole
+        word. Where they agree with the read (``finish_cut_word``) and the finished words fit a topic better
+        (or, if the read ended unfinished, end finished and fit as well or clearly), they are the answer's words."""
         policy = self.policy
-        if answer.choice is None or answer.choice.similarity >= policy.sure_fit:
+        cut_short = looks_incomplete(answer.heard)
+        if answer.choice is None or (answer.choice.similarity >= policy.sure_fit and not cut_short):
             return answer
         key = (answer.heard, self._partial)
         if self._finished is None or self._finished[0] != key:
@@ -548,8 +550,12 @@ class Session:
             better = None if text is None else self._answer_for(
                 text, self.loaded, random.Random(self._turn_seed), self.game_state, self._previous_topic,
                 self._after_interrupt, self._unsaid)
-            if better is not None and (better.choice is None or better.choice.similarity <= answer.choice.similarity):
-                better = None
+            fit, new_fit = answer.choice.similarity, better.choice.similarity if better and better.choice else -1.0
+            if cut_short:
+                good = text is not None and not looks_incomplete(text) and new_fit >= min(fit, policy.sure_fit)
+            else:
+                good = new_fit > fit
+            better = better if good else None
             self._finished = (key, better)
         return self._finished[1] or answer
 
@@ -583,6 +589,7 @@ class Session:
         fading = self._in_speech and (self._below >= FADING_FRAMES or quiet)
         if self._in_speech and not fading:
             if self._turn_speech_s >= PREDICT_AFTER_S and (self._prepared is None or self._prepared.done()):
+                self._keep_finished_read()  # the read it replaces may be the newest the projection gets
                 self._submit_read(spare=True)
             return
         if self._covers(self._prepared):
