@@ -96,7 +96,8 @@ def test_stall_and_kill_9_then_the_conversation_goes_on() -> None:
         game.run_until(lambda: not question, 60, mic=question)
         game.run_until(lambda: False, 2.0)
         responses = [e for r in game.steps_since(n) for e in r.events if e.type == "response"]
-        assert responses and responses[0].topic == "repair", responses
+        # an answer begun in the gap between the sentences yields to the second one: the last answer stands
+        assert responses and responses[-1].topic == "repair", responses
 
         assert {"connected", "reconnecting"} <= game.states
         # the game thread never waited on the network: a frame's calls never took a heartbeat's length

@@ -100,3 +100,23 @@ def test_a_clear_request_read_just_before_its_last_word_is_finished_by_the_strea
     finished = session._finished_by_streaming(stale)
     assert finished.heard == "can i get a new sword from you" and finished.choice.topic == "buy_sword"
     session.close()
+
+
+def test_the_npc_yields_to_a_player_going_on_over_its_answers_onset_and_answers_the_whole_turn(resources) -> None:
+    """A first sentence that is a request of its own, a pause long enough to answer in, then the question
+    it led to: the NPC may start in the pause, but speech that begins with its answer and says more than
+    "uh-huh" is the player's turn going on. It stops, and answers both sentences."""
+    tts = Synthesizer()
+    first = tts.synthesize("I'm looking for the castle gate.", PLAYER).audio
+    rest = tts.synthesize("Where is it from here?", PLAYER).audio
+    pause = np.zeros(round(0.45 * SAMPLE_RATE) - (len(first) - voice_end(first)), np.int16)
+    mic, end = placed([first, pause, rest], end_in_chunk=0.05)
+    said = converse(resources, mic)
+    responses = [(k, e) for k, e, _ in said if isinstance(e, ev.Response)]
+    resumed = (end / SAMPLE_RATE + 0.45) / CHUNK_SECONDS  # the chunk in which the second sentence begins
+    assert len(responses) == 2 and responses[0][0] < resumed, responses  # an answer began in the pause ...
+    yielded = [(k, e) for k, e, _ in said if isinstance(e, ev.SpeechEnd)]
+    assert yielded and yielded[0][1].completed is False and yielded[0][0] < responses[1][0]  # ... and stopped
+    final = responses[1][1]
+    assert final.topic == "directions"
+    assert "castle" in final.heard.lower() and "where" in final.heard.lower()  # the whole turn

@@ -230,3 +230,21 @@ def test_a_cut_in_word_misheard_by_the_streaming_words_is_read_by_the_accurate_p
     assert policy.decide(replace(okay, stretch_words="Okay.", stretch_read_pending=True)) is Action.INTERRUPTED
     assert policy.decide(replace(okay, stretch_words="Okay, wait.")) is Action.INTERRUPTED
     assert policy.decide(okay) is Action.INTERRUPTED  # no read yet: the cue word stops the NPC
+
+
+def test_speech_that_begins_with_the_answer_and_says_more_than_a_backchannel_goes_on_with_the_turn() -> None:
+    policy = BaselineTurnPolicy()
+    onset = obs(npc_speaking=True, in_speech=True, speech_s=0.45, stretch_at_onset=True, stretch_player_p=0.99,
+                stretch_words="Where is it?")
+    assert policy.decide(onset) is Action.INTERRUPTED  # "I'm looking for the castle gate. | Where is it?"
+    assert policy.decide(replace(onset, stretch_words="Okay.")) is Action.CONTINUE  # "uh-huh" at the onset
+    assert policy.decide(replace(onset, stretch_words=None)) is Action.CONTINUE  # nothing read yet
+    assert policy.decide(replace(onset, stretch_is_echo=True)) is Action.CONTINUE  # its own voice leaking back
+    assert policy.decide(replace(onset, stretch_player_p=0.1)) is Action.CONTINUE  # not the player's voice
+    assert policy.decide(replace(onset, stretch_at_onset=False)) is Action.CONTINUE  # later: a backchannel
+    # the stretch has ended: judged on its read, once that is in
+    ended = replace(onset, in_speech=False, silence_s=0.1)
+    assert policy.decide(ended) is Action.INTERRUPTED
+    assert policy.decide(replace(ended, stretch_words="Mm-hm.")) is Action.BACKCHANNEL
+    assert policy.decide(replace(ended, stretch_words=None, stretch_read_pending=True)) is Action.CONTINUE
+    assert policy.decide(replace(ended, stretch_at_onset=False)) is Action.BACKCHANNEL

@@ -80,6 +80,14 @@ QUIET_FADE_S = 0.08
 # their voice comes back before its first sound can have reached their microphone (so it cannot be the
 # NPC's echo): up to this long after the answer's start in the next chunk.
 YIELD_SLACK_S = 0.02
+# In real time a step whose turn has just ended may wait for the read of all of it (started a chunk ago,
+# when the voice faded) and its first sentence's voice, if they are due within READ_WAIT_S of the step's
+# start: the answer then starts inside the next chunk, as soon as it is known, not a whole chunk later.
+# The reply is that much later (still well before the sidecar counts it late); the NPC is silent then, so
+# the player's jitter buffer only stretches a silence. A read is due READ_TIME_S after it was started at
+# first, then after the session's recent reads' time.
+READ_WAIT_S = 0.11
+READ_TIME_S = 0.2
 # A read that misses more than this of the turn's voice may have cut its last word (``_finished_by_streaming``).
 CUT_WORD_S = 0.03
 # Speech over the NPC this long is read accurately, again every STRETCH_REREAD_S while it goes on, so
@@ -90,6 +98,9 @@ STRETCH_REREAD_S = 0.2
 STRETCH_STALE_S = 0.4
 ECHO_WORDS_S = 2.5  # a read of speech over the NPC is compared with the NPC's words of this last stretch
 STRETCH_JOIN_S = 0.5  # a stretch of speech that starts this soon after the last one goes on with it
+# A stretch that begins within this of the answer's first sound began before the player can have taken the
+# answer in: they were going on with their turn (``BaselineTurnPolicy.goes_on``).
+ONSET_OVERLAP_S = 0.4
 # Temperament at work. A quiet NPC with the player near says an idle bark after IDLE_AFTER_S seconds,
 # scaled from a terse persona (talkativeness 0) to a chatty one (1) and varied by a third either way.
 IDLE_AFTER_S = (40.0, 12.0)
@@ -122,7 +133,17 @@ class _Projected:
 
     starts_in: float  # seconds into the next microphone chunk at which the answer's first sound plays
     loud_db: float  # a block this loud is the player's voice
-    previous_topic: str | None  # the session's turn state before the answer, restored if it yields
+
+
+@dataclass(frozen=True)
+class _Onset:
+    """An answer just begun: if the player turns out to have been going on with their turn, the NPC yields
+    and the turn's words so far (``heard``) open the rest of it; the turn state is put back as it was."""
+
+    line_id: str
+    sound_s: float  # session audio time at which its first sound plays
+    heard: str
+    previous_topic: str | None
     after_interrupt: bool
     unsaid: str
 
@@ -208,6 +229,9 @@ class Session:
         self._partial = ""
         self._prepared: Future[PreparedAnswer] | None = None
         self._prepared_covers = 0.0  # the session audio time up to which the prepared answer was read
+        self._prepared_at = 0.0  # when it was started (perf_counter)
+        self._read_s = READ_TIME_S  # how long this session's reads take, start to answer (a moving average)
+        self._step_t0 = 0.0  # when the step now running began (perf_counter)
         self._reading: Future[PreparedAnswer] | None = None  # the last read started, wanted or not
         self._latest: tuple[float, PreparedAnswer] | None = None  # the newest finished read: (covers, answer)
         self._p_end: tuple[float, float] | None = None  # (voice end, the prosody model's P(complete) there)
@@ -232,6 +256,9 @@ class Session:
         self._unsaid = ""  # what the NPC had still to say when it was cut off
         self._held_line: str | None = None  # the line in which the NPC already said "let me finish"
         self._stretch_held = False  # the player's current stretch is a cut-in the NPC talked through
+        self._onset: _Onset | None = None  # the answer now playing, while a stretch over it may go on the turn
+        self._stretch_at_onset = False  # the player's current stretch began with the answer's first sound
+        self._carry = ""  # the words of a turn the NPC yielded in, which the rest of the turn goes on
         self._near = False  # the game cued the player's approach (and not yet their leaving)
         self._quiet_s = 0.0
         self._idle_after_s = self._next_idle_after()
@@ -247,7 +274,7 @@ class Session:
     ) -> StepResult:
         """Advance the conversation by one 200 ms chunk. ``cue``: the player just came within earshot
         (``greeting``) or left it (``farewell``)."""
-        t0 = time.perf_counter()
+        t0 = self._step_t0 = time.perf_counter()
         if state:
             self.game_state.update(state)
         events: list[ev.Event] = []
@@ -290,6 +317,8 @@ class Session:
             # Judge the end of the turn on the accurate words ("I would like to buy" is not over). In real
             # time the step does not wait for them: it listens one more chunk (they are usually ready
             # by then) and answers from the streaming words only if they are still missing after that.
+            if self._read_due():
+                self._await_prepared()
             answer = self._ready_answer(wait=self._prepare_wait)
             if answer is not None:
                 action = self._decide(answer)
@@ -363,6 +392,7 @@ class Session:
             stretch_is_echo=self._stretch_is_echo(stretch),
             stretch_read_pending=self._stretch_read is not None and not self._stretch_read[1].done(),
             stretch_player_p=self._stretch_player_p if self._model_on() else None,
+            stretch_at_onset=self._stretch_at_onset,
         )
         return self._obs
 
@@ -446,6 +476,10 @@ class Session:
                     self._stretch_handled = self._line is None  # only speech over the NPC is a backchannel
                     self._stretch_held = False
                     self._stretch_read = self._stretch_heard = None
+                    onset = self._onset
+                    self._stretch_at_onset = (onset is not None and self._line is not None
+                                              and self._line.line_id == onset.line_id
+                                              and self._heard_s - onset.sound_s <= ONSET_OVERLAP_S)
                 else:
                     self._silence_s += FRAME_S
         return started
@@ -489,8 +523,7 @@ class Session:
             line.cancel()
             events.append(ev.Interrupted(offset=0.0, line_id=line.line_id, heard=self._partial))
             events.append(ev.SpeechEnd(offset=0.0, line_id=line.line_id, completed=False))
-            self._previous_topic = projected.previous_topic
-            self._after_interrupt, self._unsaid = projected.after_interrupt, projected.unsaid
+            self._restore_turn()
             self._stretch_handled = True
             return
         self._reset_turn()
@@ -498,10 +531,12 @@ class Session:
             self._in_speech, self._below = False, 0
             self._silence_s = max(0.0, (self.steps + 1) * CHUNK_SECONDS - self._loud_end_s)
 
-    def _projection(self) -> tuple[PreparedAnswer, float] | None:
-        """The answer to start now, and its lead-in, if the turn has just ended and the policy projects
-        it complete (``BaselineTurnPolicy.project``): on the covering read if there is one, else on the
-        newest read, which misses at most the turn's last moments."""
+    def _projection(self) -> tuple[PreparedAnswer, float, float] | None:
+        """The answer to start now, its lead-in and when its first sound plays (both seconds after the
+        chunk's end), if the turn has just ended and the policy projects it complete
+        (``BaselineTurnPolicy.project``): on the covering read if there is one, else on the newest read,
+        which misses at most the turn's last moments. In real time the lead-in is what is left of the
+        policy's once the step's own time has passed: the reply's audio plays when it arrives."""
         policy = self.policy
         if (not isinstance(policy, BaselineTurnPolicy) or self._line is not None
                 or self._turn_speech_s < policy.min_turn_speech_s):
@@ -515,6 +550,19 @@ class Session:
                 self._keep_finished_read()
                 self._submit_read(spare=False)
             wait([self._prepared])
+        projected = self._project(gap)
+        if projected is None and self._read_due():
+            self._await_prepared()  # the read of the whole turn is nearly done: wait for it rather than a chunk
+            projected = self._project(gap)
+        if projected is None or self._prepare_wait is None:
+            return projected
+        # Real time: the reply leaves this long after the chunk's end, and its audio plays from then on.
+        answer, lead, _ = projected
+        late = time.perf_counter() - self._step_t0
+        return answer, max(0.0, lead - late), max(lead, late)
+
+    def _project(self, gap: float) -> tuple[PreparedAnswer, float, float] | None:
+        """``_projection`` on the reads finished so far."""
         read = self._turn_read() or self._latest
         if read is None:
             return None
@@ -532,8 +580,25 @@ class Session:
             voice_gap_s=gap, unread_s=unread,
             p_end=self._p_end[1] if self._p_end is not None else None,
         )
-        lead = policy.project(obs)
-        return None if lead is None else (answer, lead)
+        lead = self.policy.project(obs)
+        return None if lead is None else (answer, lead, lead)
+
+    def _read_due(self) -> bool:
+        """Real time: the read of the whole turn is running and due within the step's wait (``READ_WAIT_S``)."""
+        return (self._prepare_wait is not None and self._covers(self._prepared) and not self._prepared.done()
+                and self._prepared_at + self._read_s <= self._step_t0 + READ_WAIT_S)
+
+    def _await_prepared(self) -> None:
+        """Real time: wait, until ``READ_WAIT_S`` after the step began, for the read of the whole turn and its
+        first sentence's voice."""
+        if self._prepare_wait is None or not self._covers(self._prepared):
+            return
+        deadline = self._step_t0 + READ_WAIT_S
+        wait([self._prepared], timeout=max(0.0, deadline - time.perf_counter()))
+        if self._prepared.done() and not self._prepared.cancelled() and self._prepared.exception() is None:
+            first = self._prepared.result().first
+            if first is not None:
+                wait([first], timeout=max(0.0, deadline - time.perf_counter()))
 
     def _finished_by_streaming(self, answer: PreparedAnswer) -> PreparedAnswer:
         """A read made before the voice ended may stop inside the last word and misread it ("Tell me about your
@@ -604,11 +669,18 @@ class Session:
     def _submit_read(self, spare: bool) -> None:
         args = (self._prepare, self._asr.audio(), self._partial, self.loaded, self._turn_seed,
                 dict(self.game_state),  # a copy: the step thread keeps updating the live one
-                self._previous_topic, self._after_interrupt, self._unsaid)
+                self._previous_topic, self._after_interrupt, self._unsaid, self._carry)
         read = self.res.read_ahead(*args) if spare else self.res.read(*args)
         if read is not None:
             self._prepared = self._reading = read
             self._prepared_covers = (self.steps + 1) * CHUNK_SECONDS  # all the audio up to this chunk's end
+            self._prepared_at = started = time.perf_counter()
+            read.add_done_callback(lambda f: self._timed_read(f, started))
+
+    def _timed_read(self, read: Future[PreparedAnswer], started: float) -> None:
+        """Worker thread: fold a finished read's time into the session's average (``_read_due``)."""
+        if not read.cancelled():
+            self._read_s += 0.3 * (time.perf_counter() - started - self._read_s)
 
     def _covers(self, read: Future[PreparedAnswer] | None) -> bool:
         """True if ``read`` (the prepared read) is of the whole turn so far."""
@@ -641,14 +713,15 @@ class Session:
             return None
         return self._stretch_heard[1]
 
-    def _prepare(self, audio: np.ndarray, fast: str, loaded: LoadedPersona, seed: float,
-                 state: dict[str, Any], previous: str | None, after_interrupt: bool, unsaid: str) -> PreparedAnswer:
+    def _prepare(self, audio: np.ndarray, fast: str, loaded: LoadedPersona, seed: float, state: dict[str, Any],
+                 previous: str | None, after_interrupt: bool, unsaid: str, carry: str) -> PreparedAnswer:
         """Worker thread: accurate transcript, topic, line; the first sentence's voice follows on a worker.
         The read is primed with the persona's topic words: Whisper then hears "forge" and "longsword" where
         an unusual voice leaves it unsure (tiny.en misreads them as "forward", "long zone"); of its best
-        readings, the persona's topics pick the one to answer."""
+        readings, the persona's topics pick the one to answer. ``carry``: the turn's words before a pause
+        the NPC yielded in, which these go on."""
         readings = self.res.asr.readings(audio, prompt=loaded.prompt)
-        heard = " ".join((loaded.matcher.pick_reading(readings) if readings else fast).split())
+        heard = " ".join(f"{carry} {loaded.matcher.pick_reading(readings) if readings else fast}".split())
         return self._answer_for(heard, loaded, random.Random(seed), state, previous, after_interrupt, unsaid)
 
     def _answer_for(self, heard: str, loaded: LoadedPersona, rng: random.Random, state: dict[str, Any],
@@ -727,15 +800,17 @@ class Session:
         return utt.audio, utt.words, utt.visemes
 
     def _act(self, action: Action, events: list[ev.Event],
-             projected: tuple[PreparedAnswer, float] | None = None) -> np.ndarray:
+             projected: tuple[PreparedAnswer, float, float] | None = None) -> np.ndarray:
         if action is Action.RESPOND or (self._line is None and self._turn_speech_s > MAX_TURN_S):
             self._respond(events, projected)
         elif action is Action.INTERRUPTED and self._line is not None:
             line = self._line
-            self._unsaid = line.unsaid()
+            if self._stretch_at_onset:  # the player was going on with their turn: it goes on from its words
+                self._carry = self._restore_turn()
+            else:
+                self._unsaid, self._after_interrupt = line.unsaid(), True
             line.cancel()
             self._line = None
-            self._after_interrupt = True
             events.append(ev.Interrupted(offset=0.0, line_id=line.line_id, heard=self._partial))
             events.append(ev.SpeechEnd(offset=0.0, line_id=line.line_id, completed=False))
             self._stretch_handled = True
@@ -747,30 +822,30 @@ class Session:
             self._reset_turn()
         return self._speak(events)
 
-    def _respond(self, events: list[ev.Event], projected: tuple[PreparedAnswer, float] | None = None) -> None:
+    def _respond(self, events: list[ev.Event], projected: tuple[PreparedAnswer, float, float] | None = None) -> None:
         """Start the prepared answer; if the accurate pass is late, wait a little, then answer without it.
-        ``projected``: the answer to a turn projected over, and its lead-in (s): the turn stays open until
-        the next step shows the player is done."""
-        lead = 0.0
+        ``projected``: the answer to a turn projected over, its lead-in and when its first sound plays (s,
+        after the chunk's end): the turn stays open until the next step shows the player is done."""
+        lead = starts_in = 0.0
         if projected is not None:
-            answer, lead = projected
+            answer, lead, starts_in = projected
             self._projected = _Projected(
-                starts_in=lead, loud_db=max(self._stretch_peak_db - LOUD_RANGE_DB, SILENCE_DB),
-                previous_topic=self._previous_topic, after_interrupt=self._after_interrupt, unsaid=self._unsaid)
+                starts_in=starts_in, loud_db=max(self._stretch_peak_db - LOUD_RANGE_DB, SILENCE_DB))
         else:
             read = self._turn_read()
             answer = read[1] if read is not None else None
             if answer is None:
-                heard = " ".join(self._partial.split())
+                heard = " ".join(f"{self._carry} {self._partial}".split())
                 answer = self._answer_for(heard, self.loaded, self._rng, self.game_state, self._previous_topic,
                                           self._after_interrupt, self._unsaid)
+        before = (self._previous_topic, self._after_interrupt, self._unsaid)
         if self._prepared is not None:
             self._prepared.cancel()  # a newer read still queued is not needed (a running or finished one stays)
         self._prepared = None  # taken: resetting the turn must not cancel its voice
         if projected is None:
             self._reset_turn()
         self._stretch_handled = True
-        self._after_interrupt, self._unsaid = False, ""
+        self._after_interrupt, self._unsaid, self._carry = False, "", ""
         if answer.choice is None and answer.reaction is None:
             return
         events.append(ev.Transcript(text=answer.heard, final=True))
@@ -783,12 +858,23 @@ class Session:
         if answer.reaction == "interrupted":
             events.append(ev.Bark(offset=0.0, kind="interrupted", line_id=line_id, text=answer.text))
         elif answer.choice is not None:
+            self._onset = _Onset(line_id, (self.steps + 1) * CHUNK_SECONDS + starts_in, answer.heard, *before)
             self._previous_topic = answer.choice.topic
             events.append(ev.Response(offset=round(lead, 3), topic=answer.choice.topic, text=answer.text,
                                       confidence=round(answer.choice.similarity, 3), heard=answer.heard))
         if answer.first is not None and self._prepare_wait is None:
             answer.first.result()  # simulated clock: the voice's time is charged to this step, as a wait would be
         self._start_line(line_id, answer.text, answer.first, events, lead)
+
+    def _restore_turn(self) -> str:
+        """Yielding at the answer's onset: the turn state goes back to what it was before the answer; returns
+        the words the answer was to."""
+        onset, self._onset = self._onset, None
+        if onset is None:
+            return ""
+        self._previous_topic, self._after_interrupt = onset.previous_topic, onset.after_interrupt
+        self._unsaid = onset.unsaid
+        return onset.heard
 
     def _new_line_id(self) -> str:
         return f"{self.npc_id}-{next(self._line_ids)}"

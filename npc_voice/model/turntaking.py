@@ -26,6 +26,8 @@ player is doing and whether the NPC is speaking, and answers with one action.
   player's voice comes back before the answer's first sound can have reached them, the NPC yields (the
   session's business).
 - Speaking: a short stretch of speech ("uh-huh", "yeah", "I see") is a backchannel: keep talking.
+  Speech that begins as the NPC's answer begins and whose accurate read says more than a backchannel is
+  the player going on with their turn after a pause the NPC took for its end: the NPC yields to it.
   Speech that opens with an interruption cue ("wait", "stop", "hold on", "sorry") or that goes on
   longer than a backchannel usually does is an interruption: stop at once. The two kinds of evidence
   are weighed so: the cue word (semantic, from the fast streaming words or the stretch's accurate read)
@@ -185,6 +187,9 @@ class FloorObservation:
     # The duplex model's highest P(the player, not the NPC's echo or noise, speaks) over the chunks of the
     # stretch over the NPC (None: no model loaded).
     stretch_player_p: float | None = None
+    # The stretch began as the NPC's answer began: the player was going on with their turn ("I'm looking
+    # for the castle gate. | Where is it?"), not answering the NPC.
+    stretch_at_onset: bool = False
 
 
 def words_of(text: str) -> list[str]:
@@ -386,6 +391,13 @@ class BaselineTurnPolicy:
             return None
         return max(0.0, self.projected_gap_s - obs.voice_gap_s)
 
+    def goes_on(self, obs: FloorObservation) -> bool:
+        """The player goes on with their turn over the onset of the NPC's answer: the stretch began with the
+        answer and its accurate read is two words or more, not a backchannel and not the NPC's own voice."""
+        read = obs.stretch_words
+        return (obs.stretch_at_onset and read is not None and not obs.stretch_is_echo
+                and len(words_of(read)) >= 2 and not is_backchannel(read))
+
     def heard_player(self, obs: FloorObservation) -> bool:
         """The stretch over the NPC is the player's voice, by the duplex model (True when none is loaded)."""
         return obs.stretch_player_p is None or obs.stretch_player_p >= self.player_p
@@ -397,6 +409,8 @@ class BaselineTurnPolicy:
                 said = read is not None and not obs.stretch_is_echo and len(words_of(read)) >= 3
                 return Action.INTERRUPTED if said and obs.speech_s >= self.unheard_max_s else Action.CONTINUE
             if obs.speech_s >= self.cue_min_s and heard_cue(obs):
+                return Action.INTERRUPTED
+            if self.goes_on(obs):
                 return Action.INTERRUPTED
             if obs.speech_s > self.backchannel_max_s:
                 if obs.stretch_is_echo:
@@ -418,7 +432,9 @@ class BaselineTurnPolicy:
         if obs.speech_s > 0 and obs.silence_s > 0:
             # A short stretch just ended while we kept talking. A cut-in word is often recognised only
             # once it is said ("wait!" read as "way" until its end): then it was a cut-in after all.
-            if obs.speech_s >= self.cue_min_s and heard_cue(obs) and self.heard_player(obs):
+            if self.heard_player(obs) and ((obs.speech_s >= self.cue_min_s and heard_cue(obs)) or self.goes_on(obs)):
                 return Action.INTERRUPTED
+            if obs.stretch_at_onset and obs.stretch_read_pending and self.heard_player(obs):
+                return Action.CONTINUE  # judge it on its read, a moment later
             return Action.BACKCHANNEL  # the session reports it only if it was the player
         return Action.CONTINUE
