@@ -163,7 +163,7 @@ class StepResult:
 
     pcm: np.ndarray
     events: list[ev.Event] = field(default_factory=list)
-    compute_ms: float = 0.0
+    compute_ms: float = 0.0  # the step's own work; a real-time wait for the turn's read is idle, not counted
 
 
 class Session:
@@ -232,6 +232,7 @@ class Session:
         self._prepared_at = 0.0  # when it was started (perf_counter)
         self._read_s = READ_TIME_S  # how long this session's reads take, start to answer (a moving average)
         self._step_t0 = 0.0  # when the step now running began (perf_counter)
+        self._waited_s = 0.0  # ... and how long it has waited for a read (idle: not compute)
         self._reading: Future[PreparedAnswer] | None = None  # the last read started, wanted or not
         self._latest: tuple[float, PreparedAnswer] | None = None  # the newest finished read: (covers, answer)
         self._p_end: tuple[float, float] | None = None  # (voice end, the prosody model's P(complete) there)
@@ -275,6 +276,7 @@ class Session:
         """Advance the conversation by one 200 ms chunk. ``cue``: the player just came within earshot
         (``greeting``) or left it (``farewell``)."""
         t0 = self._step_t0 = time.perf_counter()
+        self._waited_s = 0.0
         if state:
             self.game_state.update(state)
         events: list[ev.Event] = []
@@ -339,7 +341,7 @@ class Session:
             events.append(self._floor(action if told else Action.CONTINUE, npc_speaking))
         self._prev_chunk = clean
         self.steps += 1
-        return StepResult(pcm=pcm, events=events, compute_ms=(time.perf_counter() - t0) * 1000)
+        return StepResult(pcm=pcm, events=events, compute_ms=(time.perf_counter() - t0 - self._waited_s) * 1000)
 
     def _floor(self, action: Action, npc_speaking: bool) -> ev.Floor:
         """The duplex model's heads for this chunk, the prosody's verdict on the turn's last voice end (while
@@ -593,12 +595,13 @@ class Session:
         first sentence's voice."""
         if self._prepare_wait is None or not self._covers(self._prepared):
             return
-        deadline = self._step_t0 + READ_WAIT_S
-        wait([self._prepared], timeout=max(0.0, deadline - time.perf_counter()))
+        t0, deadline = time.perf_counter(), self._step_t0 + READ_WAIT_S
+        wait([self._prepared], timeout=max(0.0, deadline - t0))
         if self._prepared.done() and not self._prepared.cancelled() and self._prepared.exception() is None:
             first = self._prepared.result().first
             if first is not None:
                 wait([first], timeout=max(0.0, deadline - time.perf_counter()))
+        self._waited_s += time.perf_counter() - t0
 
     def _finished_by_streaming(self, answer: PreparedAnswer) -> PreparedAnswer:
         """A read made before the voice ended may stop inside the last word and misread it ("Tell me about your
