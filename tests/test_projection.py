@@ -108,7 +108,7 @@ def test_the_npc_yields_to_a_player_going_on_over_its_answers_onset_and_answers_
     "uh-huh" is the player's turn going on. It stops, and answers both sentences."""
     tts = Synthesizer()
     first = tts.synthesize("I'm looking for the castle gate.", PLAYER).audio
-    rest = tts.synthesize("Where is it from here?", PLAYER).audio
+    rest = tts.synthesize("Which way?", PLAYER).audio  # as short as a backchannel
     pause = np.zeros(round(0.45 * SAMPLE_RATE) - (len(first) - voice_end(first)), np.int16)
     mic, end = placed([first, pause, rest], end_in_chunk=0.05)
     said = converse(resources, mic)
@@ -119,4 +119,4 @@ def test_the_npc_yields_to_a_player_going_on_over_its_answers_onset_and_answers_
     assert yielded and yielded[0][1].completed is False and yielded[0][0] < responses[1][0]  # ... and stopped
     final = responses[1][1]
     assert final.topic == "directions"
-    assert "castle" in final.heard.lower() and "where" in final.heard.lower()  # the whole turn
+    assert "castle" in final.heard.lower() and "way" in final.heard.lower()  # the whole turn
