@@ -319,8 +319,7 @@ class Session:
             # Judge the end of the turn on the accurate words ("I would like to buy" is not over). In real
             # time the step does not wait for them: it listens one more chunk (they are usually ready
             # by then) and answers from the streaming words only if they are still missing after that.
-            if self._read_due():
-                self._await_prepared()
+            self._await_read()
             answer = self._ready_answer(wait=self._prepare_wait)
             if answer is not None:
                 action = self._decide(answer)
@@ -553,17 +552,18 @@ class Session:
                 self._submit_read(spare=False)
             wait([self._prepared])
         projected = self._project(gap)
-        if projected is None and self._read_due():
-            self._await_prepared()  # the read of the whole turn is nearly done: wait for it rather than a chunk
+        if projected is None and self._await_read():  # nearly done: wait for it rather than a chunk
             projected = self._project(gap)
-        if projected is None or self._prepare_wait is None:
-            return projected
+        if projected is None:
+            return None
+        answer, lead = projected
+        if self._prepare_wait is None:
+            return answer, lead, lead
         # Real time: the reply leaves this long after the chunk's end, and its audio plays from then on.
-        answer, lead, _ = projected
         late = time.perf_counter() - self._step_t0
         return answer, max(0.0, lead - late), max(lead, late)
 
-    def _project(self, gap: float) -> tuple[PreparedAnswer, float, float] | None:
+    def _project(self, gap: float) -> tuple[PreparedAnswer, float] | None:
         """``_projection`` on the reads finished so far."""
         read = self._turn_read() or self._latest
         if read is None:
@@ -583,18 +583,18 @@ class Session:
             p_end=self._p_end[1] if self._p_end is not None else None,
         )
         lead = self.policy.project(obs)
-        return None if lead is None else (answer, lead, lead)
+        return None if lead is None else (answer, lead)
 
     def _read_due(self) -> bool:
         """Real time: the read of the whole turn is running and due within the step's wait (``READ_WAIT_S``)."""
         return (self._prepare_wait is not None and self._covers(self._prepared) and not self._prepared.done()
                 and self._prepared_at + self._read_s <= self._step_t0 + READ_WAIT_S)
 
-    def _await_prepared(self) -> None:
-        """Real time: wait, until ``READ_WAIT_S`` after the step began, for the read of the whole turn and its
-        first sentence's voice."""
-        if self._prepare_wait is None or not self._covers(self._prepared):
-            return
+    def _await_read(self) -> bool:
+        """Real time, if the read of the whole turn is due (``_read_due``): wait, until ``READ_WAIT_S`` after the
+        step began, for it and its first sentence's voice. False if there was nothing to wait for."""
+        if not self._read_due():
+            return False
         t0, deadline = time.perf_counter(), self._step_t0 + READ_WAIT_S
         wait([self._prepared], timeout=max(0.0, deadline - t0))
         if self._prepared.done() and not self._prepared.cancelled() and self._prepared.exception() is None:
@@ -602,6 +602,7 @@ class Session:
             if first is not None:
                 wait([first], timeout=max(0.0, deadline - time.perf_counter()))
         self._waited_s += time.perf_counter() - t0
+        return True
 
     def _finished_by_streaming(self, answer: PreparedAnswer) -> PreparedAnswer:
         """A read made before the voice ended may stop inside the last word and misread it ("Tell me about your
