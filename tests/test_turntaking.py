@@ -67,6 +67,17 @@ def test_a_question_may_end_on_its_preposition() -> None:
     assert looks_incomplete("Can you tell me where?")
 
 
+def test_a_question_inside_the_sentence_may_end_on_its_verb() -> None:
+    assert not looks_incomplete("Can you tell me where the castle is?")
+    assert not looks_incomplete("Can you tell me where? The castle is.")  # how tiny.en writes the pause in it
+    assert not looks_incomplete("Do you know how much a good shield is")
+    assert not looks_incomplete("I wonder who you are.")
+    assert looks_incomplete("What I need most is")  # the wh-word opens the sentence: more to come
+    assert looks_incomplete("And what I need most is")
+    assert looks_incomplete("Can you tell me where is")  # no subject between: "...where is the inn?"
+    assert looks_incomplete("My armor is")
+
+
 def test_a_read_that_cut_its_last_word_is_finished_by_the_streaming_words_where_they_agree() -> None:
     assert finish_cut_word("Tell me about your four.", "tell me about your forge") == "tell me about your forge"
     assert finish_cut_word("What happened with the draft?", "what to the you the dragon") == (

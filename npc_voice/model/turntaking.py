@@ -204,19 +204,33 @@ def strip_discourse(text: str) -> str:
 # A question about a place, thing or person may end on its preposition ("Where did it come from?").
 _WH_OPENERS = frozenset(["what", "where", "who", "whom", "which", "whose"])
 _STRANDED = frozenset(["from", "of", "for", "with", "about", "at", "on", "in"])
+# A question asked inside the sentence ends on its verb: "Can you tell me where the castle is?", "Do you know
+# how much a shield is?". The wh-word follows the word that asks (not the sentence's start: "What I need most
+# is..." goes on), and a subject stands between it and the verb ("tell me where is..." goes on).
+_EMBEDDED_WH = frozenset(["where", "what", "who", "which", "whose", "how", "when", "why"])
+_ASKING = frozenset(["me", "us", "know", "wonder", "ask", "tell", "show", "explain", "remember", "idea", "sure",
+                     "say", "see", "out"])
+_CLOSING_VERBS = frozenset(["is", "are", "was", "were", "am"])
+
+
+def _closes_embedded_question(words: list[str]) -> bool:
+    if words[-1] not in _CLOSING_VERBS:
+        return False
+    return any(words[i] in _EMBEDDED_WH and words[i - 1] in _ASKING for i in range(1, len(words) - 2))
 
 
 def looks_incomplete(text: str) -> bool:
     """True when the words so far end where a sentence seldom ends, or hold nothing but openers, or the
     accurate read ends them with a comma (Whisper writes "I heard rumours about a dragon," when the voice
     carries on, as before "What happened?"). A written wh-question that ends on a preposition ("What is it
-    made of?") is whole."""
+    made of?") is whole, and so is a question asked inside the sentence ("Can you tell me where the castle
+    is?")."""
     words, asked, end = words_of(text), strip_discourse(text), text.rstrip()[-1:]
     if not words or not asked or end in ",;:":
         return bool(words)
     opener = words_of(asked)[:1]
     stranded = end == "?" and words[-1] in _STRANDED and bool(opener) and opener[0] in _WH_OPENERS
-    return words[-1] in INCOMPLETE_ENDINGS and not stranded
+    return words[-1] in INCOMPLETE_ENDINGS and not stranded and not _closes_embedded_question(words)
 
 
 def finish_cut_word(read: str, streaming: str) -> str | None:
