@@ -93,6 +93,9 @@ def test_a_read_that_cut_its_last_word_is_finished_by_the_streaming_words_where_
 def test_a_read_ending_on_a_comma_is_not_over() -> None:
     assert looks_incomplete("I heard rumours about a dragon,")
     assert not looks_incomplete("I heard rumours about a dragon.")
+    assert looks_incomplete("Can you tell me where? The castle...")  # trailing off
+    assert looks_incomplete("I'd like to buy, um")  # a filled pause holds the floor
+    assert not looks_incomplete("Do you sell, uh, swords?")
 
 
 def test_an_opener_alone_is_not_a_turn() -> None:

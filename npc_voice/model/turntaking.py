@@ -144,6 +144,12 @@ INCOMPLETE_ENDINGS = frozenset(
         "very",
         "really",
         "just",
+        # a filled pause holds the floor: "I'd like to buy, um"
+        "um",
+        "uh",
+        "uhm",
+        "er",
+        "erm",
     ]
 )
 _WORD = re.compile(r"[a-z']+")
@@ -220,13 +226,14 @@ def _closes_embedded_question(words: list[str]) -> bool:
 
 
 def looks_incomplete(text: str) -> bool:
-    """True when the words so far end where a sentence seldom ends, or hold nothing but openers, or the
-    accurate read ends them with a comma (Whisper writes "I heard rumours about a dragon," when the voice
-    carries on, as before "What happened?"). A written wh-question that ends on a preposition ("What is it
+    """True when the words so far end where a sentence seldom ends (a filled pause too: "...buy, um"), or
+    hold nothing but openers, or the accurate read ends them with a comma or trails off (Whisper writes "I
+    heard rumours about a dragon," when the voice carries on, as before "What happened?", and "The
+    castle..." when it stops mid-thought). A written wh-question that ends on a preposition ("What is it
     made of?") is whole, and so is a question asked inside the sentence ("Can you tell me where the castle
     is?")."""
     words, asked, end = words_of(text), strip_discourse(text), text.rstrip()[-1:]
-    if not words or not asked or end in ",;:":
+    if not words or not asked or end in ",;:" or text.rstrip().endswith(("...", "\u2026")):
         return bool(words)
     opener = words_of(asked)[:1]
     stranded = end == "?" and words[-1] in _STRANDED and bool(opener) and opener[0] in _WH_OPENERS
