@@ -48,6 +48,18 @@ def test_late_replies_degrade_one_level_at_a_time_in_order_and_calm_restores() -
     assert not ctl.off(DEGRADE_ORDER[0][0])
 
 
+def test_with_no_replies_at_all_the_level_still_calms() -> None:
+    """At the last level new sessions are refused: if the busy ones close, no reply comes to restore it."""
+    ctl = OverloadControl()
+    t = 0.0
+    while ctl.level < len(DEGRADE_ORDER):
+        ctl.observe(LATE_S * 2, now=t)
+        t += 0.05
+    assert ctl.calm(t) == 0  # just late: not yet
+    steps = [ctl.calm(t + k * 0.5) for k in range(1, round((len(DEGRADE_ORDER) + 1) * CALM_S / 0.5) + 2)]
+    assert steps.count(-1) == len(DEGRADE_ORDER) and ctl.level == 0
+
+
 def test_a_few_late_replies_among_many_on_time_do_not_degrade() -> None:
     ctl = OverloadControl()
     for i in range(400):  # 2 late replies per 2 s window: under RAISE_LATE
@@ -60,9 +72,11 @@ def test_a_few_late_replies_among_many_on_time_do_not_degrade() -> None:
 
 @pytest.fixture()
 def overloaded(resources, tmp_path):
-    """A sidecar whose controller counts every reply as late (``late_s`` below any step time)."""
+    """A sidecar whose controller counts every reply as late (``late_s`` below any step time), and calms a
+    level after a second without one."""
     server = Sidecar(
-        resources, f"ipc://{tmp_path}/{uuid.uuid4().hex[:8]}.sock", overload=OverloadControl(late_s=-1.0)
+        resources, f"ipc://{tmp_path}/{uuid.uuid4().hex[:8]}.sock",
+        overload=OverloadControl(late_s=-1.0, calm_s=1.0),
     )
     with server.running(30):
         yield server
@@ -114,6 +128,16 @@ def test_overload_is_announced_applied_and_refuses_new_sessions(overloaded: Side
         dropped = [r for r in got if isinstance(r, ErrorReply) and r.code == "overloaded"]
         assert len(got) == len(seqs)  # still exactly one answer per chunk
         assert dropped and got[-1].seq == seqs[-1] and isinstance(got[-1], Reply)
+
+        # the busy session goes: with no replies left to judge by, the levels still calm, and a new session
+        # is welcome again (it used to be refused for good)
+        s.close()
+        deadline = time.monotonic() + 30
+        while overloaded.overload.level and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert overloaded.overload.level == 0 and overloaded.res.asr.accurate and overloaded.res.predictive
+        again = client.open_session(persona="blacksmith", npc_id="after-the-rush")
+        assert again.wait_opened(60), again.error
     finally:
         client.close()
 

@@ -137,11 +137,13 @@ class OverloadControl:
 
     Level 0 is full service; level ``k`` turns off the first ``k`` entries of ``DEGRADE_ORDER``. One
     level up when late replies pile up in the last ``WINDOW_S`` (at most one step per ``HOLD_S``), one
-    level down after ``CALM_S`` without a late reply.
+    level down after ``CALM_S`` without a late reply, replies or not: at the last level new sessions are
+    refused, so once the sessions that overloaded it have gone no reply may ever come to calm it.
     """
 
-    def __init__(self, late_s: float = LATE_S, max_level: int = len(DEGRADE_ORDER)) -> None:
+    def __init__(self, late_s: float = LATE_S, max_level: int = len(DEGRADE_ORDER), calm_s: float = CALM_S) -> None:
         self.late_s = late_s
+        self.calm_s = calm_s
         self.max_level = max_level
         self.level = 0
         self._recent: collections.deque[tuple[float, bool]] = collections.deque()
@@ -167,7 +169,12 @@ class OverloadControl:
             self._changed = now
             self._recent.clear()  # judge the new level on its own replies
             return 1
-        if self.level > 0 and now - self._last_late >= CALM_S and now - self._changed >= CALM_S:
+        return self.calm(now)
+
+    def calm(self, now: float) -> int:
+        """One level down (returns -1) if nothing has been late for ``calm_s``; called with every reply and
+        by the socket loop's clock."""
+        if self.level > 0 and now - self._last_late >= self.calm_s and now - self._changed >= self.calm_s:
             self.level -= 1
             self._changed = now
             return -1
@@ -271,6 +278,8 @@ class Sidecar:
                         self._guarded(router, None, self._on_done, router)
                 if time.monotonic() >= next_reap:
                     self._reap_idle()
+                    if self.overload.calm(time.monotonic()):
+                        self._degrade(-1)
                     next_reap = time.monotonic() + 1.0
         finally:
             for slot in self._slots.values():
