@@ -232,8 +232,9 @@ def looks_incomplete(text: str) -> bool:
     castle..." when it stops mid-thought). A written wh-question that ends on a preposition ("What is it
     made of?") is whole, and so is a question asked inside the sentence ("Can you tell me where the castle
     is?")."""
-    words, asked, end = words_of(text), strip_discourse(text), text.rstrip()[-1:]
-    if not words or not asked or end in ",;:" or text.rstrip().endswith(("...", "\u2026")):
+    written = text.rstrip()
+    words, asked, end = words_of(text), strip_discourse(text), written[-1:]
+    if not words or not asked or end in ",;:" or written.endswith(("...", "\u2026")):
         return bool(words)
     opener = words_of(asked)[:1]
     stranded = end == "?" and words[-1] in _STRANDED and bool(opener) and opener[0] in _WH_OPENERS
