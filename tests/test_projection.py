@@ -15,11 +15,16 @@ from npc_voice.speech.tts import Synthesizer, VoiceSettings
 
 PLAYER = VoiceSettings(voice="en-us+m3", pitch=45, rate=165)
 
-def voice_end(audio: np.ndarray) -> int:
-    """Where the session finds the voice's end: the last 10 ms block within 25 dB of the loudest."""
+def _loud_blocks(audio: np.ndarray) -> np.ndarray:
+    """Which 10 ms blocks the session counts as voice: within 25 dB of the loudest."""
     blocks = audio[: len(audio) // LOUD_BLOCK * LOUD_BLOCK].astype(np.float32).reshape(-1, LOUD_BLOCK) / 32768
     db = 10 * np.log10((blocks * blocks).mean(axis=1) + 1e-10)
-    return int(np.flatnonzero(db >= db.max() - LOUD_RANGE_DB)[-1] + 1) * LOUD_BLOCK
+    return db >= db.max() - LOUD_RANGE_DB
+
+
+def voice_end(audio: np.ndarray) -> int:
+    """Where the session finds the voice's end: the last loud 10 ms block."""
+    return int(np.flatnonzero(_loud_blocks(audio))[-1] + 1) * LOUD_BLOCK
 
 
 def placed(parts: list[np.ndarray], end_in_chunk: float) -> tuple[np.ndarray, int]:
@@ -56,6 +61,25 @@ def test_a_clear_request_is_answered_a_human_gap_after_the_voice(resources) -> N
     gap = (k + 1) * CHUNK_SECONDS + start.offset - end / SAMPLE_RATE
     assert 0.15 <= gap < 0.3
     assert not pcm[: round(start.offset * SAMPLE_RATE)].any() and pcm.any()
+
+
+def test_a_stops_release_after_the_chunk_boundary_is_not_the_player_going_on(resources) -> None:
+    """The closure before the last /t/ of "gate." is quiet enough to pass for the voice's end at a chunk
+    boundary, so the answer may start then; the release burst that follows in the next chunk is the same
+    word, not the player going on: the answer stands."""
+    speech = Synthesizer().synthesize("I'm looking for the castle gate.", PLAYER).audio
+    blocks = np.flatnonzero(_loud_blocks(speech))
+    gap = np.flatnonzero(np.diff(blocks) > 1)[-1]  # the last quiet run inside the voice: the closure
+    vowel_end, release = (blocks[gap] + 1) * LOUD_BLOCK, blocks[gap + 1] * LOUD_BLOCK
+    closure = np.zeros(round(0.07 * SAMPLE_RATE), np.int16)  # a speaker's closure: 50-100 ms
+    spoken = np.concatenate([speech[:vowel_end], closure, speech[release:]])
+    mic, end = placed([spoken[:vowel_end], spoken[vowel_end:]], end_in_chunk=0.15)
+    assert (end + len(closure)) % CHUNK_SAMPLES < 0.05 * SAMPLE_RATE  # the release falls in the next chunk
+    said = converse(resources, mic)
+    assert [type(e).__name__ for _, e, _ in said if isinstance(e, ev.Response | ev.SpeechStart | ev.Interrupted)] == [
+        "Response", "SpeechStart"]
+    k, start = next((k, e) for k, e, _ in said if isinstance(e, ev.SpeechStart))
+    assert (k + 1) * CHUNK_SECONDS + start.offset - end / SAMPLE_RATE < 0.3  # from the vowel's end
 
 
 def test_the_npc_yields_when_the_player_was_only_pausing(resources) -> None:

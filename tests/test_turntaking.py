@@ -217,8 +217,8 @@ def test_a_turn_is_projected_over_only_when_words_fit_and_prosody_agree() -> Non
     assert sure_of_a_pause.project(replace(ended, p_end=0.001, voice_gap_s=0.16)) is None  # the VAD rule decides
     # ...until a human gap has passed: as the VAD rule would a chunk later, when its silence catches up
     assert sure_of_a_pause.project(replace(ended, p_end=0.001, voice_gap_s=policy.projected_gap_s)) == 0.0
-    # too little quiet yet (a stop's closure inside a word looks the same), or too much of the turn unread
-    assert policy.project(replace(ended, voice_gap_s=0.04)) is None
+    # too little quiet yet (shorter than a stop's closure inside a word), or too much of the turn unread
+    assert policy.project(replace(ended, voice_gap_s=0.03)) is None
     assert policy.project(replace(ended, unread_s=0.6)) is None
     # a middling fit, words ending unfinished, or no prosody model: wait for the silence (or the quiet)
     assert policy.project(replace(ended, fit=0.6)) is None

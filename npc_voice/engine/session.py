@@ -78,8 +78,11 @@ COVER_SLACK_S = 0.05
 QUIET_FADE_S = 0.08
 # An answer started in the chunk where the player's voice ended (``BaselineTurnPolicy.project``) yields if
 # their voice comes back before its first sound can have reached their microphone (so it cannot be the
-# NPC's echo): up to this long after the answer's start in the next chunk.
+# NPC's echo): up to this long after the answer's start in the next chunk. Only voice that comes back for
+# YIELD_VOICE_S in that time, or is still loud at its end, is the player going on: a shorter sound that
+# falls quiet again is the release of the turn's last stop ("gate|t"), whose closure passed for the end.
 YIELD_SLACK_S = 0.02
+YIELD_VOICE_S = 0.08
 # In real time a step whose turn has just ended may wait for the read of all of it (started a chunk ago,
 # when the voice faded) and its first sentence's voice, if they are due within READ_WAIT_S of the step's
 # start: the answer then starts inside the next chunk, as soon as it is known, not a whole chunk later.
@@ -514,12 +517,13 @@ class Session:
 
     def _settle_projection(self, clean: np.ndarray, started: bool, events: list[ev.Event]) -> None:
         """The step after an answer was started early: if the player's voice came back before its first sound
-        could reach them ("My sword is broken, | can you fix it?"), yield: stop at once, the turn is still
-        theirs. Otherwise the answer stands and the turn is over; the voice-activity model's late frames of
-        it are not a new stretch of speech over the NPC."""
+        could reach them ("My sword is broken, | can you fix it?") and went on (``YIELD_VOICE_S``), yield:
+        stop at once, the turn is still theirs. Otherwise the answer stands and the turn is over; the
+        voice-activity model's late frames of it are not a new stretch of speech over the NPC."""
         projected, self._projected = self._projected, None
         heard = clean[: int((projected.starts_in + YIELD_SLACK_S) * SAMPLE_RATE) // LOUD_BLOCK * LOUD_BLOCK]
-        if self._line is not None and heard.size and _block_db(heard).max() >= projected.loud_db:
+        loud = _block_db(heard) >= projected.loud_db  # at least YIELD_SLACK_S of blocks
+        if self._line is not None and (loud[-1] or loud.sum() * LOUD_BLOCK >= YIELD_VOICE_S * SAMPLE_RATE):
             line, self._line = self._line, None
             line.cancel()
             events.append(ev.Interrupted(offset=0.0, line_id=line.line_id, heard=self._partial))

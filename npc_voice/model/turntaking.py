@@ -338,7 +338,9 @@ class BaselineTurnPolicy:
     player_p: float = 0.5
     unheard_max_s: float = 3.0
     projected_gap_s: float = 0.2  # a human gap, from the voice's end to the answer
-    project_min_gap_s: float = 0.08  # quiet needed after the voice: longer than a stop's closure ("bro|ken")
+    # Quiet needed after the voice. A stop's closure ("bro|ken", "gate|t") can be this long: the session
+    # does not yield to the release burst that follows it, only to voice that goes on.
+    project_min_gap_s: float = 0.04
     project_unread_s: float = 0.3  # about a word: the read may miss the last one if the words end finished
     project_p_end: float = 0.5
     # Without the prosody's word, this much quiet by loudness (the voice-activity model may not have
