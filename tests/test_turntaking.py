@@ -262,3 +262,20 @@ def test_speech_that_begins_with_the_answer_and_says_more_than_a_backchannel_goe
     assert policy.decide(replace(ended, stretch_words="Mm-hm.")) is Action.BACKCHANNEL
     assert policy.decide(replace(ended, stretch_words=None, stretch_read_pending=True)) is Action.CONTINUE
     assert policy.decide(replace(ended, stretch_at_onset=False)) is Action.BACKCHANNEL
+
+
+def test_a_stretch_over_the_npc_that_ended_is_judged_on_the_read_of_all_of_it() -> None:
+    """"Sorry, stop." read as it was said is "Sorry" (or nothing: a read that ends inside "st|" can be no speech
+    to Whisper), and the streaming words heard "so read to off": while the read of the whole stretch is on
+    its way the NPC keeps talking and does not yet call it a backchannel; the read then decides."""
+    policy = BaselineTurnPolicy()
+    ended = obs(npc_speaking=True, in_speech=False, speech_s=0.77, silence_s=0.16, words="so read to off",
+                stretch_player_p=0.99, stretch_read_pending=True)
+    assert policy.decide(ended) is Action.CONTINUE
+    assert policy.decide(replace(ended, stretch_read_pending=False, stretch_words="Sorry, stop")) is Action.INTERRUPTED
+    assert policy.decide(replace(ended, stretch_read_pending=False, stretch_words="Uh-huh.")) is Action.BACKCHANNEL
+    assert policy.decide(replace(ended, stretch_read_pending=False)) is Action.BACKCHANNEL  # the read said nothing
+    assert policy.decide(replace(ended, speech_s=0.15)) is Action.BACKCHANNEL  # too short for a cue word
+    assert policy.decide(replace(ended, stretch_player_p=0.1)) is Action.BACKCHANNEL  # not the player: no wait
+    # an impatient NPC does not stop for a cue word alone, so it has nothing to wait for
+    assert BaselineTurnPolicy.for_patience(0.2).decide(ended) is Action.BACKCHANNEL

@@ -700,14 +700,18 @@ class Session:
 
     def _read_stretch(self, more: bool = True) -> None:
         """Keep an accurate read of the player's speech over the NPC going, one at a time, each on the audio
-        so far: it tells a backchannel said slowly from an interruption. ``more``: start the next one."""
+        so far: it tells a backchannel said slowly from an interruption. ``more``: the stretch goes on, read
+        it again once it has ``STRETCH_REREAD_S`` more speech, or at once if the last read heard nothing (a
+        read that ends inside a word, "Sorry, st|", may be no speech to Whisper); else, once it has ended,
+        one last read of all of it if the last one missed its end ("...stop")."""
         if self._stretch_read is not None:
             covered, read = self._stretch_read
             if not read.done():
                 return
-            if read.exception() is None and read.result().strip():  # an empty read is no evidence either way
+            heard = read.exception() is None and bool(read.result().strip())  # an empty read says nothing
+            if heard:
                 self._stretch_heard = (covered, read.result())
-            if not more or self._speech_s - covered < STRETCH_REREAD_S:
+            if self._speech_s <= covered or (more and heard and self._speech_s - covered < STRETCH_REREAD_S):
                 return
         self._stretch_read = (self._speech_s, self.res.read(self.res.asr.transcribe, self._asr.audio()))
 
@@ -715,7 +719,8 @@ class Session:
         """The latest read of the speech over the NPC, if it is recent enough to speak for it."""
         if self._stretch_read is not None and self._prepare_wait is None:
             self._stretch_read[1].exception()  # simulated clock: wait for the read, charged to this step
-        if self._stretch_read is not None and self._stretch_read[1].done():
+        if (self._stretch_read[1].done() if self._stretch_read is not None
+                else self._speech_s >= STRETCH_READ_AFTER_S):
             self._read_stretch(more=self._in_speech)  # take a finished read in (and start the next one)
         if self._stretch_heard is None or self._speech_s - self._stretch_heard[0] > STRETCH_STALE_S:
             return None

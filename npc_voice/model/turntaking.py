@@ -23,8 +23,8 @@ player is doing and whether the NPC is speaking, and answers with one action.
   way, the voice has been quiet ``project_quiet_s`` by its loudness; when it is sure the player only
   paused, once the voice has been quiet ``projected_gap_s``, a human gap. The answer then starts
   ``projected_gap_s`` after the voice ended, inside the next chunk, not at a chunk boundary. If the
-  player's voice comes back before the answer's first sound can have reached them, the NPC yields (the
-  session's business).
+  player's voice comes back before the answer's first sound can have reached them and goes on (not the
+  release burst of a last stop, "gate|t"), the NPC yields (the session's business).
 - Speaking: a short stretch of speech ("uh-huh", "yeah", "I see") is a backchannel: keep talking.
   Speech that begins as the NPC's answer begins and whose accurate read says more than a backchannel is
   the player going on with their turn after a pause the NPC took for its end: the NPC yields to it.
@@ -458,7 +458,9 @@ class BaselineTurnPolicy:
             # once it is said ("wait!" read as "way" until its end): then it was a cut-in after all.
             if self.heard_player(obs) and ((obs.speech_s >= self.cue_min_s and heard_cue(obs)) or self.goes_on(obs)):
                 return Action.INTERRUPTED
-            if obs.stretch_at_onset and obs.stretch_read_pending and self.heard_player(obs):
-                return Action.CONTINUE  # judge it on its read, a moment later
+            if (obs.stretch_read_pending and self.heard_player(obs)
+                    and (obs.stretch_at_onset or obs.speech_s >= self.cue_min_s)):
+                # judge it on the read of all of it, a moment later: "Sorry, stop." is often read only whole
+                return Action.CONTINUE
             return Action.BACKCHANNEL  # the session reports it only if it was the player
         return Action.CONTINUE
