@@ -128,10 +128,12 @@ def test_a_slow_backchannel_is_told_from_an_interruption_by_its_accurate_read() 
     # past the usual backchannel length, the NPC waits a moment for the accurate read of the stretch
     assert policy.decide(obs(speech_s=0.8, **over)) is Action.CONTINUE
     assert policy.decide(obs(speech_s=1.0, **over)) is Action.INTERRUPTED  # the read is late: stop anyway
-    for slow in ("M-M-H-M", "M-L-H-M.", "Mm-hm.", "Yeah, right.", "I see.", "Uh-huh."):
+    for slow in ("M-M-H-M", "M-L-H-M.", "Mm-hm.", "Yeah, right.", "I see.", "Uh-huh.", "Oh, interesting.",
+                 "Fair enough.", "Of course.", "Makes sense.", "I know."):
         assert policy.decide(obs(speech_s=1.2, stretch_words=slow, **over)) is Action.CONTINUE, slow
     assert policy.decide(obs(speech_s=1.6, stretch_words="Mm-hm.", **over)) is Action.INTERRUPTED  # too long
-    for real in ("Yeah, but how much", "No, I meant the shield", "B-R-O-K-E-N"):
+    for real in ("Yeah, but how much", "No, I meant the shield", "B-R-O-K-E-N", "Interesting. Where is it?",
+                 "Good, now my sword", "Of course not"):
         assert policy.decide(obs(speech_s=0.8, stretch_words=real, **over)) is Action.INTERRUPTED, real
     # a hum misread as one word, where the streaming words hear the hum: still a backchannel
     for odd in ("MMA", "7MA."):

@@ -264,10 +264,14 @@ def finish_cut_word(read: str, streaming: str) -> str | None:
 
 
 # What a listener says to keep the speaker going; "uh-huh", "mm-hm" are written many ways ("M-M-H-M").
+# Words a listener says to keep the speaker going, alone or a few together ("oh, interesting", "fair enough").
+# Not "no": it opens corrections ("no, I meant the forge").
 BACKCHANNEL_WORDS = frozenset(
     [
         "yeah", "yes", "yep", "yup", "ok", "okay", "right", "sure", "wow", "oh", "really", "alright", "aha",
-        "aye", "indeed", "true", "cool", "gotcha", "got", "it", "i", "see", "go", "on",
+        "aye", "indeed", "true", "cool", "gotcha", "got", "it", "i", "see", "go", "on", "know",
+        "interesting", "nice", "great", "good", "fine", "exactly", "absolutely", "certainly", "of", "course",
+        "fair", "enough", "makes", "sense", "amazing", "gosh", "understood",
         "uhhuh", "mhm", "mmhm", "hmm", "mm", "uh", "huh", "ah",
     ]
 )
