@@ -703,9 +703,11 @@ class Session:
         so far: it tells a backchannel said slowly from an interruption. ``more``: the stretch goes on, read
         it again once it has ``STRETCH_REREAD_S`` more speech, or at once if the last read heard nothing (a
         read that ends inside a word, "Sorry, st|", may be no speech to Whisper); else, once it has ended,
-        one last read of all of it if the last one missed its end ("...stop"). Not those two extra reads
-        for a stretch that began with the answer: the answer's own echo begins there too, and each read is
-        a chance to misread it as the player going on (``BaselineTurnPolicy.goes_on``)."""
+        one last read of all of it if the last one missed its end ("...stop"). Those two extra reads only
+        for a stretch the duplex model hears as the player (the rules act on no other's words once it has
+        ended, and the reads share one worker with every session's turns) that did not begin with the
+        answer: the answer's own echo begins there too, and each read is a chance to misread it as the
+        player going on (``BaselineTurnPolicy.goes_on``)."""
         if self._stretch_read is not None:
             covered, read = self._stretch_read
             if not read.done():
@@ -713,18 +715,25 @@ class Session:
             heard = read.exception() is None and bool(read.result().strip())  # an empty read says nothing
             if heard:
                 self._stretch_heard = (covered, read.result())
-            extra = not self._stretch_at_onset
+            extra = self._extra_reads()
             soon = self._speech_s - covered < STRETCH_REREAD_S and (heard or not extra)
             if self._speech_s <= covered or (soon if more else not extra):
                 return
         self._stretch_read = (self._speech_s, self.res.read(self.res.asr.transcribe, self._asr.audio()))
+
+    def _extra_reads(self) -> bool:
+        """The current stretch over the NPC earns ``_read_stretch``'s extra reads."""
+        policy = self.policy
+        heard = (not isinstance(policy, BaselineTurnPolicy) or not self._model_on()
+                 or self._stretch_player_p >= policy.player_p)
+        return heard and not self._stretch_at_onset
 
     def _stretch_words(self) -> str | None:
         """The latest read of the speech over the NPC, if it is recent enough to speak for it."""
         if self._stretch_read is not None and self._prepare_wait is None:
             self._stretch_read[1].exception()  # simulated clock: wait for the read, charged to this step
         if (self._stretch_read[1].done() if self._stretch_read is not None
-                else self._speech_s >= STRETCH_READ_AFTER_S and not self._stretch_at_onset):
+                else self._speech_s >= STRETCH_READ_AFTER_S and self._extra_reads()):
             self._read_stretch(more=self._in_speech)  # take a finished read in (and start the next one)
         if self._stretch_heard is None or self._speech_s - self._stretch_heard[0] > STRETCH_STALE_S:
             return None
