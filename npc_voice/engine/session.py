@@ -395,7 +395,7 @@ class Session:
             stretch_words=stretch,
             stretch_is_echo=self._stretch_is_echo(stretch),
             stretch_read_pending=self._stretch_read is not None and not self._stretch_read[1].done(),
-            stretch_player_p=self._stretch_player_p if self._model_on() else None,
+            stretch_player_p=self._player_p(),
             stretch_at_onset=self._stretch_at_onset,
         )
         return self._obs
@@ -721,11 +721,14 @@ class Session:
                 return
         self._stretch_read = (self._speech_s, self.res.read(self.res.asr.transcribe, self._asr.audio()))
 
+    def _player_p(self) -> float | None:
+        """The duplex model's highest P(player) over the current stretch, if it runs in this step."""
+        return self._stretch_player_p if self._model_on() else None
+
     def _extra_reads(self) -> bool:
         """The current stretch over the NPC earns ``_read_stretch``'s extra reads."""
         policy = self.policy
-        heard = (not isinstance(policy, BaselineTurnPolicy) or not self._model_on()
-                 or self._stretch_player_p >= policy.player_p)
+        heard = not isinstance(policy, BaselineTurnPolicy) or policy.hears_player(self._player_p())
         return heard and not self._stretch_at_onset
 
     def _stretch_words(self) -> str | None:

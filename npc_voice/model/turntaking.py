@@ -263,9 +263,8 @@ def finish_cut_word(read: str, streaming: str) -> str | None:
     return None if best is None else " ".join(head + best[1])
 
 
-# What a listener says to keep the speaker going; "uh-huh", "mm-hm" are written many ways ("M-M-H-M").
-# Words a listener says to keep the speaker going, alone or a few together ("oh, interesting", "fair enough").
-# Not "no": it opens corrections ("no, I meant the forge").
+# What a listener says to keep the speaker going, alone or a few together ("oh, interesting", "fair enough");
+# "uh-huh", "mm-hm" are written many ways ("M-M-H-M"). Not "no": it opens corrections ("no, I meant...").
 BACKCHANNEL_WORDS = frozenset(
     [
         "yeah", "yes", "yep", "yup", "ok", "okay", "right", "sure", "wow", "oh", "really", "alright", "aha",
@@ -428,7 +427,12 @@ class BaselineTurnPolicy:
 
     def heard_player(self, obs: FloorObservation) -> bool:
         """The stretch over the NPC is the player's voice, by the duplex model (True when none is loaded)."""
-        return obs.stretch_player_p is None or obs.stretch_player_p >= self.player_p
+        return self.hears_player(obs.stretch_player_p)
+
+    def hears_player(self, player_p: float | None) -> bool:
+        """``player_p``, the duplex model's highest P(player) over a stretch, says it is the player (or is None:
+        no model loaded)."""
+        return player_p is None or player_p >= self.player_p
 
     def _while_speaking(self, obs: FloorObservation) -> Action:
         if obs.in_speech:
