@@ -108,6 +108,40 @@ def test_lm_is_cached_by_content_and_reports_missing_words(persona_lm, lm_cache:
     assert "zxqvblorp" in changed.missing_words and "mace" in changed.vocabulary
 
 
+def test_cache_files_written_by_two_threads_at_once_both_land(tmp_path: Path, monkeypatch) -> None:
+    """Two sessions of one sidecar (threads of one process) may write the same cache file at once: each
+    writer has its own temporary file, so neither finds its file moved away by the other."""
+    import threading
+
+    from npc_voice.features import lm
+
+    both_written = threading.Barrier(2)
+    real_replace = lm.os.replace
+
+    def replace_together(src: str, dst: Path) -> None:
+        both_written.wait()  # each has written its temporary file; now both move it into place
+        real_replace(src, dst)
+
+    monkeypatch.setattr(lm.os, "replace", replace_together)
+    target = tmp_path / "general-top10.txt"
+    errors: list[BaseException] = []
+
+    def write(text: str) -> None:
+        try:
+            lm._atomic_write(target, text)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(f"words {i}\n",)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert target.read_text(encoding="utf-8") in {"words 0\n", "words 1\n"}
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no temporary file left behind
+
+
 def test_streaming_partials_grow_and_recognise_topic_words(models, persona_lm, tmp_path: Path) -> None:
     audio = festival("I want to buy a good sword from you.", tmp_path)
     rec = StreamingRecognizer(models, persona_lm)

@@ -99,3 +99,37 @@ def test_good_then_broken_then_fixed_edit(res: object, folder: Path) -> None:
     assert "A fine longsword, forty gold. Balanced it myself." in sword_lines(session)
     session.close()
     other.close()
+
+
+def test_sessions_opening_at_once_build_the_persona_once(res: object, folder: Path, monkeypatch) -> None:
+    """Several NPCs of one persona open together (a game's scene loads): the first builds its language model,
+    the others wait for that one instead of building it again side by side (and racing on the cache files)."""
+    import threading
+
+    from npc_voice.engine import resources
+
+    built: list[str] = []
+    real_build = resources.build_persona_lm
+
+    def slow_build(source: object) -> object:
+        built.append(threading.current_thread().name)
+        time.sleep(0.3)  # long enough for every other opener to arrive meanwhile
+        return real_build(source)
+
+    monkeypatch.setattr(resources, "build_persona_lm", slow_build)
+    path = folder / "blacksmith.yaml"
+    edit(path, path.read_text(encoding="utf-8"), bump=40)
+    start = threading.Barrier(3)
+    got: list[object] = []
+
+    def open_persona() -> None:
+        start.wait()
+        got.append(res.persona("blacksmith"))
+
+    threads = [threading.Thread(target=open_persona) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(built) == 1
+    assert len(got) == 3 and got[0] is got[1] is got[2]

@@ -64,6 +64,7 @@ class EngineResources:
         self._loaded: dict[str, LoadedPersona] = {}
         self._broken: dict[str, tuple[float, str]] = {}  # persona id -> (mtime of a broken edit, its problem)
         self._reloading: set[str] = set()
+        self._loading: dict[str, threading.Lock] = {}  # one load of a persona at a time
         # Rebuilding a persona (topic embeddings, language model) takes from 0.1 s to several seconds:
         # never in a step. One thread, so two edits in a row rebuild one after the other.
         self._reloader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-persona-reload")
@@ -100,6 +101,13 @@ class EngineResources:
         path, mtime, cached, fresh = self._lookup(persona_id)
         if fresh:
             return cached
+        with self._lock:
+            loading = self._loading.setdefault(persona_id, threading.Lock())
+        with loading:  # sessions opening at once: the first builds, the others get its result
+            path, mtime, cached, fresh = self._lookup(persona_id)
+            return cached if fresh else self._load(persona_id, path, mtime, cached)
+
+    def _load(self, persona_id: str, path: Path, mtime: float, cached: LoadedPersona | None) -> LoadedPersona:
         try:
             persona = self.personas.load(persona_id)
         except ValueError as exc:  # PersonaError

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import re
+import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -283,9 +284,12 @@ def prompt_keywords(examples: Sequence[str], common: frozenset[str], general: _G
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    """Write whole or not at all; a temporary name of its own per writer, since two sessions of one sidecar
+    (threads of one process) may build the same cache file at once."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
     os.replace(tmp, path)
 
 
