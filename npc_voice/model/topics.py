@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from npc_voice.features.embed import Embedder
-from npc_voice.model.turntaking import strip_discourse
+from npc_voice.model.turntaking import strip_discourse, words_of
 from npc_voice.persona.loader import FALLBACK, FOLLOW_UP_BONUS, Persona
 
 # Below this cosine similarity nothing in the persona fits and the NPC asks to rephrase.
@@ -108,9 +108,15 @@ class TopicMatcher:
         first: an unusual voice leaves tiny.en torn between "Below there." and "Hello there.", and what the
         persona talks about settles it. Only readings nearly as likely as the best compete, so a real
         off-topic turn stays off-topic; a best reading that already fits a topic well is taken as it is
-        (no other reading is embedded: this is on the way to every answer)."""
-        best = readings[0]
-        near = [(text, score) for text, score in readings if score >= best[1] - READING_MARGIN]
+        (no other reading is embedded: this is on the way to every answer). A reading that another near one
+        goes on from is left out: Whisper sometimes ends at the first sentence of a turn with a pause in it
+        ("How much would you want?" for "How much would you want? | For that longsword?"), and the words it
+        dropped are often the request itself."""
+        near = [(text, score) for text, score in readings if score >= readings[0][1] - READING_MARGIN]
+        said = [tuple(words_of(text)) for text, _ in near]
+        near = [r for r, w in zip(near, said, strict=True)
+                if not any(len(other) > len(w) and other[: len(w)] == w for other in said)]
+        best = near[0]
         if len(near) == 1 or self.match(best[0]).similarity >= READING_SETTLED:
             return best[0]
         return max(near, key=lambda r: r[1] + READING_FIT_WEIGHT * self.match(r[0]).similarity)[0]
