@@ -257,13 +257,15 @@ def test_the_persona_picks_among_nearly_equal_readings(resources) -> None:
 def test_a_reading_that_stops_at_the_first_sentence_of_a_paused_turn_loses_to_one_that_goes_on(resources) -> None:
     """Whisper's best reading of "How much would you want? | For that longsword?" may end at the first "?";
     a nearly as likely reading that goes on from it heard the rest, and is answered. One far less likely does
-    not win: it may be an invented tail ("Thank you.")."""
+    not win: it may be an invented tail ("Thank you."); nor does one that only repeats the words before it."""
     matcher = resources.persona("blacksmith").matcher
     readings = [("How much would you want?", -0.462), ("How much would you want, for net longsword?", -0.468),
                 ("how much would you want, for net longsword?", -0.496)]
     assert matcher.pick_reading(readings) == "How much would you want, for net longsword?"
     unlikely_tail = [("Can you fix my sword?", -0.3), ("Can you fix my sword? Thank you.", -0.9)]
     assert matcher.pick_reading(unlikely_tail) == "Can you fix my sword?"
+    looped = [("I really like to hear.", -0.5), ("I really like to hear, I really liked to hear.", -0.55)]
+    assert matcher.pick_reading(looped) == "I really like to hear."  # Whisper looping reads nothing more
 
 
 def test_a_correction_is_about_what_the_player_wants_not_what_they_name_to_refuse(resources) -> None:

@@ -56,6 +56,14 @@ def focus_candidates(text: str) -> list[str]:
     return list(dict.fromkeys(c for c in out if c))
 
 
+def _reads_on(longer: tuple[str, ...], shorter: tuple[str, ...]) -> bool:
+    """``longer`` is ``shorter`` and then words of its own, mostly new ones: more of the audio read, not Whisper
+    looping over what it had read."""
+    tail = longer[len(shorter) :]
+    return (len(longer) > len(shorter) and longer[: len(shorter)] == shorter
+            and 2 * sum(w not in shorter for w in tail) > len(tail))
+
+
 class TopicMatcher:
     """Scores a text against every topic's examples; one per persona, built once per (re)load."""
 
@@ -111,11 +119,11 @@ class TopicMatcher:
         (no other reading is embedded: this is on the way to every answer). A reading that another near one
         goes on from is left out: Whisper sometimes ends at the first sentence of a turn with a pause in it
         ("How much would you want?" for "How much would you want? | For that longsword?"), and the words it
-        dropped are often the request itself."""
+        dropped are often the request itself; but not one that only loops over its words ("I really like to
+        hear, I really liked to hear.")."""
         near = [(text, score) for text, score in readings if score >= readings[0][1] - READING_MARGIN]
         said = [tuple(words_of(text)) for text, _ in near]
-        near = [r for r, w in zip(near, said, strict=True)
-                if not any(len(other) > len(w) and other[: len(w)] == w for other in said)]
+        near = [r for r, w in zip(near, said, strict=True) if not any(_reads_on(other, w) for other in said)]
         best = near[0]
         if len(near) == 1 or self.match(best[0]).similarity >= READING_SETTLED:
             return best[0]
