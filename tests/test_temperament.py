@@ -285,3 +285,16 @@ def test_a_topic_is_clear_when_no_other_fits_nearly_as_well(resources) -> None:
     choice, followed = matcher.match_after("And a shield?", "buy_sword")
     assert not followed or choice.margin <= 0
 
+
+def test_the_streaming_words_answer_when_whisper_read_nothing_the_persona_knows(resources) -> None:
+    """An accent tiny.en cannot read ("And it will dissolve the in stock today." for "Any good swords in stock
+    today?"): pocketsphinx on the persona's own words still caught "swords", and is answered. Only then: a
+    reading that fits a topic stands, and streaming words that fit nothing well leave the reading as it is
+    (and "say that again" the answer)."""
+    matcher = resources.persona("blacksmith").matcher
+    misread = [("And it will dissolve the in stock today.", -0.6), ("And it will dissolve in stock today.", -0.7)]
+    assert matcher.pick_reading(misread, "that hold swords and soft of it") == "that hold swords and soft of it"
+    assert matcher.pick_reading(misread, "culture fix boy only tough") == misread[0][0]
+    assert matcher.pick_reading(misread) == misread[0][0]
+    read = [("Any good swords in stock today?", -0.3)]
+    assert matcher.pick_reading(read, "that hold swords and soft of it") == "Any good swords in stock today?"

@@ -751,7 +751,7 @@ class Session:
         readings, the persona's topics pick the one to answer. ``carry``: the turn's words before a pause
         the NPC yielded in, which these go on."""
         readings = self.res.asr.readings(audio, prompt=loaded.prompt)
-        heard = " ".join(f"{carry} {loaded.matcher.pick_reading(readings) if readings else fast}".split())
+        heard = " ".join(f"{carry} {loaded.matcher.pick_reading(readings, fast) if readings else fast}".split())
         return self._answer_for(heard, loaded, random.Random(seed), state, previous, after_interrupt, unsaid)
 
     def _answer_for(self, heard: str, loaded: LoadedPersona, rng: random.Random, state: dict[str, Any],
