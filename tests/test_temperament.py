@@ -275,17 +275,6 @@ def test_a_correction_is_about_what_the_player_wants_not_what_they_name_to_refus
     assert matcher.match("Tell me about the forge.").topic == "forge_story"
 
 
-def test_a_topic_is_clear_when_no_other_fits_nearly_as_well(resources) -> None:
-    matcher = resources.persona("blacksmith").matcher
-    clear = matcher.match("How did you become a blacksmith?")
-    assert clear.topic == "forge_story" and clear.margin >= 0.2
-    torn = matcher.match("How much is that shield over there?")  # the price, or the shield?
-    assert torn.topic in ("prices", "buy_shield") and torn.margin < 0.2
-    # a follow-up that wins a near-tie beat the topic the words fit best: never a clear choice
-    choice, followed = matcher.match_after("And a shield?", "buy_sword")
-    assert not followed or choice.margin <= 0
-
-
 def test_the_streaming_words_answer_when_whisper_read_nothing_the_persona_knows(resources) -> None:
     """An accent tiny.en cannot read ("And it will dissolve the in stock today." for "Any good swords in stock
     today?"): pocketsphinx on the persona's own words still caught "swords", and is answered. Only then: a

@@ -9,10 +9,9 @@ The texts are the held-out case decks (``bench.cases``: every topic in new wordi
 pause, interruptions with their cue words) and the off-topic sentences of the ASR bench. None is a persona
 example. The first halves of the split turns are fragments: a fit at or above the floor policy's
 ``unsure_fit`` makes a fragment that Whisper reads as a finished sentence a candidate to be answered inside
-the player's pause, and one above ``sure_fit`` may be answered as soon as the voice stops; so may a clear one
-(``clear_fit`` and ``clear_margin`` over the next topic) whose words end finished. The first sentences of
-two-sentence wordings ("I bent my spear. | Can you straighten it?") are preambles: at ``sure_fit``, or clear,
-the NPC may answer in the short gap before the second.
+the player's pause, and one above ``sure_fit`` may be answered as soon as the voice stops. The first sentences
+of two-sentence wordings ("I bent my spear. | Can you straighten it?") are preambles: at ``sure_fit`` the NPC
+may answer in the short gap before the second.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from npc_voice.bench.asr_wer import OFF_TOPIC
 from npc_voice.bench.cases import ALSO, INTERRUPTIONS, PHRASES, SPLITS
 from npc_voice.features.embed import Embedder
 from npc_voice.model.topics import TopicMatcher
-from npc_voice.model.turntaking import BaselineTurnPolicy, looks_incomplete
+from npc_voice.model.turntaking import BaselineTurnPolicy
 from npc_voice.persona.loader import FALLBACK, load_persona
 from npc_voice.speech.tts import split_sentences
 
@@ -37,16 +36,10 @@ class Outcome:
     wanted: list[str]
     topic: str
     similarity: float
-    margin: float  # over the next best topic
 
     @property
     def right(self) -> bool:
         return self.topic in self.wanted
-
-    def quick(self, policy: BaselineTurnPolicy) -> bool:
-        """The floor policy would answer these words, read as they are, after a human gap."""
-        clear = self.similarity >= policy.clear_fit and self.margin >= policy.clear_margin
-        return self.similarity >= policy.sure_fit or (clear and not looks_incomplete(self.text))
 
 
 @dataclass(kw_only=True)
@@ -67,10 +60,8 @@ class TopicReport:
         out["fragments"] = len(self.fragments)
         out["fragments_at_unsure_fit"] = sum(o.similarity >= policy.unsure_fit for o in self.fragments)
         out["fragments_at_sure_fit"] = sum(o.similarity >= policy.sure_fit for o in self.fragments)
-        out["fragments_quick"] = sum(o.quick(policy) for o in self.fragments)
         out["preambles"] = len(self.preambles)
         out["preambles_at_sure_fit"] = sum(o.similarity >= policy.sure_fit for o in self.preambles)
-        out["preambles_quick"] = sum(o.quick(policy) for o in self.preambles)
         return out
 
     def misses(self) -> list[Outcome]:
@@ -112,8 +103,7 @@ def run_topics(persona_path: Path, embedder: Embedder | None = None) -> TopicRep
 
     def outcome(text: str, wanted: list[str]) -> Outcome:
         choice = matcher.match(text)
-        return Outcome(text=text, wanted=wanted, topic=choice.topic, similarity=round(choice.similarity, 3),
-                       margin=round(choice.margin, 3))
+        return Outcome(text=text, wanted=wanted, topic=choice.topic, similarity=round(choice.similarity, 3))
 
     report = TopicReport(persona=persona.id, examples=sum(len(t.examples) for t in persona.topics.values()))
     for name, texts in held_out_texts().items():

@@ -392,7 +392,6 @@ class Session:
             words=answer.heard if answer is not None else self._partial,
             partial=self._partial,
             fit=answer.choice.similarity if answer is not None and answer.choice is not None else None,
-            margin=answer.choice.margin if answer is not None and answer.choice is not None else None,
             stretch_words=stretch,
             stretch_is_echo=self._stretch_is_echo(stretch),
             stretch_read_pending=self._stretch_read is not None and not self._stretch_read[1].done(),

@@ -40,14 +40,6 @@ class TopicChoice:
     topic: str
     similarity: float
     focus: str
-    # The best fit of any other topic: a request in new words may fit its topic only middling well, yet
-    # clearly better than every other (``BaselineTurnPolicy.decide``'s clear request).
-    runner_up: float = 0.0
-
-    @property
-    def margin(self) -> float:
-        """How much better the chosen topic fits than the next best."""
-        return self.similarity - self.runner_up
 
 
 def focus_candidates(text: str) -> list[str]:
@@ -110,11 +102,10 @@ class TopicMatcher:
             return TopicChoice(topic=FALLBACK, similarity=0.0, focus=text)
         cands, sims = scored
         ci, ei = np.unravel_index(int(np.argmax(sims)), sims.shape)
-        sim, topic = float(sims[ci, ei]), self._topic_ids[ei]
-        runner_up = max((s for t, s in self._per_topic(sims).items() if t != topic), default=0.0)
+        sim = float(sims[ci, ei])
         if sim < self._min:
-            return TopicChoice(topic=FALLBACK, similarity=sim, focus=cands[ci], runner_up=runner_up)
-        return TopicChoice(topic=topic, similarity=sim, focus=cands[ci], runner_up=runner_up)
+            return TopicChoice(topic=FALLBACK, similarity=sim, focus=cands[ci])
+        return TopicChoice(topic=self._topic_ids[ei], similarity=sim, focus=cands[ci])
 
     def scores(self, text: str) -> dict[str, float]:
         """Best similarity per topic over the text's focus candidates."""
@@ -164,6 +155,5 @@ class TopicMatcher:
         best = max(ups, key=lambda t: scores.get(t, -1.0))
         sim = scores.get(best, -1.0)
         if sim >= self._min and sim + FOLLOW_UP_BONUS > choice.similarity:
-            # a near-tie by definition: the topic it beat is the runner-up
-            return TopicChoice(topic=best, similarity=sim, focus=choice.focus, runner_up=choice.similarity), True
+            return TopicChoice(topic=best, similarity=sim, focus=choice.focus), True
         return choice, False

@@ -7,12 +7,10 @@ player is doing and whether the NPC is speaking, and answers with one action.
 - Listening: the player's turn ends after a silence whose required length depends on how sure the NPC
   is that it heard a whole request. A complete sentence that plainly asks for one of the persona's
   topics ("can you fix my sword?") is answered after a human gap, ``sure_silence_s``; one that fits a
-  topic middling well after ``end_silence_s`` — unless it fits that topic well enough (``clear_fit``) and
-  clearly better than any other (``clear_margin``) and both recognisers hear its words finished: a request
-  in new words ("How did you become a blacksmith?") gets the human gap too. "I would like to buy" ends on
-  a word that needs more, and words that fit nothing the persona knows (a fragment, a mishearing, someone
-  thinking aloud) would only get "say that again": for both the NPC waits ``incomplete_silence_s`` before
-  it believes the turn is over. So it does when the fit is middling and the streaming words end unfinished: the
+  topic middling well after ``end_silence_s``. "I would like to buy" ends on a word that needs more,
+  and words that fit nothing the persona knows (a fragment, a mishearing, someone thinking aloud)
+  would only get "say that again": for both the NPC waits ``incomplete_silence_s`` before it believes
+  the turn is over. So it does when the fit is middling and the streaming words end unfinished: the
   two recognisers disagree, and Whisper, hearing a fragment, may write a sentence ("I would like to
   buy" as "I would like to bye."). Without the accurate words (late, or turned off under load) the
   streaming words decide alone: ``end_silence_s``, or ``unsure_silence_s`` if they end unfinished.
@@ -185,7 +183,6 @@ class FloorObservation:
     words: str  # best transcript of the current turn so far
     partial: str = ""  # the streaming (fast, often misheard) transcript of the same turn
     fit: float | None = None  # how well the accurate words fit the persona's best topic (cosine), if known
-    margin: float | None = None  # ``fit`` less the next best topic's fit, if known
     stretch_words: str | None = None  # the accurate read of the player's speech over the NPC, once ready
     # That read is the NPC's own words of the last seconds: its voice leaking back, not the player.
     stretch_is_echo: bool = False
@@ -358,11 +355,6 @@ class BaselineTurnPolicy:
     # completed seldom fits this well); below ``unsure_fit`` it fits nothing (the NPC would ask again).
     sure_fit: float = 0.7
     unsure_fit: float = 0.5
-    # A request in other words than the topic's examples fits it less well, but no other topic nearly as
-    # well; the first halves of paused turns and the first sentences of two-sentence turns that fit this
-    # well fit two topics alike or end unfinished (``bench topics``, ``docs/duplex.md``).
-    clear_fit: float = 0.6
-    clear_margin: float = 0.2
 
     @classmethod
     def for_patience(cls, patience: float) -> BaselineTurnPolicy:
@@ -399,19 +391,12 @@ class BaselineTurnPolicy:
             # A middling (or unknown) fit and streaming words that end unfinished: Whisper may have made
             # a sentence of a fragment ("I would like to bye.") and the player is still thinking.
             needed = self.incomplete_silence_s
-        elif self.clear(obs):
-            needed = self.sure_silence_s
         else:
             # A middling fit of words both recognisers hear finished: most are whole requests in other
             # words than the topic's examples ("Who are you?"), but a fragment Whisper completed can be
             # one too ("I would like to bye." while pocketsphinx hears "...survive"): a longer gap.
             needed = self.end_silence_s
         return Action.RESPOND if obs.silence_s >= needed else Action.LISTEN
-
-    def clear(self, obs: FloorObservation) -> bool:
-        """Finished words that fit one topic well enough and clearly better than any other."""
-        return (obs.fit is not None and obs.margin is not None and obs.fit >= self.clear_fit
-                and obs.margin >= self.clear_margin)
 
     def project(self, obs: FloorObservation) -> float | None:
         """Seconds after now at which to start the answer to a turn that has just ended, or None to wait
