@@ -281,9 +281,9 @@ def test_the_streaming_words_answer_when_whisper_read_nothing_the_persona_knows(
     reading that fits a topic stands, and streaming words that fit nothing well leave the reading as it is
     (and "say that again" the answer)."""
     matcher = resources.persona("blacksmith").matcher
-    misread = [("And it will dissolve the in stock today.", -0.6), ("And it will dissolve in stock today.", -0.7)]
-    assert matcher.pick_reading(misread, "that hold swords and soft of it") == "that hold swords and soft of it"
-    assert matcher.pick_reading(misread, "culture fix boy only tough") == misread[0][0]
-    assert matcher.pick_reading(misread) == misread[0][0]
-    read = [("Any good swords in stock today?", -0.3)]
-    assert matcher.pick_reading(read, "that hold swords and soft of it") == "Any good swords in stock today?"
+    misread = matcher.match("And it will dissolve the in stock today.").similarity
+    assert matcher.streaming_instead(misread, "that hold swords and soft of it")
+    assert not matcher.streaming_instead(misread, "culture fix boy only tough")
+    assert not matcher.streaming_instead(misread, "")
+    read = matcher.match("Any good swords in stock today?").similarity
+    assert not matcher.streaming_instead(read, "that hold swords and soft of it")

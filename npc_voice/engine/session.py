@@ -747,11 +747,21 @@ class Session:
         """Worker thread: accurate transcript, topic, line; the first sentence's voice follows on a worker.
         The read is primed with the persona's topic words: Whisper then hears "forge" and "longsword" where
         an unusual voice leaves it unsure (tiny.en misreads them as "forward", "long zone"); of its best
-        readings, the persona's topics pick the one to answer. ``carry``: the turn's words before a pause
-        the NPC yielded in, which these go on."""
+        readings, the persona's topics pick the one to answer, or pocketsphinx's words (``fast``) when no
+        reading fits a topic and they do (``TopicMatcher.streaming_instead``). ``carry``: the turn's words
+        before a pause the NPC yielded in, which these go on."""
         readings = self.res.asr.readings(audio, prompt=loaded.prompt)
-        heard = " ".join(f"{carry} {loaded.matcher.pick_reading(readings, fast) if readings else fast}".split())
-        return self._answer_for(heard, loaded, random.Random(seed), state, previous, after_interrupt, unsaid)
+        read = loaded.matcher.pick_reading(readings) if readings else fast
+
+        def answer(words: str) -> PreparedAnswer:
+            heard = " ".join(f"{carry} {words}".split())
+            return self._answer_for(heard, loaded, random.Random(seed), state, previous, after_interrupt, unsaid)
+
+        prepared = answer(read)
+        if read != fast and prepared.choice is not None and loaded.matcher.streaming_instead(
+                prepared.choice.similarity, fast):
+            return answer(fast)
+        return prepared
 
     def _answer_for(self, heard: str, loaded: LoadedPersona, rng: random.Random, state: dict[str, Any],
                     previous: str | None, after_interrupt: bool, unsaid: str = "") -> PreparedAnswer:

@@ -23,9 +23,9 @@ MIN_SIMILARITY = 0.42
 READING_MARGIN = 0.3
 READING_FIT_WEIGHT = 1.0
 READING_SETTLED = 0.7
-# Whisper's reading below this fits nothing (as for the floor policy's ``unsure_fit``); the streaming words
+# Whisper's reading below this fits nothing (as for the floor policy's ``unsure_fit``); streaming words
 # (pocketsphinx on the persona's own LM, which knows only the persona's words) that fit a topic this well
-# are answered instead: on held-out voices that tiny.en cannot read, they often still catch "fix" or "sword".
+# are answered instead: on voices tiny.en cannot read, they often still catch "fix" or "swords".
 UNHEARD_FIT = 0.5
 STREAMING_FIT = 0.6
 
@@ -116,7 +116,7 @@ class TopicMatcher:
         """The best topic, or ``fallback`` when nothing is close enough."""
         return self._choice(text, self._similarities(text))
 
-    def pick_reading(self, readings: list[tuple[str, float]], streaming: str = "") -> str:
+    def pick_reading(self, readings: list[tuple[str, float]]) -> str:
         """The reading to answer among the recogniser's best (text, mean log probability per token), best
         first: an unusual voice leaves tiny.en torn between "Below there." and "Hello there.", and what the
         persona talks about settles it. Only readings nearly as likely as the best compete, so a real
@@ -125,22 +125,21 @@ class TopicMatcher:
         goes on from is left out: Whisper sometimes ends at the first sentence of a turn with a pause in it
         ("How much would you want?" for "How much would you want? | For that longsword?"), and the words it
         dropped are often the request itself; but not one that only loops over its words ("I really like to
-        hear, I really liked to hear.").
-
-        ``streaming``: pocketsphinx's words of the same audio. When no reading fits a topic (an accent tiny.en
-        cannot read: "Call your big smile" for "Could you fix my helmet?") and they fit one well ("could you
-        fix more you it"), they are the words to answer."""
+        hear, I really liked to hear.")."""
         near = [(text, score) for text, score in readings if score >= readings[0][1] - READING_MARGIN]
         said = [tuple(words_of(text)) for text, _ in near]
         near = [r for r, w in zip(near, said, strict=True) if not any(_reads_on(other, w) for other in said)]
-        read = near[0][0]
-        fits = {read: self.match(read).similarity}
-        if len(near) > 1 and fits[read] < READING_SETTLED:
-            fits.update((text, self.match(text).similarity) for text, _ in near[1:])
-            read = max(near, key=lambda r: r[1] + READING_FIT_WEIGHT * fits[r[0]])[0]
-        if fits[read] < UNHEARD_FIT and streaming.strip() and self.match(streaming).similarity >= STREAMING_FIT:
-            return streaming
-        return read
+        best = near[0]
+        if len(near) == 1 or self.match(best[0]).similarity >= READING_SETTLED:
+            return best[0]
+        return max(near, key=lambda r: r[1] + READING_FIT_WEIGHT * self.match(r[0]).similarity)[0]
+
+    def streaming_instead(self, fit: float, streaming: str) -> bool:
+        """Answer the streaming words instead of a reading that fits a topic only ``fit`` well: the reading
+        fits nothing (an accent tiny.en cannot read: "And it will dissolve the in stock today." for "Any good
+        swords in stock today?") and they fit a topic well ("that hold swords and soft of it"). Asked only
+        of readings that fit nothing, so no other answer pays for the extra embedding."""
+        return fit < UNHEARD_FIT and bool(streaming.strip()) and self.match(streaming).similarity >= STREAMING_FIT
 
     def match_after(self, text: str, previous: str | None) -> tuple[TopicChoice, bool]:
         """The topic for ``text`` said after the NPC answered ``previous``; True if one of that topic's
