@@ -287,3 +287,21 @@ def test_the_streaming_words_answer_when_whisper_read_nothing_the_persona_knows(
     assert not matcher.streaming_instead(misread, "")
     read = matcher.match("Any good swords in stock today?").similarity
     assert not matcher.streaming_instead(read, "that hold swords and soft of it")
+
+
+def test_a_turn_whisper_misread_is_answered_from_the_streaming_words(resources, monkeypatch) -> None:
+    """The session's read of a turn: Whisper's reading (fixed here to one it made of a held-out voice) fits
+    nothing, the streaming words of the turn name the swords, and the answer is about swords; with streaming
+    words that fit nothing either, the reading stands and the NPC asks again."""
+    s = Session(resources, "blacksmith", "smith-streaming", seed=1, simulated_clock=True)
+    misread = "And it will dissolve the in stock today."
+    monkeypatch.setattr(resources.asr, "readings", lambda audio, prompt=None: [(misread, -0.6)])
+    audio = np.zeros(SAMPLE_RATE, np.int16)
+
+    def prepare(fast: str):
+        return s._prepare(audio, fast, s.loaded, 1.0, {}, None, False, "", "")
+
+    swords = prepare("that hold swords and soft of it")
+    assert swords.heard == "that hold swords and soft of it" and swords.choice.topic == "buy_sword"
+    again = prepare("culture fix boy only tough")
+    assert again.heard == misread and again.choice.topic == "fallback"
