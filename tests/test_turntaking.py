@@ -231,6 +231,20 @@ def test_a_turn_is_projected_over_only_when_words_fit_and_prosody_agree() -> Non
     assert policy.project(replace(ended, npc_speaking=True)) is None
 
 
+def test_a_read_made_before_the_last_words_projects_only_if_the_streaming_words_end_finished() -> None:
+    policy = BaselineTurnPolicy()
+    # a busy machine finished its last read 0.45 s before the voice ended: "where is the" | "castle"
+    stale = obs(words="Where is the castle?", partial="where is the castle", in_speech=True, fit=0.9,
+                voice_gap_s=0.12, unread_s=0.45, p_end=0.9)
+    assert policy.project(stale) is not None
+    # what the read missed may be the start of more ("... and"), or the streaming words say nothing
+    assert policy.project(replace(stale, partial="where is the castle and")) is None
+    assert policy.project(replace(stale, partial="")) is None
+    # a recent read needs no such agreement (the streaming words' last word is often misheard)
+    assert policy.project(replace(stale, unread_s=0.2, partial="where is the castle and")) is not None
+    assert policy.project(replace(stale, unread_s=policy.project_stale_s + 0.05)) is None
+
+
 def test_a_cut_in_word_misheard_by_the_streaming_words_is_read_by_the_accurate_pass() -> None:
     policy = BaselineTurnPolicy()
     ended = obs(npc_speaking=True, in_speech=False, speech_s=0.45, silence_s=0.1, words="where")

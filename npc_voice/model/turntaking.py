@@ -17,8 +17,9 @@ player is doing and whether the NPC is speaking, and answers with one action.
 - Projecting: the turn may be answered in the very chunk in which the player's voice ends, before the
   voice-activity model has heard any silence, when everything agrees that it is over: the voice has
   been quiet for ``project_min_gap_s`` (by its loudness), the last accurate read misses at most
-  ``project_unread_s`` of it and is a clear request whose words end finished (as for the human gap, the
-  streaming words' misheard last word does not veto it), and the prosody model (``model/endpoint.py``)
+  ``project_unread_s`` of it (``project_stale_s`` if the streaming words, which heard the rest, end finished
+  too) and is a clear request whose words end finished (as for the human gap, the streaming words'
+  misheard last word does not veto it when the read is recent), and the prosody model (``model/endpoint.py``)
   hears a complete turn (a final fall, not the level pitch of a comma) — or, when it is not sure either
   way, the voice has been quiet ``project_quiet_s`` by its loudness; when it is sure the player only
   paused, once the voice has been quiet ``projected_gap_s``, a human gap. The answer then starts
@@ -345,6 +346,9 @@ class BaselineTurnPolicy:
     # does not yield to the release burst that follows it, only to voice that goes on.
     project_min_gap_s: float = 0.04
     project_unread_s: float = 0.3  # about a word: the read may miss the last one if the words end finished
+    # A read made well before the voice ended (a busy machine reads a short turn late) may miss up to two
+    # words if the streaming words, which heard them, end finished as well ("where is the" | "castle").
+    project_stale_s: float = 0.5
     project_p_end: float = 0.5
     # Without the prosody's word, this much quiet by loudness (the voice-activity model may not have
     # heard any of it yet): the answer still starts ``projected_gap_s`` after the voice, and yields if
@@ -405,7 +409,9 @@ class BaselineTurnPolicy:
         if obs.npc_speaking or None in (obs.voice_gap_s, obs.unread_s, obs.fit):
             return None
         if (obs.turn_speech_s < self.min_turn_speech_s or obs.voice_gap_s < self.project_min_gap_s
-                or obs.unread_s > self.project_unread_s or obs.fit < self.sure_fit):
+                or obs.unread_s > self.project_stale_s or obs.fit < self.sure_fit):
+            return None
+        if obs.unread_s > self.project_unread_s and (not words_of(obs.partial) or looks_incomplete(obs.partial)):
             return None
         sounds_over = obs.p_end is not None and obs.p_end >= self.project_p_end
         # Once a human gap has passed, a clear request is answered whatever its tune, as the voice-activity
