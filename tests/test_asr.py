@@ -185,6 +185,22 @@ def test_utterance_audio_is_bounded_to_the_last_window(models, persona_lm) -> No
         rec.feed(noise[:CHUNK_SAMPLES])
 
 
+def test_the_spectrogram_of_a_short_turn_is_that_of_the_whole_padded_window(models) -> None:
+    """Whisper's window is 10 s; a short turn's silence is filled in, not transformed: the same input."""
+    rng = np.random.default_rng(0)
+    window = models.window_samples
+    for seconds in (0.3, 2.0, 9.7, 10.0):
+        n = int(seconds * SAMPLE_RATE)
+        t = np.arange(n) / SAMPLE_RATE
+        wave = (0.1 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(n))
+        wave = wave.astype(np.float32)
+        whole = models._features(np.pad(wave, (0, window - n)), padding=0)[:, : window // models._features.hop_length]
+        assert np.allclose(models.log_mel(wave), whole, atol=1e-5)
+    quiet = np.zeros(SAMPLE_RATE, np.float32)  # all silence: the clip, everywhere
+    assert np.allclose(models.log_mel(quiet), models._features(np.pad(quiet, (0, window - SAMPLE_RATE)), padding=0)[
+        :, : window // models._features.hop_length])
+
+
 def test_whisper_prompt_names_the_topic_words_within_its_budget(persona_lm) -> None:
     from npc_voice.features.lm import MAX_KEYWORDS
 

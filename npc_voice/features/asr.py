@@ -34,6 +34,9 @@ MAX_TOKENS = 120  # ~10 s of speech is under 60 tokens
 MIN_PROMPT_SECONDS = 1.5
 TOKENS_BASE = 8
 TOKENS_PER_SECOND = 6.0  # fast speech is ~4 words (~5 tokens) a second
+# Silence after the audio that the spectrogram is computed over; the rest of the window is filled with the
+# value silence gets (more than the STFT window, so the frames at the audio's end see the same zeros).
+SILENT_TAIL = SAMPLE_RATE // 2
 
 
 def persona_prompt(lm: PersonaLM, speaker: str) -> str:
@@ -133,8 +136,7 @@ class AsrModels:
         # the prompt too).
         prompt_ids = self._prompt(prompt if wave.size >= min_prompt_seconds * SAMPLE_RATE else None)
         budget = min(MAX_TOKENS, TOKENS_BASE + int(TOKENS_PER_SECOND * wave.size / SAMPLE_RATE))
-        wave = np.pad(wave, (0, self.window_samples - wave.size))
-        mel = self._features(wave, padding=0)[:, : self.window_samples // self._features.hop_length]
+        mel = self.log_mel(wave)
         features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32))
         result = self._whisper.generate(
             features,
@@ -150,6 +152,18 @@ class AsrModels:
             return []
         texts = (self._tokenizer.decode(ids).strip() for ids in result.sequences_ids)
         return [(text, float(score)) for text, score in zip(texts, result.scores, strict=True) if text]
+
+    def log_mel(self, wave: np.ndarray) -> np.ndarray:
+        """Whisper's log-Mel spectrogram of float ``wave`` padded with silence to the window. A turn of 2 s
+        is a fifth of the window: the silence is not transformed (1 ms instead of 10 ms for a 1.2 s turn,
+        on every read), its frames get the value the normalisation gives silence, the spectrogram's
+        smallest (a log floor 8 below its loudest bin, or the clip if that is lower)."""
+        frames = self.window_samples // self._features.hop_length
+        n = min(self.window_samples, wave.size + SILENT_TAIL)
+        mel = self._features(np.pad(wave, (0, n - wave.size)), padding=0)[:, :frames]
+        if mel.shape[1] < frames:
+            mel = np.pad(mel, ((0, 0), (0, frames - mel.shape[1])), constant_values=mel.min())
+        return mel
 
     def submit_transcribe(
         self, audio: np.ndarray, prompt: str | None = None, min_prompt_seconds: float = MIN_PROMPT_SECONDS
