@@ -15,7 +15,8 @@ def main() -> int:
     ap.add_argument("--scripted", action="store_true", help="the hands-free demo: greeting, answer, backchannel, "
                     "interruption, emotion change, then the other villagers")
     ap.add_argument("--sidecar", default=None, help="use a running sidecar at this address instead of starting one")
-    ap.add_argument("--screenshot", type=Path, default=None, help="save a screenshot after --frames frames and quit")
+    ap.add_argument("--screenshot", type=Path, default=None,
+                    help="save a screenshot after --frames frames once the villagers are awake, then quit")
     ap.add_argument("--frames", type=int, default=120)
     ap.add_argument("--shots", type=Path, default=None, help="with --scripted: save a screenshot at each beat "
                     "into this folder and quit at the end")

@@ -25,6 +25,7 @@ from npc_voice.transport.process import SidecarProcess
 
 SPEED = 150.0  # px/s
 TALK_RADIUS = 260.0
+SHOT_WAIT_S = 60.0  # --screenshot waits this long at most for the villagers to wake (a slow or overloaded sidecar)
 PLAYER_LOOK = art.Look(skin=(240, 200, 170), hair=(200, 120, 50), tunic=(60, 110, 180), extra=(150, 40, 50),
                        style="hero")
 
@@ -173,8 +174,14 @@ class Game:
                 self._report_frametime()
             pygame.quit()
 
+    def _awake(self) -> bool:
+        """Every villager's session is open (or was refused for good: a broken persona is worth a shot too)."""
+        return all(v.voice is not None and (v.voice.ready or (v.voice.error or "").startswith(("unknown", "bad")))
+                   for v in self.villagers)
+
     def _loop(self) -> int:
         frame = 0
+        started = time.monotonic()
         while True:
             dt = min(0.05, self.clock.tick(60) / 1000.0)
             t_work = time.perf_counter()
@@ -199,7 +206,9 @@ class Game:
             active = self.hub.player_speaking or any(v.voice is not None and v.voice.speaking for v in self.villagers)
             self.frame_ms.append(((time.perf_counter() - t_work) * 1000.0, active))
             frame += 1
-            if self.screenshot is not None and frame == self.frames:
+            if self.screenshot is not None and frame >= self.frames and (
+                self._awake() or time.monotonic() - started > SHOT_WAIT_S
+            ):
                 self._save(self.screenshot)
                 return 0
             if self.script is not None and self.script.finished and (self.shots or self.frametime):

@@ -138,6 +138,41 @@ def test_overload_is_announced_applied_and_refuses_new_sessions(overloaded: Side
         assert overloaded.overload.level == 0 and overloaded.res.asr.accurate and overloaded.res.predictive
         again = client.open_session(persona="blacksmith", npc_id="after-the-rush")
         assert again.wait_opened(60), again.error
+        # the refused one was asked for again by the client, and opened once the rush was over
+        assert late.wait_opened(30) and late.error is None
+    finally:
+        client.close()
+
+
+def test_steps_beside_a_session_being_opened_are_not_judged_late(
+    overloaded: Sidecar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A game opening its villagers costs the machine a second or so once; it must not degrade the sidecar
+    (at the last level the villagers being opened would be refused)."""
+    from npc_voice.transport import server as srv
+
+    client = SidecarClient(overloaded.bound_address)
+    try:
+        first = client.open_session(persona="blacksmith", npc_id="smith")
+        assert first.wait_opened(60), first.error
+
+        class SlowOpen(srv.Session):
+            def __init__(self, *args, **kwargs) -> None:
+                time.sleep(2.5)  # a persona loading on a busy machine
+                super().__init__(*args, **kwargs)
+
+        monkeypatch.setattr(srv, "Session", SlowOpen)
+        second = client.open_session(persona="blacksmith", npc_id="herbalist")
+        for _ in range(15):  # 1.5 s of chunks while the open runs; every reply is late by construction
+            first.send_mic(np.zeros(CHUNK_SAMPLES, np.int16))
+            time.sleep(0.1)
+        assert not second.opened and overloaded.overload.level == 0
+        assert second.wait_opened(30), second.error
+        deadline = time.monotonic() + 10  # and once it is open, late replies are judged again
+        while overloaded.overload.level == 0 and time.monotonic() < deadline:
+            first.send_mic(np.zeros(CHUNK_SAMPLES, np.int16))
+            time.sleep(0.1)
+        assert overloaded.overload.level > 0
     finally:
         client.close()
 

@@ -78,7 +78,7 @@ class NPCVoice:
         if event.type not in ge.ALL_TYPES or getattr(event, "npc_id", None) != self.npc_id:
             return False
         if event.type == ge.NPC_READY:
-            self.ready = True
+            self.ready, self.error = True, None  # a refused open that was retried has opened
         elif event.type == ge.NPC_ERROR:
             self.error = f"{event.code}: {event.message}"
         elif event.type == ge.NPC_RESPONSE:

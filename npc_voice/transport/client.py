@@ -9,6 +9,8 @@ counts what went missing on the way (``ClientSession.stats``). Queues are bounde
 is away the oldest outgoing audio is dropped, and a game that stops polling loses the oldest replies.
 A cue (``ClientSession.cue``: the player came near or left) rides on the next chunk; if that chunk is
 dropped or refused, the cue goes again on the one after, unless a newer cue replaced it.
+An open refused for ``capacity`` (the sidecar is full or overloaded: "try later") is asked again after a
+backoff of 1, 2, 4, then every 8 s, until it opens or the session is closed; ``error`` says why meanwhile.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ HEARTBEAT_S = 1.0
 DEAD_AFTER_S = 3.0
 MAX_OUTBOX = 64
 MAX_INBOX = 256  # replies (51 s of audio) kept for a game that stopped polling; the oldest go first
+RETRY_OPEN_S = (1.0, 2.0, 4.0, 8.0)  # waits before asking again for a session refused for capacity
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,8 @@ class _SessionInfo:
     inbox: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_INBOX))
     opened: threading.Event = field(default_factory=threading.Event)
     error: str | None = None
+    refusals: int = 0  # capacity refusals of this open in a row
+    retry_at: float | None = None  # when to ask again for a refused open (monotonic)
     stats: SessionStats = field(default_factory=SessionStats)
     last_step: int = -1  # highest seq answered by a step
     explained: set[int] = field(default_factory=set)  # seqs above last_step answered by an error
@@ -168,7 +173,7 @@ class ClientSession:
 
     @property
     def error(self) -> str | None:
-        """Why opening failed, if it did."""
+        """Why opening failed, if it did (for ``capacity`` the open is being retried; cleared once it opens)."""
         return self._info.error
 
     @property
@@ -358,7 +363,8 @@ class SidecarClient:
                 if now >= next_ping:
                     self._send(dealer, p.Ping(t_sent=now))
                     next_ping = now + self._heartbeat_s
-                events = dict(poller.poll(max(1, int((next_ping - now) * 1000))))
+                next_retry = self._retry_opens(dealer, now)
+                events = dict(poller.poll(max(1, int((min(next_ping, next_retry) - now) * 1000))))
                 if self._wake_pull in events:
                     while self._wake_pull.poll(0):
                         self._wake_pull.recv()
@@ -399,6 +405,7 @@ class SidecarClient:
             return
         if isinstance(msg, p.Opened):
             info.reopening = False
+            info.error, info.refusals, info.retry_at = None, 0, None
             info.opened.set()
         elif isinstance(msg, p.StepReply):
             if not info.account_step(msg.seq):
@@ -433,7 +440,23 @@ class SidecarClient:
                 "bad_format",
             ):
                 info.error = f"{msg.code}: {msg.message}"
+                if msg.code == "capacity":
+                    info.retry_at = now + RETRY_OPEN_S[min(info.refusals, len(RETRY_OPEN_S) - 1)]
+                    info.refusals += 1
             info.deliver(ErrorReply(code=msg.code, message=msg.message, seq=msg.seq, arrival=now))
+
+    def _retry_opens(self, dealer: zmq.Socket, now: float) -> float:
+        """Ask again for the opens refused for capacity whose wait is over; returns when the next one is due."""
+        with self._lock:
+            waiting = [(sid, info) for sid, info in self._sessions.items() if info.retry_at is not None]
+        due = now + self._heartbeat_s
+        for sid, info in waiting:
+            if info.retry_at is not None and info.retry_at <= now:
+                info.retry_at = None
+                self._send(dealer, info.open_message(sid))
+            elif info.retry_at is not None:
+                due = min(due, info.retry_at)
+        return due
 
     def _reopen(self, sid: str, info: _SessionInfo) -> None:
         info.reopening = True

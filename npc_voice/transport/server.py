@@ -10,7 +10,9 @@ Overload: a reply later than ``LATE_S`` after its chunk arrived counts as late. 
 pile up the sidecar degrades one level at a time, in the order of ``DEGRADE_ORDER`` (chosen from the
 profile in ``docs/perf/README.md``), tells every session with a ``notice`` event (code ``degraded``),
 and restores a level (``restored``) once replies are back on time; at the last level it refuses new
-sessions with ``capacity``. It never falls behind without saying so.
+sessions with ``capacity``. It never falls behind without saying so. A step that shared the machine with
+a session being opened (loading a persona, warming the embedder: a one-off second or so) is not judged:
+a game opening its villagers at start-up must not degrade or lock out the very sessions it opens.
 
 Security: loopback by default; any other address needs CURVE (a server key pair and a folder of
 allowed client public keys), so an unknown client never gets a byte through. Every queue is bounded
@@ -218,6 +220,8 @@ class Sidecar:
         self.step_ms: collections.deque[float] = collections.deque(maxlen=100_000)
         self.max_sessions = max_sessions
         self.overload = overload or OverloadControl()
+        self._opening = 0  # opens running on the pool (socket thread's count)
+        self._open_done = -float("inf")  # when the last of them finished
         self.errors: collections.Counter[str] = collections.Counter()  # error replies sent, by code
 
     # ------------------------------------------------------------------ running
@@ -493,6 +497,7 @@ class Sidecar:
         if self.overload.level:
             slot.notices.append(degraded_notice(self.overload.level))
         self._slots[key] = slot
+        self._opening += 1
         self._pool.submit(self._run_open, key, slot, msg)
 
     def _run_open(self, key: tuple[bytes, str], slot: _Slot, msg: p.OpenSession) -> None:
@@ -559,12 +564,14 @@ class Sidecar:
         if isinstance(reply, p.Error):
             self.errors[reply.code] += 1
         if opened:
+            self._opening -= 1
+            self._open_done = time.monotonic()
             slot.session = session
             if session is None and not gone:
                 del self._slots[key]
         elif isinstance(reply, p.StepReply):
             self.step_ms.append(reply.compute_ms)
-            if slot.realtime:
+            if slot.realtime and not self._opening and slot.started >= self._open_done:
                 now = time.monotonic()
                 change = self.overload.observe(now - slot.started, now)
                 if change:
