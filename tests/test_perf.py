@@ -101,7 +101,7 @@ def test_overload_is_announced_applied_and_refuses_new_sessions(overloaded: Side
                     notices += [e.message for e in r.events if e.type == "notice" and e.code == "degraded"]
         assert overloaded.overload.level == len(DEGRADE_ORDER)
         assert overloaded.res.predictive is False  # level 1: no reading ahead
-        assert overloaded.res.learned is False  # level 2: no duplex model in the steps
+        assert overloaded.res.learned is False  # level 2: no duplex model in the steps while the NPC listens
         assert overloaded.res.asr.accurate is False  # level 3: no Whisper pass
         assert overloaded.res.asr.transcribe(np.ones(16000, np.int16)) == ""
         time.sleep(0.5)

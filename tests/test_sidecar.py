@@ -186,7 +186,7 @@ def test_sessions_not_asking_get_no_floor_events(client: SidecarClient) -> None:
     assert len(replies) == 5 and not any(e.type == "floor" for r in replies for e in r.events)
 
 
-def test_without_the_learned_model_the_rules_go_on_and_floor_events_stop(resources) -> None:
+def test_without_the_learned_model_the_rules_go_on_and_the_model_only_guards_the_npcs_speech(resources) -> None:
     from npc_voice.engine.session import Session
 
     s = Session(resources, "blacksmith", "smith-degraded", simulated_clock=True, floor_events=True)
@@ -195,8 +195,14 @@ def test_without_the_learned_model_the_rules_go_on_and_floor_events_stop(resourc
     resources.learned = False  # what the sidecar does at its second overload level
     try:
         steps = [s.step(c, silent) for c in say("Where is the castle?")]
+        steps += [s.step(silent, silent) for _ in range(30)]  # the answer plays, then the NPC listens again
     finally:
         resources.learned = True
     events = [e for r in steps for e in r.events]
-    assert not any(e.type == "floor" for e in events)
     assert any(e.type == "response" and e.topic == "directions" for e in events)
+    start = next(i for i, r in enumerate(steps) if any(e.type == "speech_start" for e in r.events))
+    end = next(i for i, r in enumerate(steps) if any(e.type == "speech_end" for e in r.events))
+    # while the NPC listens the model is off (no floor events); while it speaks it runs, from a fresh window
+    floors = [any(e.type == "floor" and e.p_player is not None for e in r.events) for r in steps]
+    assert end - start > 5 and all(floors[start + 1 : end + 1])
+    assert not any(floors[: start + 1]) and not any(floors[end + 1 :])

@@ -212,6 +212,7 @@ class Session:
             log.warning("no duplex weights in models/duplex (python -m npc_voice.train.duplex): no echo check "
                         "by the model, no floor events")
         self._floor_events = floor_events and self._duplex is not None
+        self._model_ran = False  # the duplex model ran in the last step (see ``_model_on``)
         self._stretch_player_p = 0.0  # the duplex model's highest P(player) over the current stretch
         self._line_step = 0  # the step at which the current line started
         self._rng = random.Random(seed)
@@ -306,6 +307,10 @@ class Session:
         self._hear_tone(clean, ended=was_speaking and not self._in_speech, events=events)
 
         learned = self._model_on()
+        if learned and not self._model_ran and self.steps:
+            # back from an overload pause: a fresh window, not one that joins chunks seconds apart
+            self._duplex = DuplexModel.shared().session()
+        self._model_ran = learned
         if learned:
             elapsed = (self.steps - self._line_step) * CHUNK_SECONDS if self._line is not None else 0.0
             out = self._duplex.step(mic, clean, played, raw_probs, echo, self._line is not None, elapsed,
@@ -401,8 +406,12 @@ class Session:
         return self._obs
 
     def _model_on(self) -> bool:
-        """The duplex model runs in this step: under overload the sidecar turns it off, unless it is the policy."""
-        return self._duplex is not None and (self.res.learned or isinstance(self.policy, DuplexPolicy))
+        """The duplex model runs in this step. Under overload the sidecar turns it off while the NPC listens
+        (the rules decide the floor without it), but never while the NPC speaks: there its player head is
+        what tells the NPC's own echo from the player (without it an echo misheard as words stops the line)."""
+        return self._duplex is not None and (
+            self.res.learned or self._line is not None or isinstance(self.policy, DuplexPolicy)
+        )
 
     def _heard_player(self) -> bool:
         """The stretch over the NPC that just ended was the player's voice, not the NPC's echo or noise."""

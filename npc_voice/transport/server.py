@@ -61,14 +61,16 @@ HOLD_S = 1.0  # at least this long between two degrade steps: let the last one t
 CALM_S = 5.0  # this long without a late reply restores one level
 # What is turned off, in order, when the deadline cannot be met. Reading ahead while the player talks is
 # the cheapest loss (answers come one chunk later). The learned duplex model costs every session ~3 ms
-# in every step; without it the rules still decide, with only the echo canceller and the NPC's own words
-# to tell its echo from the player, and no floor events. The accurate Whisper pass is the one thing a due
-# answer waits for (up to two chunks in real time; a simulated-clock step blocks on it) and the most CPU
-# per turn; a short queue then caps how far a session can fall behind (a stale chunk answered late is
-# worth less than the next one on time).
+# in every step; while the NPC listens the rules decide without it (no floor events then), but it keeps
+# running while the NPC speaks: without its player head only the echo canceller and the NPC's own words
+# tell the NPC's echo from the player, and a loud echo misheard as words stopped the line (held-out echo-007).
+# The accurate Whisper pass is the one thing a due answer waits for (up to two chunks in real time; a
+# simulated-clock step blocks on it) and the most CPU per turn; a short queue then caps how far a session
+# can fall behind (a stale chunk answered late is worth less than the next one on time).
 DEGRADE_ORDER: tuple[tuple[str, str], ...] = (
     ("predictive_reads", "no reading ahead while the player talks: answers start a chunk later"),
-    ("learned_model", "duplex model off: no floor events, echo told from the player by the canceller alone"),
+    ("learned_model", "duplex model off while the NPC listens (no floor events then); it still guards against "
+                      "the NPC's echo while it speaks"),
     ("accurate_pass", "accurate transcript pass off: answers come from the streaming transcript"),
     ("short_queue", "a busy session keeps only its newest chunk; older ones are dropped (overloaded); "
                     "new sessions are refused"),
