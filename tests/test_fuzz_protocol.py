@@ -9,10 +9,11 @@ from npc_voice.bench.fuzz import fuzz_decoder
 from npc_voice.transport import protocol as p
 
 
-def test_decoder_survives_thousands_of_generated_messages() -> None:
-    outcomes = fuzz_decoder(3000)
+def test_decoder_survives_a_thousand_generated_messages() -> None:
+    # 1,000 keeps the suite inside CI's budget (3,000 took 45 s); `python -m npc_voice.bench.fuzz` runs more
+    outcomes = fuzz_decoder(1000)
     print(f"decoder fuzz: {sum(outcomes.values())} messages, {dict(outcomes.most_common())}")
-    assert sum(outcomes.values()) >= 2500  # hypothesis may stop early only on duplicate examples
+    assert sum(outcomes.values()) >= 800  # hypothesis may stop early only on duplicate examples
     # the generator reaches deep: field-level errors and accepted messages, not just garbage
     assert {"malformed", "bad_field", "missing_field"} <= set(outcomes)
     assert any(k.startswith("ok:") for k in outcomes)
