@@ -175,9 +175,15 @@ class Game:
             pygame.quit()
 
     def _awake(self) -> bool:
-        """Every villager's session is open (or was refused for good: a broken persona is worth a shot too)."""
-        return all(v.voice is not None and (v.voice.ready or (v.voice.error or "").startswith(("unknown", "bad")))
-                   for v in self.villagers)
+        """Every villager's session is open, or was refused for good (a broken persona is worth a shot too):
+        the client asks again only after a ``capacity`` refusal."""
+        for v in self.villagers:
+            if v.voice is None:
+                return False
+            waiting = v.voice.error is None or v.voice.error.startswith("capacity:")  # opening, or to be asked again
+            if not v.voice.ready and waiting:
+                return False
+        return True
 
     def _loop(self) -> int:
         frame = 0

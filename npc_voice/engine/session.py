@@ -212,7 +212,7 @@ class Session:
             log.warning("no duplex weights in models/duplex (python -m npc_voice.train.duplex): no echo check "
                         "by the model, no floor events")
         self._floor_events = floor_events and self._duplex is not None
-        self._model_ran = False  # the duplex model ran in the last step (see ``_model_on``)
+        self._model_ran = False  # the duplex model ran in this step (before its call: in the last one)
         self._stretch_player_p = 0.0  # the duplex model's highest P(player) over the current stretch
         self._line_step = 0  # the step at which the current line started
         self._rng = random.Random(seed)
@@ -732,7 +732,7 @@ class Session:
 
     def _player_p(self) -> float | None:
         """The duplex model's highest P(player) over the current stretch, if it runs in this step."""
-        return self._stretch_player_p if self._model_on() else None
+        return self._stretch_player_p if self._model_ran else None
 
     def _extra_reads(self) -> bool:
         """The current stretch over the NPC earns ``_read_stretch``'s extra reads."""

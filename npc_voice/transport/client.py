@@ -450,11 +450,11 @@ class SidecarClient:
         with self._lock:
             waiting = [(sid, info) for sid, info in self._sessions.items() if info.retry_at is not None]
         due = now + self._heartbeat_s
-        for sid, info in waiting:
-            if info.retry_at is not None and info.retry_at <= now:
+        for sid, info in waiting:  # retry_at is only set and cleared on this (the I/O) thread
+            if info.retry_at <= now:
                 info.retry_at = None
                 self._send(dealer, info.open_message(sid))
-            elif info.retry_at is not None:
+            else:
                 due = min(due, info.retry_at)
         return due
 
