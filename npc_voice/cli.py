@@ -94,7 +94,7 @@ def bench() -> None:
     "out",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Results folder: <id>/npc.wav, mic.wav, events.jsonl.",
+    help="Results folder: <id>/npc.wav, mic.wav, events.jsonl, steps.json.",
 )
 @click.option("--realtime", is_flag=True, help="Pace the microphone by the wall clock (end-to-end figure).")
 @click.option("--parallel", default=1, show_default=True, help="Cases run at once on one sidecar.")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from npc_voice.audio.devices import read_wav, write_wav
+from npc_voice.audio.format import SAMPLE_RATE
 from npc_voice.bench.duplex import run_case
 from npc_voice.bench.score import score_folder, speech_runs
 from npc_voice.speech.tts import Synthesizer, VoiceSettings
@@ -57,6 +58,11 @@ def test_results_have_the_files_the_scorer_reads(bench_run: tuple[Path, Path]) -
         events = [json.loads(x) for x in (results / cid / "events.jsonl").read_text().splitlines()]
         times = [e["t"] for e in events]
         assert times == sorted(times) and all("type" in e for e in events)
+        # every chunk's step, in chunk order, so a slow one can be found on the case's timeline
+        steps = json.loads((results / cid / "steps.json").read_text())
+        seqs = [s["seq"] for s in steps["steps"]]
+        assert seqs == list(range(len(seqs))) and len(seqs) * steps["chunk_s"] * SAMPLE_RATE >= len(user)
+        assert all(0 < s["compute_ms"] <= s["roundtrip_ms"] for s in steps["steps"])
 
 
 def test_the_npc_answers_on_topic_after_the_player(bench_run: tuple[Path, Path]) -> None:

@@ -3,7 +3,8 @@
 Each case plays ``user.wav`` through the real client into a real sidecar process, 200 ms at a
 time, through a file-backed full-duplex device; the NPC's replies go through the same jitter buffer
 the game uses. The results folder holds what the player heard (``npc.wav``), what the sidecar was
-sent (``mic.wav``) and every event with its time on the case timeline (``events.jsonl``).
+sent (``mic.wav``), every event with its time on the case timeline (``events.jsonl``) and each step's
+compute time and round trip by chunk (``steps.json``: where in a case a slow step or a stall fell).
 
 Two clocks:
 - ``realtime``: the microphone is paced by the wall clock and replies are timed as they arrive:
@@ -38,6 +39,7 @@ class CaseRun:
     """What one case produced, beyond the files."""
 
     case_id: str
+    seqs: list[int] = field(default_factory=list)  # the chunk each reply answered, in arrival order
     compute_ms: list[float] = field(default_factory=list)
     rtt_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -144,6 +146,7 @@ def run_case(
                         outstanding -= 1 if r.seq is not None else 0
                         continue
                     outstanding -= 1
+                    run.seqs.append(r.seq)
                     run.compute_ms.append(r.compute_ms)
                     rtt = r.arrival - sent_at[r.seq]
                     run.rtt_ms.append(rtt * 1000)
@@ -183,6 +186,11 @@ def run_case(
     with open(folder / "events.jsonl", "w") as f:
         for e in events:
             f.write(json.dumps(e) + "\n")
+    steps = sorted(zip(run.seqs, run.compute_ms, run.rtt_ms, strict=True))
+    (folder / "steps.json").write_text(json.dumps({
+        "chunk_s": CHUNK_SECONDS,
+        "steps": [{"seq": seq, "compute_ms": round(c, 2), "roundtrip_ms": round(rt, 2)} for seq, c, rt in steps],
+    }))
     return run
 
 
