@@ -188,11 +188,13 @@ def test_a_follow_up_wins_a_near_tie(resources, tmp_path) -> None:
     scores = matcher.scores(tie)
     assert 0 < scores["bread"] - scores["cake"] < 0.01
     assert matcher.match(tie).topic == "bread"
+    assert abs(matcher.match(tie).margin - (scores["bread"] - scores["cake"])) < 1e-6  # torn: the margin says so
     after, used = matcher.match_after(tie, "prices")
     assert after.topic == "cake" and used  # after the prices, the follow-up wins
     assert matcher.match_after(tie, "bread") == (matcher.match(tie), False)  # bread has no follow-ups
     clear, used = matcher.match_after("Do you sell bread?", "prices")
     assert clear.topic == "bread" and not used  # a clear answer is not bent by the bonus
+    assert clear.margin > 0.1
 
 
 def test_audio_of_a_bark_is_heard(resources) -> None:

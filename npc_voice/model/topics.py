@@ -40,6 +40,7 @@ class TopicChoice:
     topic: str
     similarity: float
     focus: str
+    margin: float = 0.0  # how far ``similarity`` stands above the best of every other topic
 
 
 def focus_candidates(text: str) -> list[str]:
@@ -105,7 +106,9 @@ class TopicMatcher:
         sim = float(sims[ci, ei])
         if sim < self._min:
             return TopicChoice(topic=FALLBACK, similarity=sim, focus=cands[ci])
-        return TopicChoice(topic=self._topic_ids[ei], similarity=sim, focus=cands[ci])
+        topic = self._topic_ids[ei]
+        others = [s for t, s in self._per_topic(sims).items() if t != topic]
+        return TopicChoice(topic=topic, similarity=sim, focus=cands[ci], margin=sim - max(others, default=-1.0))
 
     def scores(self, text: str) -> dict[str, float]:
         """Best similarity per topic over the text's focus candidates."""
