@@ -48,6 +48,13 @@ def test_a_clear_request_gets_a_human_gap_a_doubtful_one_waits() -> None:
     middling = obs(words="Who are you?", partial="who are you", fit=0.6)
     assert policy.decide(replace(middling, silence_s=0.3), accurate=True) is Action.LISTEN
     assert policy.decide(replace(middling, silence_s=0.36), accurate=True) is Action.RESPOND
+    # ... unless it is a question that fits one topic plainly better than any other: it asks for an answer
+    plain = replace(middling, fit=0.63, margin=0.27, silence_s=0.16)
+    assert policy.decide(plain, accurate=True) is Action.RESPOND
+    assert policy.decide(replace(plain, margin=0.1), accurate=True) is Action.LISTEN  # torn between two topics
+    assert policy.decide(replace(plain, fit=0.55), accurate=True) is Action.LISTEN
+    # a statement that fits as well may be a fragment Whisper completed ("I would like to bye.")
+    assert policy.decide(replace(plain, words="I would like to bye."), accurate=True) is Action.LISTEN
     # unfinished accurate words wait longest, however well they fit
     assert policy.decide(obs(words="Can you fix my", fit=0.8, silence_s=0.9), accurate=True) is Action.LISTEN
 
@@ -224,6 +231,7 @@ def test_a_turn_is_projected_over_only_when_words_fit_and_prosody_agree() -> Non
     assert policy.project(replace(ended, unread_s=0.6)) is None
     # a middling fit, words ending unfinished, or no prosody model: wait for the silence (or the quiet)
     assert policy.project(replace(ended, fit=0.6)) is None
+    assert policy.project(replace(ended, fit=0.62, margin=0.3)) is not None  # a question plainly about one topic
     assert policy.project(replace(ended, words="Can you fix my")) is None
     assert policy.project(replace(ended, partial="can you fix the")) is not None  # misheard last word: no veto
     assert policy.project(replace(ended, p_end=None)) is None
@@ -243,6 +251,11 @@ def test_a_read_made_before_the_last_words_projects_only_if_the_streaming_words_
     # a recent read needs no such agreement (the streaming words' last word is often misheard)
     assert policy.project(replace(stale, unread_s=0.2, partial="where is the castle and")) is not None
     assert policy.project(replace(stale, unread_s=policy.project_stale_s + 0.05)) is None
+    # a question that is clear only by its margin must be read to its end: "What are you doing?" | "with prices?"
+    asked = replace(stale, words="What are you doing?", partial="what are you doing with prices", fit=0.63,
+                    margin=0.25)
+    assert policy.project(asked) is None
+    assert policy.project(replace(asked, unread_s=0.2)) is not None
 
 
 def test_a_cut_in_word_misheard_by_the_streaming_words_is_read_by_the_accurate_pass() -> None:

@@ -397,6 +397,7 @@ class Session:
             words=answer.heard if answer is not None else self._partial,
             partial=self._partial,
             fit=answer.choice.similarity if answer is not None and answer.choice is not None else None,
+            margin=answer.choice.margin if answer is not None and answer.choice is not None else None,
             stretch_words=stretch,
             stretch_is_echo=self._stretch_is_echo(stretch),
             stretch_read_pending=self._stretch_read is not None and not self._stretch_read[1].done(),
@@ -592,6 +593,7 @@ class Session:
             npc_speaking=False, in_speech=self._in_speech, speech_s=self._speech_s, silence_s=self._silence_s,
             turn_speech_s=self._turn_speech_s, words=answer.heard, partial=self._partial,
             fit=answer.choice.similarity if answer.choice is not None else None,
+            margin=answer.choice.margin if answer.choice is not None else None,
             voice_gap_s=gap, unread_s=unread,
             p_end=self._p_end[1] if self._p_end is not None else None,
         )

@@ -6,8 +6,9 @@ player is doing and whether the NPC is speaking, and answers with one action.
 
 - Listening: the player's turn ends after a silence whose required length depends on how sure the NPC
   is that it heard a whole request. A complete sentence that plainly asks for one of the persona's
-  topics ("can you fix my sword?") is answered after a human gap, ``sure_silence_s``; one that fits a
-  topic middling well after ``end_silence_s``. "I would like to buy" ends on a word that needs more,
+  topics ("can you fix my sword?"), or a question that fits one topic plainly better than any other
+  (``clear_request``), is answered after a human gap, ``sure_silence_s``; one that fits a topic middling
+  well after ``end_silence_s``. "I would like to buy" ends on a word that needs more,
   and words that fit nothing the persona knows (a fragment, a mishearing, someone thinking aloud)
   would only get "say that again": for both the NPC waits ``incomplete_silence_s`` before it believes
   the turn is over. So it does when the fit is middling and the streaming words end unfinished: the
@@ -15,16 +16,16 @@ player is doing and whether the NPC is speaking, and answers with one action.
   buy" as "I would like to bye."). Without the accurate words (late, or turned off under load) the
   streaming words decide alone: ``end_silence_s``, or ``unsure_silence_s`` if they end unfinished.
 - Projecting: the turn may be answered in the very chunk in which the player's voice ends, before the
-  voice-activity model has heard any silence, when everything agrees that it is over: the voice has
-  been quiet for ``project_min_gap_s`` (by its loudness), the last accurate read misses at most
-  ``project_unread_s`` of it (``project_stale_s`` if the streaming words, which heard the rest, end finished
-  too) and is a clear request whose words end finished (as for the human gap, the streaming words'
-  misheard last word does not veto it when the read is recent), and the prosody model (``model/endpoint.py``)
-  hears a complete turn (a final fall, not the level pitch of a comma) — or, when it is not sure either
-  way, the voice has been quiet ``project_quiet_s`` by its loudness; when it is sure the player only
-  paused, once the voice has been quiet ``projected_gap_s``, a human gap. The answer then starts
-  ``projected_gap_s`` after the voice ended, inside the next chunk, not at a chunk boundary. If the
-  player's voice comes back before the answer's first sound can have reached them and goes on (not the
+  voice-activity model has heard any silence, when everything agrees that it is over: the voice has been
+  quiet for ``project_min_gap_s`` (by its loudness), the last accurate read misses at most
+  ``project_unread_s`` of it (``project_stale_s`` if it fits ``sure_fit`` well and the streaming words,
+  which heard the rest, end finished too) and is a clear request whose words end finished (as for the human
+  gap, the streaming words' misheard last word does not veto it when the read is recent), and the prosody
+  model (``model/endpoint.py``) hears a complete turn (a final fall, not the level pitch of a comma) — or,
+  when it is not sure either way, the voice has been quiet ``project_quiet_s`` by its loudness; when it is
+  sure the player only paused, once the voice has been quiet ``projected_gap_s``, a human gap. The answer
+  then starts ``projected_gap_s`` after the voice ended, inside the next chunk, not at a chunk boundary. If
+  the player's voice comes back before the answer's first sound can have reached them and goes on (not the
   release burst of a last stop, "gate|t"), the NPC yields (the session's business).
 - Speaking: a short stretch of speech ("uh-huh", "yeah", "I see") is a backchannel: keep talking.
   Speech that begins as the NPC's answer begins and whose accurate read says more than a backchannel is
@@ -184,6 +185,7 @@ class FloorObservation:
     words: str  # best transcript of the current turn so far
     partial: str = ""  # the streaming (fast, often misheard) transcript of the same turn
     fit: float | None = None  # how well the accurate words fit the persona's best topic (cosine), if known
+    margin: float | None = None  # how far that fit stands above the next topic's
     stretch_words: str | None = None  # the accurate read of the player's speech over the NPC, once ready
     # That read is the NPC's own words of the last seconds: its voice leaking back, not the player.
     stretch_is_echo: bool = False
@@ -359,6 +361,13 @@ class BaselineTurnPolicy:
     # completed seldom fits this well); below ``unsure_fit`` it fits nothing (the NPC would ask again).
     sure_fit: float = 0.7
     unsure_fit: float = 0.5
+    # A question (Whisper heard its tune or its form: "?") is a clear request at a lower fit if it fits one
+    # topic plainly better than any other: "What are your prices?" (0.66, next 0.42), "Who are you?" (0.63,
+    # next 0.37). A question asks for an answer; a fragment Whisper completed is mostly a statement ("I would
+    # like to bye.") and an unfinished question ends where ``looks_incomplete`` holds it ("How much would you
+    # want? | For that longsword?").
+    question_fit: float = 0.6
+    question_margin: float = 0.2
 
     @classmethod
     def for_patience(cls, patience: float) -> BaselineTurnPolicy:
@@ -389,7 +398,7 @@ class BaselineTurnPolicy:
             # unfinished words, or words that fit nothing the persona knows (a fragment, a mishearing,
             # someone thinking aloud): the answer would only be "say that again", so there is no hurry
             needed = self.incomplete_silence_s
-        elif fit is not None and fit >= self.sure_fit:
+        elif self.clear_request(obs.words, fit, obs.margin):
             needed = self.sure_silence_s
         elif unfinished:
             # A middling (or unknown) fit and streaming words that end unfinished: Whisper may have made
@@ -402,6 +411,14 @@ class BaselineTurnPolicy:
             needed = self.end_silence_s
         return Action.RESPOND if obs.silence_s >= needed else Action.LISTEN
 
+    def clear_request(self, words: str, fit: float | None, margin: float | None) -> bool:
+        """The accurate ``words`` plainly ask for one of the persona's topics: they fit it ``sure_fit`` well, or
+        they are a question that fits it ``question_fit`` well and ``question_margin`` better than any other."""
+        if fit is None:
+            return False
+        question = words.rstrip().endswith("?") and margin is not None and margin >= self.question_margin
+        return fit >= self.sure_fit or (question and fit >= self.question_fit)
+
     def project(self, obs: FloorObservation) -> float | None:
         """Seconds after now at which to start the answer to a turn that has just ended, or None to wait
         for the silence. Only a clear request (``obs.words``: the last accurate read, ``obs.fit`` its fit)
@@ -409,9 +426,13 @@ class BaselineTurnPolicy:
         if obs.npc_speaking or None in (obs.voice_gap_s, obs.unread_s, obs.fit):
             return None
         if (obs.turn_speech_s < self.min_turn_speech_s or obs.voice_gap_s < self.project_min_gap_s
-                or obs.unread_s > self.project_stale_s or obs.fit < self.sure_fit):
+                or obs.unread_s > self.project_stale_s or not self.clear_request(obs.words, obs.fit, obs.margin)):
             return None
-        if obs.unread_s > self.project_unread_s and (not words_of(obs.partial) or looks_incomplete(obs.partial)):
+        if obs.unread_s > self.project_unread_s and (
+            obs.fit < self.sure_fit or not words_of(obs.partial) or looks_incomplete(obs.partial)
+        ):
+            # only a read that plainly fits may be stale: a question at a lower fit, read before its last
+            # words ("What are you doing?" | "with prices?"), may be a different request once read whole
             return None
         sounds_over = obs.p_end is not None and obs.p_end >= self.project_p_end
         # Once a human gap has passed, a clear request is answered whatever its tune, as the voice-activity
