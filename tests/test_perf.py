@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -89,33 +90,33 @@ def test_overload_is_announced_applied_and_refuses_new_sessions(overloaded: Side
         s = client.open_session(persona="blacksmith", npc_id="smith")
         assert s.wait_opened(60), s.error
         notices: list[str] = []
-        replies = 0
-        deadline = time.monotonic() + 30
-        # paced chunks so the queue never backs up; every reply counts as late by construction
-        while overloaded.overload.level < len(DEGRADE_ORDER) and time.monotonic() < deadline:
-            s.send_mic(np.zeros(CHUNK_SAMPLES, np.int16))
-            time.sleep(0.1)
-            for r in s.replies():
-                if isinstance(r, Reply):
-                    replies += 1
-                    notices += [e.message for e in r.events if e.type == "notice" and e.code == "degraded"]
+
+        def pace(until: Callable[[], bool]) -> None:
+            """Paced chunks, so the queue never backs up; every reply counts as late by construction, which
+            keeps the load on (a pause of ``calm_s`` would rightly undo a level)."""
+            deadline = time.monotonic() + 30
+            while not until() and time.monotonic() < deadline:
+                s.send_mic(np.zeros(CHUNK_SAMPLES, np.int16))
+                time.sleep(0.1)
+                for r in s.replies():
+                    if isinstance(r, Reply):
+                        notices.extend(e.message for e in r.events if e.type == "notice" and e.code == "degraded")
+
+        pace(lambda: overloaded.overload.level == len(DEGRADE_ORDER))
         assert overloaded.overload.level == len(DEGRADE_ORDER)
         assert overloaded.res.predictive is False  # level 1: no reading ahead
         assert overloaded.res.learned is False  # level 2: no duplex model in the steps while the NPC listens
         assert overloaded.res.asr.accurate is False  # level 3: no Whisper pass
         assert overloaded.res.asr.transcribe(np.ones(16000, np.int16)) == ""
-        time.sleep(0.5)
-        for r in s.replies():
-            if isinstance(r, Reply):
-                notices += [e.message for e in r.events if e.type == "notice" and e.code == "degraded"]
+        t = time.monotonic()
+        pace(lambda: time.monotonic() - t > 0.5)
         assert [m.split(":")[0] for m in notices] == [f"level {i + 1}" for i in range(len(DEGRADE_ORDER))]
         assert "no reading ahead" in notices[0] and "duplex model off" in notices[1]
         assert "accurate transcript pass off" in notices[2]
 
         late = client.open_session(persona="blacksmith", npc_id="latecomer")
-        t = time.monotonic()
-        while late.error is None and time.monotonic() - t < 10:
-            time.sleep(0.02)
+        pace(lambda: late.error is not None)
+        assert overloaded.overload.level == len(DEGRADE_ORDER)
         assert not late.opened and late.error is not None and "overloaded" in late.error
 
         # short queue: a burst behind a busy step keeps only the newest waiting chunk
