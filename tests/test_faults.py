@@ -91,7 +91,7 @@ def test_stall_and_kill_9_then_the_conversation_goes_on() -> None:
         assert client.state == "connected" and client.restarts == 1 and session.stats.reopened >= 1
 
         # the conversation goes on: the reopened session answers a question on topic
-        question = say("My shield has a crack in it. Can you mend it?")
+        question = say("My sword is broken. Can you fix it?")
         n = len(game.replies)
         game.run_until(lambda: not question, 60, mic=question)
         game.run_until(lambda: False, 2.0)
