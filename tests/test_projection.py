@@ -5,6 +5,8 @@ only pausing and goes on before the answer's first sound reached them."""
 from __future__ import annotations
 
 import random
+import threading
+import time
 
 import numpy as np
 
@@ -144,3 +146,35 @@ def test_the_npc_yields_to_a_player_going_on_over_its_answers_onset_and_answers_
     final = responses[1][1]
     assert final.topic == "directions"
     assert "castle" in final.heard.lower() and "way" in final.heard.lower()  # the whole turn
+
+
+def test_an_answer_starts_in_the_reply_that_carries_its_voice(resources) -> None:
+    """Real time, with the voice thread busy (another NPC's line, say): the answer's events say its sound
+    starts in their reply, so it waits for its first sentence's voice rather than start silent there."""
+    speech = Synthesizer().synthesize("Can you repair my armor?", PLAYER).audio
+    mic, _ = placed([speech], end_in_chunk=0.05)
+    busy = threading.Event()
+    resources.voices.submit(busy.wait, 30)
+    session = Session(resources, "blacksmith", "busy-voice", seed=5)
+    played, started = silence(), None
+    try:
+        for chunk in mic.reshape(-1, CHUNK_SAMPLES):
+            result = session.step(chunk, played)
+            played = result.pcm
+            assert not [e for e in result.events if isinstance(e, ev.Response)]  # its voice is not ready
+            time.sleep(CHUNK_SECONDS)
+        read = session._turn_read()
+        assert read is not None and read[1].choice.topic == "repair"  # the answer is known, its voice is not
+        busy.set()
+        for _ in range(5):
+            result = session.step(silence(), played)
+            played = result.pcm
+            started = next((e for e in result.events if isinstance(e, ev.Response)), None)
+            if started is not None:
+                break
+            time.sleep(CHUNK_SECONDS)
+    finally:
+        busy.set()
+        session.close()
+    assert started is not None and started.topic == "repair"
+    assert np.abs(played[round(started.offset * SAMPLE_RATE):]).max() > 1000

@@ -65,7 +65,6 @@ MAX_TURN_S = 20.0  # a turn longer than this is answered anyway
 ECHO_EXCESS_START_DB = 6.0
 ECHO_EXCESS_HOLD_DB = 2.0
 ECHO_REMOVED_DB = 3.0  # mic louder than the canceller's output by more than this: there was echo to remove
-MAX_DUE_STEPS = 2  # chunks a due answer waits for the accurate pass before it uses the streaming words
 PREROLL_CHUNKS = 1  # audio before the onset given to the recogniser
 PREDICT_AFTER_S = 0.4  # a turn is read ahead once it holds this much speech
 # Where the voice really ended: the voice-activity model hears it stop 30-130 ms late, so the end is the
@@ -187,7 +186,6 @@ class Session:
         ``floor_events``: every step reports the duplex model's probabilities and the action (``ev.Floor``)."""
         self.res = resources
         self._prepare_wait = None if simulated_clock else 0.0
-        self._due_steps = 0  # chunks an answer has been due while its accurate words were not ready
         self.persona_id, self.npc_id = persona_id, npc_id
         self.loaded: LoadedPersona = resources.persona(persona_id)
         self._persona_problem: tuple[float | None, str] | None = None  # the broken edit last reported
@@ -324,21 +322,17 @@ class Session:
         # the accurate words are in: judge the turn on them and on how well they fit a topic
         action = self._decide(ready)
         if action is Action.RESPOND and self._prepared is not None and ready is None:
-            # Judge the end of the turn on the accurate words ("I would like to buy" is not over). In real
-            # time the step does not wait for them: it listens one more chunk (they are usually ready
-            # by then) and answers from the streaming words only if they are still missing after that.
+            # Judge the end of the turn on the accurate words ("I would like to buy" is not over; the
+            # streaming words are too often misheard to answer on). In real time the step does not block on
+            # them: it waits only for a read due within READ_WAIT_S, else listens another chunk.
             self._await_read()
             answer = self._ready_answer(wait=self._prepare_wait)
-            if answer is not None:
-                action = self._decide(answer)
-            elif self._due_steps < MAX_DUE_STEPS:
-                self._due_steps += 1
-                action = Action.LISTEN
+            action = self._decide(answer) if answer is not None else Action.LISTEN
+        if action is Action.RESPOND and not self._voice_ready():
+            action = Action.LISTEN
         projected = self._projection() if action is Action.LISTEN else None
         if projected is not None:
             action = Action.RESPOND
-        if action is not Action.RESPOND:
-            self._due_steps = 0
         self._temperament(action, events)
         npc_speaking = self._line is not None
         pcm = self._act(action, events, projected)
@@ -573,6 +567,8 @@ class Session:
         answer, lead = projected
         if self._prepare_wait is None:
             return answer, lead, lead
+        if not self._voice_by_deadline(answer.first):
+            return None  # a later chunk projects it, in a reply that carries its first sound
         # Real time: the reply leaves this long after the chunk's end, and its audio plays from then on.
         late = time.perf_counter() - self._step_t0
         return answer, max(0.0, lead - late), max(lead, late)
@@ -610,14 +606,29 @@ class Session:
         step began, for it and its first sentence's voice. False if there was nothing to wait for."""
         if not self._read_due():
             return False
-        t0, deadline = time.perf_counter(), self._step_t0 + READ_WAIT_S
-        wait([self._prepared], timeout=max(0.0, deadline - t0))
-        if self._prepared.done() and not self._prepared.cancelled() and self._prepared.exception() is None:
-            first = self._prepared.result().first
-            if first is not None:
-                wait([first], timeout=max(0.0, deadline - time.perf_counter()))
+        t0 = time.perf_counter()
+        wait([self._prepared], timeout=max(0.0, self._step_t0 + READ_WAIT_S - t0))
         self._waited_s += time.perf_counter() - t0
+        if self._prepared.done() and not self._prepared.cancelled() and self._prepared.exception() is None:
+            self._voice_by_deadline(self._prepared.result().first)
         return True
+
+    def _voice_by_deadline(self, first: Future[Synthesized] | None) -> bool:
+        """Real time: wait, until ``READ_WAIT_S`` after the step began, for an answer's first sentence's voice;
+        True if it is ready (or there is none to wait for)."""
+        if first is None or first.done():
+            return True
+        t0 = time.perf_counter()
+        wait([first], timeout=max(0.0, self._step_t0 + READ_WAIT_S - t0))
+        self._waited_s += time.perf_counter() - t0
+        return first.done()
+
+    def _voice_ready(self) -> bool:
+        """Real time: the answer ``_respond`` would start now, the turn's read, has its first sentence's voice
+        (``_voice_by_deadline``). The events that start an answer say its sound starts in their reply; on a busy
+        voice thread the line would pad that reply with silence instead, so the answer waits a chunk."""
+        read = self._turn_read() if self._prepare_wait is not None else None
+        return read is None or self._voice_by_deadline(read[1].first)
 
     def _finished_by_streaming(self, answer: PreparedAnswer) -> PreparedAnswer:
         """A read made before the voice ended may stop inside the last word and misread it ("Tell me about your
