@@ -567,8 +567,11 @@ class Session:
         answer, lead = projected
         if self._prepare_wait is None:
             return answer, lead, lead
-        if not self._voice_by_deadline(answer.first):
-            return None  # a later chunk projects it, in a reply that carries its first sound
+        if answer.first is not None and not answer.first.done():
+            # Not waited for: the next chunk decides again, with 200 ms more of the player heard (a voice
+            # gap inside a sentence, "Can I get a new sword | from you?", has ended by then), in a reply
+            # that can carry the answer's first sound.
+            return None
         # Real time: the reply leaves this long after the chunk's end, and its audio plays from then on.
         late = time.perf_counter() - self._step_t0
         return answer, max(0.0, lead - late), max(lead, late)
