@@ -137,3 +137,17 @@ def test_a_network_stall_is_concealed_with_silence_counted_and_never_clicks() ->
     slope = np.abs(np.diff(speech.astype(np.int32))).max()
     assert np.abs(np.diff(audio)).max() <= slope + 8000 // FADE_SAMPLES + 2
     assert np.count_nonzero(audio) > 0.6 * len(speech)  # the speech itself was played
+
+
+def test_the_sidecar_runs_the_npc_voice_that_started_it(tmp_path, monkeypatch) -> None:
+    """Another npc_voice in the working directory (a checkout of an older commit, say) is not what the
+    sidecar runs: benches compare commits by PYTHONPATH, and a game's folder must not shadow the plugin."""
+    shadow = tmp_path / "npc_voice"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("raise ImportError('the npc_voice of the working directory')\n")
+    monkeypatch.chdir(tmp_path)
+    sidecar = SidecarProcess()
+    try:
+        sidecar.wait_ready(120)
+    finally:
+        sidecar.stop()

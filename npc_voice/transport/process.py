@@ -20,7 +20,9 @@ class SidecarProcess:
     def __init__(self, persona_dir: str | None = None, address: str | None = None) -> None:
         self._tmp = None if address else tempfile.mkdtemp(prefix="npc-voice-")
         self.address = address or f"ipc://{self._tmp}/sidecar.sock"
-        cmd = [sys.executable, "-m", "npc_voice.cli", "serve", "--address", self.address]
+        # -P: the working directory is not put on the path, so the sidecar runs the npc_voice this process
+        # imported (the installed one, or PYTHONPATH's), never a checkout that happens to be the cwd.
+        cmd = [sys.executable, "-P", "-m", "npc_voice.cli", "serve", "--address", self.address]
         if persona_dir:
             cmd += ["--personas", persona_dir]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=None, text=True)
