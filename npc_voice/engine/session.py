@@ -326,16 +326,16 @@ class Session:
             # streaming words are too often misheard to answer on). In real time the step does not block on
             # them: it waits only for a read due within READ_WAIT_S, else listens another chunk.
             self._await_read()
-            answer = self._ready_answer(wait=self._prepare_wait)
-            action = self._decide(answer) if answer is not None else Action.LISTEN
-        if action is Action.RESPOND and not self._voice_ready():
+            ready = self._ready_answer(wait=self._prepare_wait)
+            action = self._decide(ready) if ready is not None else Action.LISTEN
+        if action is Action.RESPOND and not self._voice_ready(ready):
             action = Action.LISTEN
         projected = self._projection() if action is Action.LISTEN else None
         if projected is not None:
             action = Action.RESPOND
         self._temperament(action, events)
         npc_speaking = self._line is not None
-        pcm = self._act(action, events, projected)
+        pcm = self._act(action, events, projected, ready)
         if self._floor_events and learned:
             # "backchannel" only in the step that tells the game of one; otherwise the NPC just goes on
             told = action is not Action.BACKCHANNEL or any(isinstance(e, ev.Backchannel) for e in events)
@@ -626,12 +626,11 @@ class Session:
         self._waited_s += time.perf_counter() - t0
         return first.done()
 
-    def _voice_ready(self) -> bool:
-        """Real time: the answer ``_respond`` would start now, the turn's read, has its first sentence's voice
+    def _voice_ready(self, answer: PreparedAnswer | None) -> bool:
+        """Real time: the answer the step chose, which ``_respond`` will start, has its first sentence's voice
         (``_voice_by_deadline``). The events that start an answer say its sound starts in their reply; on a busy
         voice thread the line would pad that reply with silence instead, so the answer waits a chunk."""
-        read = self._turn_read() if self._prepare_wait is not None else None
-        return read is None or self._voice_by_deadline(read[1].first)
+        return answer is None or self._prepare_wait is None or self._voice_by_deadline(answer.first)
 
     def _finished_by_streaming(self, answer: PreparedAnswer) -> PreparedAnswer:
         """A read made before the voice ended may stop inside the last word and misread it ("Tell me about your
@@ -864,9 +863,10 @@ class Session:
         return utt.audio, utt.words, utt.visemes
 
     def _act(self, action: Action, events: list[ev.Event],
-             projected: tuple[PreparedAnswer, float, float] | None = None) -> np.ndarray:
+             projected: tuple[PreparedAnswer, float, float] | None = None,
+             ready: PreparedAnswer | None = None) -> np.ndarray:
         if action is Action.RESPOND or (self._line is None and self._turn_speech_s > MAX_TURN_S):
-            self._respond(events, projected)
+            self._respond(events, projected, ready)
         elif action is Action.INTERRUPTED and self._line is not None:
             line = self._line
             if self._stretch_at_onset:  # the player was going on with their turn: it goes on from its words
@@ -886,18 +886,23 @@ class Session:
             self._reset_turn()
         return self._speak(events)
 
-    def _respond(self, events: list[ev.Event], projected: tuple[PreparedAnswer, float, float] | None = None) -> None:
+    def _respond(self, events: list[ev.Event], projected: tuple[PreparedAnswer, float, float] | None = None,
+                 ready: PreparedAnswer | None = None) -> None:
         """Start the prepared answer; if the accurate pass is late, wait a little, then answer without it.
         ``projected``: the answer to a turn projected over, its lead-in and when its first sound plays (s,
-        after the chunk's end): the turn stays open until the next step shows the player is done."""
+        after the chunk's end): the turn stays open until the next step shows the player is done. ``ready``:
+        the read's answer the step judged the turn on (and checked the voice of); a read that finishes after
+        that judgement must not replace it."""
         lead = starts_in = 0.0
         if projected is not None:
             answer, lead, starts_in = projected
             self._projected = _Projected(
                 starts_in=starts_in, loud_db=max(self._stretch_peak_db - LOUD_RANGE_DB, SILENCE_DB))
         else:
-            read = self._turn_read()
-            answer = read[1] if read is not None else None
+            if ready is None:
+                read = self._turn_read()
+                ready = read[1] if read is not None else None
+            answer = ready
             if answer is None:
                 heard = " ".join(f"{self._carry} {self._partial}".split())
                 answer = self._answer_for(heard, self.loaded, self._rng, self.game_state, self._previous_topic,
