@@ -63,3 +63,37 @@ def test_the_turn_is_read_while_the_player_talks_and_answered_whole(resources) -
     assert read_while_talking
     assert len(responses) == 1 and responses[0].topic == "repair"
     assert "fix" in responses[0].heard.lower()  # the whole turn, not the read of "My sword is broken"
+
+
+def test_a_turn_that_fits_nothing_is_read_again_in_the_quiet_and_not_answered_sooner(resources, monkeypatch) -> None:
+    idle(resources)
+    speech = Synthesizer().synthesize("The weather was strange on Tuesday.", PLAYER).audio.astype(np.int16)
+    lead = np.zeros(CHUNK_SAMPLES, np.int16)
+    mic = np.concatenate([lead, speech, np.zeros(12 * CHUNK_SAMPLES, np.int16)])
+    mic = np.pad(mic, (0, -len(mic) % CHUNK_SAMPLES))
+    reads: list[tuple[float, list[tuple[str, float]]]] = []  # (seconds of audio, readings) of every turn read
+    readings = resources.asr.readings
+
+    def spy(audio, *args, **kwargs):
+        out = readings(audio, *args, **kwargs)
+        reads.append((audio.size / 16000, out))
+        return out
+
+    monkeypatch.setattr(resources.asr, "readings", spy)
+    session = Session(resources, "blacksmith", "again", seed=3, simulated_clock=True)
+    responses: list[tuple[float, ev.Response]] = []
+    played = silence()
+    for i, chunk in enumerate(mic.reshape(-1, CHUNK_SAMPLES)):
+        result = session.step(chunk, played)
+        played = result.pcm
+        responses += [((i + 1) * 0.2, e) for e in result.events if isinstance(e, ev.Response)]
+    session.close()
+    voice_end = (lead.size + speech.size) / 16000
+    assert len(responses) == 1
+    at, response = responses[0]
+    assert response.confidence < 0.5  # words the blacksmith knows nothing of ...
+    assert at - voice_end >= session.policy.incomplete_silence_s  # ... wait the long silence, as before
+    longest = max(seconds for seconds, _ in reads)
+    assert longest >= voice_end + 0.4  # the turn was read again once the quiet had lasted
+    pooled = {text for _, out in reads for text, _ in out}
+    assert response.heard in pooled  # the answer is still one of Whisper's readings
