@@ -97,10 +97,10 @@ CUT_WORD_S = 0.03
 # of speech no longer speaks for the stretch.
 STRETCH_READ_AFTER_S = 0.3
 STRETCH_REREAD_S = 0.2
+STRETCH_STALE_S = 0.4
 # A turn whose read fits nothing waits the policy's long silence before the NPC asks again; once the voice
 # has been quiet this long it is read a second time, with that much more of the quiet (``_read_again``).
 READ_AGAIN_AFTER_S = 0.45
-STRETCH_STALE_S = 0.4
 ECHO_WORDS_S = 2.5  # a read of speech over the NPC is compared with the NPC's words of this last stretch
 STRETCH_JOIN_S = 0.5  # a stretch of speech that starts this soon after the last one goes on with it
 # A stretch that begins within this of the answer's first sound began before the player can have taken the
