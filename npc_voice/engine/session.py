@@ -117,6 +117,11 @@ HOLD_FLOOR_MIN_S = 0.2  # a cut-in this long that the NPC does not yield to gets
 Cue = Literal["greeting", "farewell"]
 
 
+def _has_result(future: Future[Any]) -> bool:
+    """The future finished with a result: not still running, not cancelled, not failed."""
+    return future.done() and not future.cancelled() and future.exception() is None
+
+
 @dataclass(frozen=True)
 class PreparedAnswer:
     """An answer made ready in the background while the player pauses."""
@@ -619,7 +624,7 @@ class Session:
         t0 = time.perf_counter()
         wait([self._prepared], timeout=max(0.0, self._step_t0 + READ_WAIT_S - t0))
         self._waited_s += time.perf_counter() - t0
-        if self._prepared.done() and not self._prepared.cancelled() and self._prepared.exception() is None:
+        if _has_result(self._prepared):
             self._voice_by_deadline(self._prepared.result().first)
         return True
 
@@ -676,7 +681,7 @@ class Session:
     def _keep_finished_read(self) -> None:
         """Remember the newest finished read of the turn: a newer one may still be running when it ends."""
         read = self._prepared
-        if read is not None and read.done() and not read.cancelled() and read.exception() is None:
+        if read is not None and _has_result(read):
             self._latest = (self._prepared_covers, read.result())
 
     def _read_ahead(self) -> None:
@@ -728,7 +733,7 @@ class Session:
         in an unusual voice ("any pleats for seal?", then "...for sale?"). Offline, on four held-out case
         sets, this turned 5 of 47 such turns to the right topic and none away from it."""
         read = self._prepared
-        if not read.done() or read.cancelled() or read.exception() is not None:
+        if not _has_result(read):
             return
         answer = read.result()
         if (answer.choice is None or answer.reaction is not None or answer.choice.similarity >= UNHEARD_FIT
@@ -749,8 +754,7 @@ class Session:
             return answer
         if self._prepare_wait is None:
             wait([again[1]])
-        done = again[1].done() and not again[1].cancelled() and again[1].exception() is None
-        return again[1].result() if done else answer
+        return again[1].result() if _has_result(again[1]) else answer
 
     def _timed_read(self, read: Future[PreparedAnswer], started: float) -> None:
         """Worker thread: fold a finished read's time into the session's average (``_read_due``)."""
