@@ -27,6 +27,14 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class PersonaProblem:
+    """A broken edit of a persona file that loaded before: the last good version stays in use."""
+
+    mtime: float | None  # the broken file's mtime (None: the file is gone, or broken in a fresh process)
+    message: str
+
+
+@dataclass(frozen=True)
 class LoadedPersona:
     """A persona with what the engine derives from it."""
 
@@ -62,12 +70,23 @@ class EngineResources:
         self.voices = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-voice-ahead")
         self._lock = threading.Lock()
         self._loaded: dict[str, LoadedPersona] = {}
-        self._broken: dict[str, tuple[float, str]] = {}  # persona id -> (mtime of a broken edit, its problem)
+        self._broken: dict[str, PersonaProblem] = {}  # persona id -> its broken edit
         self._reloading: set[str] = set()
         self._loading: dict[str, threading.Lock] = {}  # one load of a persona at a time
         # Rebuilding a persona (topic embeddings, language model) takes from 0.1 s to several seconds:
         # never in a step. One thread, so two edits in a row rebuild one after the other.
         self._reloader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-persona-reload")
+
+    @property
+    def readers(self) -> int:
+        """Reading threads."""
+        return self._readers
+
+    @property
+    def reads_in_flight(self) -> int:
+        """Reads queued or running."""
+        with self._reads_lock:
+            return self._reads
 
     def read(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         """Run a read someone will wait for on the reading threads (queued if they are busy)."""
@@ -114,7 +133,7 @@ class EngineResources:
             if cached is None:
                 raise
             with self._lock:
-                self._broken[persona_id] = (mtime, getattr(exc, "first", str(exc)))
+                self._broken[persona_id] = PersonaProblem(mtime, getattr(exc, "first", str(exc)))
             log.error("persona %s: the edit is broken, keeping the last good version:\n%s", persona_id, exc)
             return cached
         lm = build_persona_lm(persona.source)
@@ -150,7 +169,7 @@ class EngineResources:
         with self._lock:
             cached = self._loaded.get(persona_id)
             broken = self._broken.get(persona_id)
-        fresh = cached is not None and (cached.mtime == mtime or (broken is not None and broken[0] == mtime))
+        fresh = cached is not None and (cached.mtime == mtime or (broken is not None and broken.mtime == mtime))
         return path, mtime, cached, fresh
 
     def _reload(self, persona_id: str) -> None:
@@ -162,8 +181,8 @@ class EngineResources:
             with self._lock:
                 self._reloading.discard(persona_id)
 
-    def persona_problem(self, persona_id: str) -> tuple[float, str] | None:
-        """``(mtime, first problem)`` if the file's current edit is broken and an older version is in use."""
+    def persona_problem(self, persona_id: str) -> PersonaProblem | None:
+        """The file's current edit, if it is broken and an older version is in use."""
         with self._lock:
             return self._broken.get(persona_id)
 
