@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from npc_voice.floor.strategies import STRATEGIES
 from npc_voice.persona.commands import persona
 
 
@@ -102,6 +103,8 @@ def bench() -> None:
     "--sidecar", default=None, help="Attach to a running sidecar at this address instead of starting one."
 )
 @click.option("--personas", default=None, help="Folder of persona files for the sidecar this command starts.")
+@click.option("--policy", type=click.Choice(STRATEGIES), default="rules", show_default=True,
+              help="The floor's strategy set: our rules, the learned duplex model, or the pipecat/LiveKit cascade.")
 @click.option(
     "--json",
     "json_out",
@@ -116,6 +119,7 @@ def bench_duplex(
     parallel: int,
     sidecar: str | None,
     personas: str | None,
+    policy: str,
     json_out: Path | None,
 ) -> None:
     """Play every case in CASES through a real sidecar and score the result."""
@@ -123,7 +127,8 @@ def bench_duplex(
     from npc_voice.bench.score import score_folder
 
     t = time.monotonic()
-    runs = run_bench(cases, out, realtime=realtime, parallel=parallel, sidecar=sidecar, persona_dir=personas)
+    runs = run_bench(cases, out, realtime=realtime, parallel=parallel, sidecar=sidecar, persona_dir=personas,
+                     policy=policy)
     summary, results = score_folder(cases, out)
     steps = step_figures(runs)
     for key, value in summary.items():
@@ -201,7 +206,11 @@ def bench_cases(out: Path, seed: int) -> None:
     help="Keep what was said and heard here (npc.wav, mic.wav, events.jsonl).",
 )
 @click.option("--seconds", default=120.0, show_default=True, help="Stop a live conversation after this long.")
-def talk(wav: Path | None, persona: str, device: str | None, out: Path | None, seconds: float) -> None:
+@click.option("--why", is_flag=True, help="Print each floor decision that changes, with the rule that made it.")
+@click.option("--policy", type=click.Choice(STRATEGIES), default="rules", show_default=True,
+              help="The floor's strategy set.")
+def talk(wav: Path | None, persona: str, device: str | None, out: Path | None, seconds: float, why: bool,
+         policy: str) -> None:
     """Talk to an NPC: from the microphone, or from a WAV file; the sidecar is started and stopped for you."""
     from npc_voice.talk import talk_live, talk_wav
     from npc_voice.transport.process import SidecarProcess
@@ -212,9 +221,10 @@ def talk(wav: Path | None, persona: str, device: str | None, out: Path | None, s
         proc.wait_ready()
         click.echo(f"sidecar ready in {proc.startup_s:.1f} s")
         if wav is not None:
-            talk_wav(proc.address, wav, persona, out or Path(tempfile.mkdtemp(prefix="npc-voice-talk-")))
+            talk_wav(proc.address, wav, persona, out or Path(tempfile.mkdtemp(prefix="npc-voice-talk-")), why=why,
+                     policy=policy)
         else:
-            talk_live(proc.address, persona, device, seconds)
+            talk_live(proc.address, persona, device, seconds, why=why, policy=policy)
     finally:
         proc.stop()
 
