@@ -26,6 +26,6 @@ stamp=.venv/.npc-voice-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/pip install -q --upgrade pip
     # torch is pinned to the CPU build (torch==2.13.0) in pyproject.toml; a bare 'torch' pulls CUDA.
-    .venv/bin/pip install -q -e ".[dev]"
+    .venv/bin/pip install -q -e ".[dev,cascade]"
     touch "$stamp"
 fi
