@@ -27,6 +27,16 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class LoadLevel:
+    """What the sidecar's overload control leaves on, read once at the start of a step so every stage of the
+    step sees the same (the control thread may change it meanwhile)."""
+
+    predictive: bool = True  # reads while the player talks, on idle readers
+    learned: bool = True  # the duplex model while the NPC listens
+    accurate: bool = True  # the Whisper reads
+
+
+@dataclass(frozen=True)
 class PersonaProblem:
     """A broken edit of a persona file that loaded before: the last good version stays in use."""
 
@@ -76,6 +86,9 @@ class EngineResources:
         # Rebuilding a persona (topic embeddings, language model) takes from 0.1 s to several seconds:
         # never in a step. One thread, so two edits in a row rebuild one after the other.
         self._reloader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-persona-reload")
+
+    def load_level(self) -> LoadLevel:
+        return LoadLevel(predictive=self.predictive, learned=self.learned, accurate=self.asr.accurate)
 
     @property
     def readers(self) -> int:
