@@ -208,25 +208,30 @@ def bench_cases(out: Path, seed: int) -> None:
 @click.option("--latency", default=None, help="PortAudio latency for the live stream: seconds, low or high "
               "(default: the tuned StreamSettings, docs/perf/mouth_to_ear.md).")
 @click.option("--block", type=int, default=None, help="Frames per audio callback for the live stream.")
+@click.option("--sidecar", default=None, help="Talk through a running sidecar at this address instead of starting one.")
 def talk(wav: Path | None, persona: str, personas: tuple[str, ...], device: str | None, out: Path | None,
-         seconds: float, latency: str | None, block: int | None) -> None:
+         seconds: float, latency: str | None, block: int | None, sidecar: str | None) -> None:
     """Talk to an NPC: from the microphone, or from a WAV file; the sidecar is started and stopped for you."""
     from npc_voice.talk import talk_live, talk_wav
     from npc_voice.transport.process import SidecarProcess
 
     settings = _stream_settings(latency, block)
-    proc = SidecarProcess(list(personas))
-    click.echo("starting the sidecar (loading speech models)...")
+    proc = None
     status = 0
     try:
-        proc.wait_ready()
-        click.echo(f"sidecar ready in {proc.startup_s:.1f} s")
+        if sidecar is None:
+            click.echo("starting the sidecar (loading speech models)...")
+            proc = SidecarProcess(list(personas))
+            proc.wait_ready()
+            click.echo(f"sidecar ready in {proc.startup_s:.1f} s")
+        address = sidecar or proc.address
         if wav is not None:
-            talk_wav(proc.address, wav, persona, out or Path(tempfile.mkdtemp(prefix="npc-voice-talk-")))
+            talk_wav(address, wav, persona, out or Path(tempfile.mkdtemp(prefix="npc-voice-talk-")))
         else:
-            status = talk_live(proc.address, persona, device, seconds, out, settings)
+            status = talk_live(address, persona, device, seconds, out, settings)
     finally:
-        proc.stop()
+        if proc is not None:
+            proc.stop()
     sys.exit(status)
 
 

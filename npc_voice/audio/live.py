@@ -222,12 +222,56 @@ def check_duplex(device: int | str | None = None, out_channels: int = 1) -> None
         raise NoAudioDevice(f"no usable microphone and speaker ({exc})") from exc
 
 
+class PlayedHistory:
+    """The last few seconds the loudspeaker played, stamped with when each sample reached it.
+
+    The echo reference for a microphone block is what played *while that block was captured*: the
+    output and input sides each have their own buffering (PulseAudio: ~60 ms out, 40 ms to a second in),
+    so the block the output callback just wrote is not it. The output side appends each block with its
+    DAC time; the input side asks for the samples played over its block's ADC interval. The reported DAC
+    times jitter by up to a block; the output runs on one sample clock, so they are followed loosely.
+    """
+
+    def __init__(self, seconds: float = 3.0) -> None:
+        self._buf = np.zeros(int(seconds * SAMPLE_RATE), np.int16)
+        self._end: float | None = None  # DAC time just after the last sample appended
+        self._lock = threading.Lock()
+
+    def append(self, mono: np.ndarray, dac_start: float) -> None:
+        n = len(mono)
+        with self._lock:
+            self._buf = np.roll(self._buf, -n)
+            self._buf[-n:] = mono
+            reported = dac_start + n / SAMPLE_RATE
+            follow = None if self._end is None else self._end + n / SAMPLE_RATE
+            # An underrun or a restart moves the output for real (more than 50 ms): follow it at once.
+            self._end = reported if follow is None or abs(follow - reported) > 0.05 else 0.9 * follow + 0.1 * reported
+
+    def between(self, t_start: float, n: int) -> np.ndarray:
+        """The ``n`` samples played from ``t_start`` on (silence for times outside the history)."""
+        out = np.zeros(n, np.int16)
+        with self._lock:
+            if self._end is None:
+                return out
+            first = len(self._buf) - int(round((self._end - t_start) * SAMPLE_RATE))
+            lo, hi = max(first, 0), min(first + n, len(self._buf))
+            if hi > lo:
+                out[lo - first : hi - first] = self._buf[lo:hi]
+        return out
+
+
 class LiveDuplexDevice:
-    """The sound card: microphone (unless ``with_mic`` is False) and loudspeaker, one PortAudio stream.
+    """The sound card: microphone (unless ``with_mic`` is False) and loudspeaker.
 
     ``chunks`` yields 200 ms ``CapturedChunk`` s with the echo reference; without a microphone the captured
     side is silence. All times are ``time.monotonic()`` seconds: ``pull`` gets the moment its block reaches
-    the loudspeaker, a chunk's ``t_end`` the moment its last sample left the microphone.
+    the loudspeaker, a chunk's ``t_end`` the moment its last sample reached the microphone.
+
+    Input and output are two PortAudio streams, not one duplex stream: a duplex stream moves the same
+    number of frames both ways per callback, so audio the capture side buffered while the device started
+    (PulseAudio: up to a second) stays queued for the whole conversation, and every word reaches the
+    sidecar that much late (measured: 0.95 s of echo path on the virtual card). A separate input stream
+    drains what is queued; ``PlayedHistory`` lines the echo reference up by time instead.
     """
 
     def __init__(
@@ -249,9 +293,11 @@ class LiveDuplexDevice:
         self._pull = pull
         self._assembler = ChunkAssembler()
         self.chunks = self._assembler.chunks
+        self._history = PlayedHistory()
         self.on_lost = on_lost
         self.xruns = 0  # callbacks that reported an input overflow or output underflow
-        self._last_callback: float | None = None
+        self._last_callback: dict[str, float] = {}
+        self._clock_offset: float | None = None
         self._started_at: float | None = None
         self._finished = threading.Event()
         self._stopping = False
@@ -259,34 +305,49 @@ class LiveDuplexDevice:
         self._watchdog: threading.Thread | None = None
         kwargs = dict(samplerate=SAMPLE_RATE, blocksize=settings.block, dtype="int16", device=device,
                       latency=settings.latency, finished_callback=self._finished.set)
+        self._streams: list[Any] = []
         try:
+            self._streams.append(sd.OutputStream(channels=out_channels, callback=self._output, **kwargs))
             if with_mic:
-                self._stream = sd.Stream(channels=(1, out_channels), callback=self._duplex, **kwargs)
-            else:
-                self._stream = sd.OutputStream(channels=out_channels, callback=self._output, **kwargs)
+                self._streams.append(sd.InputStream(channels=1, callback=self._input, **kwargs))
         except Exception as exc:  # noqa: BLE001 - PortAudioError: the device refused the stream
+            for stream in self._streams:
+                stream.close()
             raise NoAudioDevice(f"the sound device would not open ({exc})") from exc
 
-    # -------------------------------------------------------------------------------- audio thread
+    # -------------------------------------------------------------------------------- audio threads
 
-    def _play(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> np.ndarray:
-        now = time.monotonic()
-        self._last_callback = now
-        if status:
-            self.xruns += 1
-        dac = now + max(0.0, time_info.outputBufferDacTime - time_info.currentTime)
-        out, mono = self._pull(frames, dac)
-        outdata[:] = out.reshape(frames, -1)
-        return mono
-
-    def _duplex(self, indata: np.ndarray, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
-        played = self._play(outdata, frames, time_info, status)
-        adc_lag = max(0.0, time_info.currentTime - time_info.inputBufferAdcTime)
-        self._assembler.feed(indata[:, 0], played, time.monotonic() - adc_lag + frames / SAMPLE_RATE)
+    def _offset(self, now: float, stream_now: float) -> float:
+        """``time.monotonic()`` minus PortAudio's stream clock. A Python callback starts some ms after
+        PortAudio read its clock (more when another thread holds the GIL), so ``now - stream_now`` is the
+        offset plus that delay: the smallest seen is the truest. (Stamping by ``now`` instead shifted the echo
+        reference by +-10 ms from block to block, more than an echo canceller can follow.)"""
+        seen = now - stream_now
+        if self._clock_offset is None or seen < self._clock_offset:
+            self._clock_offset = seen
+        return self._clock_offset
 
     def _output(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
-        played = self._play(outdata, frames, time_info, status)
-        self._assembler.feed(np.zeros(frames, np.int16), played, time.monotonic())
+        now = time.monotonic()
+        self._last_callback["out"] = now
+        if status:
+            self.xruns += 1
+        dac = time_info.outputBufferDacTime + self._offset(now, time_info.currentTime)
+        out, mono = self._pull(frames, dac)
+        outdata[:] = out.reshape(frames, -1)
+        if self.with_mic:
+            self._history.append(mono, dac)
+        else:  # type-to-speak: nothing to capture, but chunks keep the 200 ms pace (and carry what played)
+            self._assembler.feed(np.zeros(frames, np.int16), mono, now)
+
+    def _input(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        now = time.monotonic()
+        self._last_callback["in"] = now
+        if status:
+            self.xruns += 1
+        adc = time_info.inputBufferAdcTime + self._offset(now, time_info.currentTime)
+        played = self._history.between(adc, frames)
+        self._assembler.feed(indata[:, 0], played, adc + frames / SAMPLE_RATE)
 
     # -------------------------------------------------------------------------------- control
 
@@ -297,8 +358,8 @@ class LiveDuplexDevice:
     @property
     def latency(self) -> tuple[float, float]:
         """PortAudio's input and output latency in seconds (input 0 without a microphone)."""
-        lat = self._stream.latency
-        return (float(lat[0]), float(lat[1])) if isinstance(lat, tuple) else (0.0, float(lat))
+        out = float(self._streams[0].latency)
+        return (float(self._streams[1].latency) if self.with_mic else 0.0), out
 
     @property
     def lost(self) -> str | None:
@@ -307,16 +368,18 @@ class LiveDuplexDevice:
             now = time.monotonic()
             if self._finished.is_set():
                 self._lost = "the sound device stopped (it was unplugged, or the sound server went away)"
-            elif self._last_callback is None:
+            elif len(self._last_callback) < len(self._streams):
                 if now - self._started_at > self.settings.start_grace_s:
                     self._lost = f"the sound device never started ({self.settings.start_grace_s:.0f} s)"
-            elif now - self._last_callback > self.settings.lost_after_s:
-                self._lost = f"the sound device went silent (no audio for {now - self._last_callback:.1f} s)"
+            elif now - min(self._last_callback.values()) > self.settings.lost_after_s:
+                quiet = now - min(self._last_callback.values())
+                self._lost = f"the sound device went silent (no audio for {quiet:.1f} s)"
         return self._lost
 
     def start(self) -> None:
         self._started_at = time.monotonic()
-        self._stream.start()
+        for stream in self._streams:
+            stream.start()
         self._watchdog = threading.Thread(target=self._watch, name="npc-voice-device-watchdog", daemon=True)
         self._watchdog.start()
 
@@ -333,8 +396,9 @@ class LiveDuplexDevice:
     def stop(self) -> None:
         """Stop and close; never raises (a lost device cannot always be stopped cleanly)."""
         self._stopping = True
-        for step in (self._stream.stop, self._stream.close):
-            try:
-                step()
-            except Exception as exc:  # noqa: BLE001
-                log.debug("sound device did not stop cleanly: %s", exc)
+        for stream in self._streams:
+            for step in (stream.stop, stream.close):
+                try:
+                    step()
+                except Exception as exc:  # noqa: BLE001
+                    log.debug("sound device did not stop cleanly: %s", exc)
