@@ -175,6 +175,25 @@ def bench_topics(persona_path: Path, json_out: Path | None) -> None:
         json_out.write_text(json.dumps(report.to_json(), indent=1))
 
 
+@bench.command("mouth-to-ear")
+@click.option("--cases", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              show_default="../shared/eval/dev", help="Case folder; its smooth_turn cases (questions) are played.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Results: live/<id>/ and file/<id>/ (npc.wav, events.jsonl), mouth_to_ear.json.")
+@click.option("--latency", default=None, help="PortAudio latency for the live stream (seconds, low, high).")
+@click.option("--block", type=int, default=None, help="Frames per audio callback for the live stream.")
+@click.option("--no-file-bench", is_flag=True, help="Only the live figure.")
+def bench_mouth_to_ear(cases: Path | None, out: Path, latency: str | None, block: int | None,
+                       no_file_bench: bool) -> None:
+    """Mouth-to-ear latency on the live path (a virtual PulseAudio card), beside the file bench's turn latency."""
+    from npc_voice.bench.mouth_to_ear import run_mouth_to_ear
+    from npc_voice.data import shared_eval_dir
+
+    stream = [*(["--latency", latency] if latency else []), *(["--block", str(block)] if block else [])]
+    report = run_mouth_to_ear(cases or shared_eval_dir() / "dev", out, stream, file_bench=not no_file_bench)
+    click.echo(json.dumps({k: v for k, v in report.items()}, indent=1))
+
+
 @bench.command("cases")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seed", default=0, show_default=True, help="Same seed, same cases (byte for byte).")
