@@ -139,3 +139,25 @@ def test_losing_the_sound_device_mid_conversation_falls_back_to_typing(card, sid
     assert talk.returncode == 3  # the conversation went on, and the exit status says the device was lost
     answers = [e for e in events(tmp_path) if e["type"] == "response"]
     assert answers and answers[0]["topic"] == "buy_sword", out
+
+
+def test_the_game_hub_falls_back_to_typing_when_the_device_is_lost(card, sidecar) -> None:
+    env = {**card.env, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy", "PYGAME_HIDE_SUPPORT_PROMPT": "1"}
+    hub = subprocess.Popen([sys.executable, str(Path(__file__).with_name("live_hub_driver.py")), sidecar],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert hub.stdout is not None
+    lines = []
+    for line in hub.stdout:
+        if not line.startswith("{"):
+            continue
+        lines.append(json.loads(line))
+        if lines[-1].get("ready"):
+            break
+    assert lines[0]["has_mic"] and lines[0]["status"] == "microphone: pulse; speaker: pulse", lines
+    card.kill()
+    out, err = hub.communicate(timeout=120)
+    lines += [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert hub.returncode == 0 and "Traceback" not in err, err[-3000:]
+    device = next(x for x in lines if "device" in x)
+    assert not device["has_mic"] and "sound device" in device["device"] and "type to speak" in device["hub_status"]
+    assert {"response": "buy_sword"} in lines, lines
