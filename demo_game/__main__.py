@@ -10,7 +10,7 @@ from npc_voice.audio.live import parse_device
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m demo_game", description="Emberbrook: talk to the villagers.")
+    ap = argparse.ArgumentParser(prog="npc-voice demo", description="Emberbrook: talk to the villagers.")
     ap.add_argument("--no-mic", action="store_true", help="type to speak even if there is a microphone")
     ap.add_argument("--silent", action="store_true", help="no sound card at all (headless runs)")
     ap.add_argument("--scripted", action="store_true", help="the hands-free demo: greeting, answer, backchannel, "

@@ -288,21 +288,14 @@ def devices() -> None:
     click.echo("pick one with --device INDEX or --device NAME (npc-voice talk, npc-voice demo)")
 
 
-@main.command()
-@click.option("--device", default=None, help="Sound device, index or name (`npc-voice devices`).")
-@click.option("--no-mic", is_flag=True, help="Type to speak even if there is a microphone.")
-@click.option("--silent", is_flag=True, help="No sound card at all (headless runs).")
-@click.option("--scripted", is_flag=True, help="The hands-free demo.")
-@click.option("--sidecar", default=None, help="Use a running sidecar at this address.")
-def demo(device: str | None, no_mic: bool, silent: bool, scripted: bool, sidecar: str | None) -> None:
-    """Play the demo village, Emberbrook (WASD walk, Enter types a line, Esc quits); `python -m demo_game --help`
-    has every option."""
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def demo(args: tuple[str, ...]) -> None:
+    """Play the demo village, Emberbrook (WASD walk, Enter types a line, Esc quits). Options go to the demo:
+    `npc-voice demo --help` lists them (--device, --no-mic, --silent, --scripted, --screenshot...)."""
     from demo_game.__main__ import main as demo_main
 
-    argv = [*(["--device", device] if device else []), *(["--no-mic"] if no_mic else []),
-            *(["--silent"] if silent else []), *(["--scripted"] if scripted else []),
-            *(["--sidecar", sidecar] if sidecar else [])]
-    sys.exit(demo_main(argv))
+    sys.exit(demo_main(list(args)))
 
 
 @main.command()

@@ -82,3 +82,12 @@ def test_a_conversation_from_a_wav_through_the_installed_package(installed, tmp_
     answers = [e for e in events if e["type"] == "response"]
     assert answers and answers[0]["topic"] == "buy_sword", out
     assert (tmp_path / "user" / "npc.wav").stat().st_size > 100_000
+
+
+def test_the_demo_village_runs_from_the_wheel(installed, tmp_path) -> None:
+    bin_dir, work = installed
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
+    shot = tmp_path / "village.png"
+    run([str(bin_dir / "npc-voice"), "demo", "--silent", "--screenshot", str(shot), "--frames", "10"], work,
+        env=env, timeout=300)
+    assert shot.stat().st_size > 20_000  # the village, drawn (its art is code in the package)
