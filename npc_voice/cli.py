@@ -183,14 +183,20 @@ def bench_topics(persona_path: Path, json_out: Path | None) -> None:
 @click.option("--latency", default=None, help="PortAudio latency for the live stream (seconds, low, high).")
 @click.option("--block", type=int, default=None, help="Frames per audio callback for the live stream.")
 @click.option("--no-file-bench", is_flag=True, help="Only the live figure.")
+@click.option("--echo", default=None, help="GAIN_DB:DELAY_MS: the loudspeaker fed back into the microphone "
+              "(e.g. -12:60, a laptop without headphones); reports self-interruptions.")
 def bench_mouth_to_ear(cases: Path | None, out: Path, latency: str | None, block: int | None,
-                       no_file_bench: bool) -> None:
+                       no_file_bench: bool, echo: str | None) -> None:
     """Mouth-to-ear latency on the live path (a virtual PulseAudio card), beside the file bench's turn latency."""
     from npc_voice.bench.mouth_to_ear import run_mouth_to_ear
     from npc_voice.data import shared_eval_dir
 
     stream = [*(["--latency", latency] if latency else []), *(["--block", str(block)] if block else [])]
-    report = run_mouth_to_ear(cases or shared_eval_dir() / "dev", out, stream, file_bench=not no_file_bench)
+    loop = tuple(float(x) for x in echo.split(":")) if echo else None
+    if loop is not None and len(loop) != 2:
+        raise click.BadParameter("GAIN_DB:DELAY_MS, e.g. -12:60", param_hint="--echo")
+    report = run_mouth_to_ear(cases or shared_eval_dir() / "dev", out, stream, file_bench=not no_file_bench,
+                              echo=loop)  # type: ignore[arg-type]
     click.echo(json.dumps({k: v for k, v in report.items()}, indent=1))
 
 

@@ -91,8 +91,10 @@ def live_case(card: VirtualSoundCard, sidecar: str, case_dir: Path, out: Path, s
     return None
 
 
-def run_mouth_to_ear(cases_dir: Path, out: Path, stream_args: list[str], file_bench: bool = True) -> dict[str, Any]:
-    """Live and file-bench figures for the question cases of ``cases_dir``."""
+def run_mouth_to_ear(cases_dir: Path, out: Path, stream_args: list[str], file_bench: bool = True,
+                     echo: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Live and file-bench figures for the question cases of ``cases_dir``; ``echo`` (gain dB, delay ms)
+    feeds the loudspeaker back into the microphone (a laptop without headphones) for the live runs."""
     from npc_voice.bench.duplex import run_bench
 
     cases = question_cases(cases_dir)
@@ -102,14 +104,18 @@ def run_mouth_to_ear(cases_dir: Path, out: Path, stream_args: list[str], file_be
         link = subset / c.name
         if not link.exists():
             link.symlink_to(c.resolve())
-    report: dict[str, Any] = {"cases": len(cases), "stream": stream_args or ["default StreamSettings"]}
+    report: dict[str, Any] = {"cases": len(cases), "stream": stream_args or ["default StreamSettings"],
+                              "echo_db_ms": echo}
     proc = SidecarProcess()
     proc.wait_ready()
     try:
         with VirtualSoundCard() as card:
+            if echo is not None:
+                card.echo(gain_db=echo[0], delay_ms=echo[1])
             problems = {c.name: p for c in cases if (p := live_case(card, proc.address, c, out / "live", stream_args))}
         summary, results = score_folder(subset, out / "live")
         report["live"] = _figures(summary, results)
+        report["live"].update(_self_interruptions(out / "live", cases))
         report["live_problems"] = problems
         if file_bench:
             run_bench(subset, out / "file", realtime=True, parallel=1, sidecar=proc.address, progress=False)
@@ -119,6 +125,18 @@ def run_mouth_to_ear(cases_dir: Path, out: Path, stream_args: list[str], file_be
         proc.stop()
     (out / "mouth_to_ear.json").write_text(json.dumps(report, indent=1))
     return report
+
+
+def _self_interruptions(results: Path, cases: list[Path]) -> dict[str, Any]:
+    """In a question case the player says one thing and stops: any ``interrupted`` is the NPC cutting its
+    own answer (hearing itself, when there is echo); an answer line that ends ``completed`` was heard out."""
+    cut = done = 0
+    for c in cases:
+        path = results / c.name / "events.jsonl"
+        events = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        cut += any(e["type"] == "interrupted" for e in events)
+        done += any(e["type"] == "speech_end" and e.get("completed") for e in events)
+    return {"cases_with_self_interruption": cut, "cases_with_a_completed_answer": done}
 
 
 def _figures(summary: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
