@@ -1,6 +1,7 @@
 """The package as an engine developer gets it: built as a wheel, installed (not editable) into a new
-virtual environment, run from a folder outside the checkout. A conversation from a WAV must work there:
-the trained weights and default personas are package data, not files of this repository."""
+virtual environment, run from a folder outside the checkout: `serve`, `talk --wav` through it, `persona
+check`, `demo`, `info`. The trained weights and default personas are package data, not files of this
+repository."""
 
 from __future__ import annotations
 
@@ -50,6 +51,21 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return tmp / "venv" / "bin", work
 
 
+@pytest.fixture(scope="module")
+def served(installed, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``npc-voice serve`` from the installed package, run outside the checkout; its address."""
+    bin_dir, work = installed
+    address = f"ipc://{tmp_path_factory.mktemp('sock')}/sidecar.sock"
+    proc = subprocess.Popen([str(bin_dir / "npc-voice"), "serve", "--address", address], cwd=work,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert "ready" in line and str(REPO) not in line, line
+    yield address
+    proc.terminate()
+    proc.wait(20)
+
+
 def test_the_wheel_carries_weights_and_personas_and_no_checkout_is_needed(installed) -> None:
     bin_dir, work = installed
     out = run([str(bin_dir / "npc-voice"), "info"], work)
@@ -74,20 +90,20 @@ def test_persona_check_and_a_users_persona_folder_work_from_the_wheel(installed,
     assert "personas: blacksmith, gatekeeper, guard, herbalist" in out, out
 
 
-def test_a_conversation_from_a_wav_through_the_installed_package(installed, tmp_path) -> None:
+def test_a_conversation_from_a_wav_through_the_installed_package(installed, served, tmp_path) -> None:
     bin_dir, work = installed
-    out = run([str(bin_dir / "npc-voice"), "talk", "--wav", str(QUESTION), "--out", str(tmp_path)], work,
-              timeout=600)
+    out = run([str(bin_dir / "npc-voice"), "talk", "--wav", str(QUESTION), "--out", str(tmp_path),
+               "--sidecar", served], work, timeout=600)
     events = [json.loads(line) for line in (tmp_path / "user" / "events.jsonl").read_text().splitlines()]
     answers = [e for e in events if e["type"] == "response"]
     assert answers and answers[0]["topic"] == "buy_sword", out
     assert (tmp_path / "user" / "npc.wav").stat().st_size > 100_000
 
 
-def test_the_demo_village_runs_from_the_wheel(installed, tmp_path) -> None:
+def test_the_demo_village_runs_from_the_wheel(installed, served, tmp_path) -> None:
     bin_dir, work = installed
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
     shot = tmp_path / "village.png"
-    run([str(bin_dir / "npc-voice"), "demo", "--silent", "--screenshot", str(shot), "--frames", "10"], work,
-        env=env, timeout=300)
+    run([str(bin_dir / "npc-voice"), "demo", "--silent", "--screenshot", str(shot), "--frames", "10",
+         "--sidecar", served], work, env=env, timeout=300)
     assert shot.stat().st_size > 20_000  # the village, drawn (its art is code in the package)
