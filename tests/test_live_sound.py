@@ -102,9 +102,9 @@ def test_a_question_into_the_microphone_is_answered_on_the_loudspeaker(card, sid
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "known defect (issue 31 note): on the live loop the NPC still cuts its own answers when it hears itself "
-    "(-12 dB, 60 ms: 3 self-interruptions in 16 s); the echo reference now lines up by time (0.95 s off "
-    "before), but the path's delay wanders by 10-25 ms, which the canceller does not follow"))
+    "known defect (docs/perf/mouth_to_ear.md): on the live loop the NPC cuts its own answers when it hears "
+    "itself (-12 dB, 60 ms: in 19 of 19 questions); the echo reference now lines up by time (0.95 s off "
+    "before), but from chunk to chunk it wanders by tens of ms, which the canceller does not follow"))
 def test_the_npc_hearing_itself_through_the_air_does_not_interrupt_itself(card, sidecar, tmp_path) -> None:
     card.echo(gain_db=-12.0, delay_ms=60)  # a laptop without headphones: the answer comes back a quarter as loud
     air = card.listen()

@@ -50,12 +50,12 @@ class NoAudioDevice(RuntimeError):
 class StreamSettings:
     """How the PortAudio stream is opened; the figures behind each are in docs/perf/mouth_to_ear.md."""
 
-    # Frames per callback: 20 ms. Smaller blocks (10 ms) ran dry under load through PulseAudio's ALSA
-    # plugin (underruns, and the capture side fell seconds behind); larger ones add their length to the
-    # mouth-to-ear delay for nothing.
+    # Frames per callback: 20 ms. Measured mouth to ear over the 19 dev questions (bench mouth-to-ear):
+    # 20 ms blocks 0.338 s median / 0.495 s p90; 10 ms blocks ran dry through PulseAudio's ALSA plugin
+    # (p90 1.277 s, one question missed). Larger ones only add their length.
     block: int = 320
-    # PortAudio's suggested latency, seconds or "low"/"high". The device buffer is latency on top of the
-    # sidecar's 200 ms chunks, so as small as runs without underruns on a busy 2-core machine.
+    # PortAudio's suggested latency, seconds or "low"/"high": "high" added ~150 ms to every answer
+    # (0.492 s median, 0.759 s p90) for nothing.
     latency: float | str = "low"
     # A started stream whose callback has not run for this long has lost its device (it runs every
     # 20 ms; PulseAudio takes up to ~1.5 s to start a stream on a loaded machine, hence the start grace).
