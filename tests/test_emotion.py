@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from npc_voice.audio.format import SAMPLE_RATE, to_int16
+from npc_voice.data import builtin_persona_dir
 from npc_voice.features.prosody import FEATURE_NAMES, ProsodyTracker, chunks
 from npc_voice.model.emotion import CLASSES, EmotionChange, NpcFeelings, PlayerTone, ToneModel
 from npc_voice.model.sentiment import analyse
@@ -207,7 +206,7 @@ def test_sentiment_by_meaning() -> None:
 def test_temperament_from_persona_file() -> None:
     from npc_voice.persona.loader import load_persona
 
-    path = Path(__file__).resolve().parents[1] / "assets" / "personas" / "blacksmith.yaml"
+    path = builtin_persona_dir() / "blacksmith.yaml"
     feel = NpcFeelings(load_persona(path).temperament)
     assert feel.temperament.baseline_mood == "content"
     assert feel.current()[2] > 0  # content rests on the pleasant side

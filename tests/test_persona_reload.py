@@ -14,8 +14,9 @@ import pytest
 
 from npc_voice import events as ev
 from npc_voice.audio.format import silence
+from npc_voice.data import builtin_persona_dir
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "personas"
+ASSETS = builtin_persona_dir()
 OLD = "A fine longsword, {sword_price}. Balanced it myself."
 NEW = "Take this longsword, {sword_price}, finest in the valley."
 

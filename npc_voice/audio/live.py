@@ -1,24 +1,66 @@
 """The live sound card: microphone and loudspeaker through sounddevice (PortAudio).
 
-One full-duplex stream runs both directions on the same device clock, so the audio played during
-a capture interval is exactly known: it goes to the sidecar as the echo reference. The callback
-never blocks: captured blocks are gathered into 200 ms chunks and handed over through a queue;
-playback pulls from the jitter buffer.
+One full-duplex stream runs both directions on the same device clock, so the audio played during a
+capture interval is exactly known: it goes to the sidecar as the echo reference. The callback never
+blocks: captured blocks are gathered into 200 ms chunks (``ChunkAssembler``) and handed over through a
+queue; the loudspeaker pulls from the caller's ``pull`` (a jitter buffer, or the game's mixer).
+
+Three things a player would otherwise see:
+- ALSA and JACK print to the terminal whenever PortAudio probes devices or recovers from an underrun
+  ("ALSA lib pcm.c:8570:(snd_pcm_recover) underrun occurred"). ``quiet_audio_libraries`` installs
+  their error handlers (ctypes) before PortAudio is loaded, so those lines go to the ``npc_voice.audio``
+  logger at DEBUG level instead; nothing else on stderr is touched.
+- A device that goes away (unplugged, the sound server killed) stops the stream: PortAudio calls its
+  ``finished_callback``, or the callback simply stops coming. ``lost`` says so with a plain reason, and
+  ``on_lost`` is called once, from a watchdog thread, so the caller can fall back.
+- Latency: ``StreamSettings`` holds the block size and PortAudio's latency hint, measured with
+  ``npc-voice bench mouth-to-ear`` (docs/perf/mouth_to_ear.md).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import logging
+import os
 import queue
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
 from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE
-from npc_voice.audio.playback import JitterBuffer
+
+log = logging.getLogger("npc_voice.audio")
+
+# (n, now) -> (int16 (n, channels) for the loudspeaker, mono int16 (n,) echo reference); ``now`` is the
+# time.monotonic() at which the block's first sample reaches the loudspeaker.
+PullFn = Callable[[int, float], tuple[np.ndarray, np.ndarray]]
 
 
 class NoAudioDevice(RuntimeError):
     """No usable microphone/loudspeaker: PortAudio is missing or no device exists."""
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """How the PortAudio stream is opened; the figures behind each are in docs/perf/mouth_to_ear.md."""
+
+    # Frames per callback: 20 ms. Measured mouth to ear over the 19 dev questions (bench mouth-to-ear):
+    # 20 ms blocks 0.338 s median / 0.495 s p90; 10 ms blocks ran dry through PulseAudio's ALSA plugin
+    # (p90 1.277 s, one question missed). Larger ones only add their length.
+    block: int = 320
+    # PortAudio's suggested latency, seconds or "low"/"high": "high" added ~150 ms to every answer
+    # (0.492 s median, 0.759 s p90) for nothing.
+    latency: float | str = "low"
+    # A started stream whose callback has not run for this long has lost its device (it runs every
+    # 20 ms; PulseAudio takes up to ~1.5 s to start a stream on a loaded machine, hence the start grace).
+    lost_after_s: float = 1.0
+    start_grace_s: float = 5.0
 
 
 @dataclass
@@ -31,73 +73,37 @@ class CapturedChunk:
     level_dbfs: float
 
 
-def _sounddevice():  # noqa: ANN202 - module object
-    try:
-        import sounddevice
-    except OSError as exc:  # PortAudio library not found
-        raise NoAudioDevice("PortAudio is not installed (Debian: apt-get install libportaudio2)") from exc
-    return sounddevice
+def level_dbfs(pcm: np.ndarray) -> float:
+    """RMS level of int16 audio in dB full scale (-inf guarded)."""
+    rms = float(np.sqrt(np.mean(pcm.astype(np.float32) ** 2)) + 1e-9)
+    return 20.0 * float(np.log10(rms / 32768.0))
 
 
-def list_devices() -> str:
-    """Human-readable device list, or why there is none."""
-    try:
-        return str(_sounddevice().query_devices())
-    except NoAudioDevice as exc:
-        return str(exc)
+class ChunkAssembler:
+    """Gathers device blocks of microphone and played audio into 200 ms ``CapturedChunk`` s."""
 
-
-def check_duplex(device: int | str | None = None) -> None:
-    """Raise ``NoAudioDevice`` with a plain reason unless a 16 kHz mono duplex stream can open."""
-    sd = _sounddevice()
-    try:
-        sd.check_input_settings(device=device, channels=1, samplerate=SAMPLE_RATE, dtype="int16")
-        sd.check_output_settings(device=device, channels=1, samplerate=SAMPLE_RATE, dtype="int16")
-    except Exception as exc:  # sounddevice raises PortAudioError or ValueError
-        raise NoAudioDevice(f"no usable microphone and speaker ({exc})") from exc
-
-
-class LiveDuplexDevice:
-    """Microphone in, loudspeaker out, one PortAudio stream; ``chunks`` yields 200 ms captures."""
-
-    def __init__(self, buffer: JitterBuffer, device: int | str | None = None, block: int = 320) -> None:
-        check_duplex(device)
-        sd = _sounddevice()
-        self.buffer = buffer
-        self.chunks: queue.Queue[CapturedChunk] = queue.Queue(maxsize=16)
+    def __init__(self, maxsize: int = 16) -> None:
+        self.chunks: queue.Queue[CapturedChunk] = queue.Queue(maxsize=maxsize)
         self._mic = np.zeros(CHUNK_SAMPLES, np.int16)
         self._played = np.zeros(CHUNK_SAMPLES, np.int16)
         self._fill = 0
         self.overruns = 0
-        self._stream = sd.Stream(
-            samplerate=SAMPLE_RATE,
-            blocksize=block,
-            channels=1,
-            dtype="int16",
-            device=device,
-            callback=self._callback,
-            latency="low",
-        )
 
-    def _callback(self, indata: np.ndarray, outdata: np.ndarray, frames: int, time_info, status) -> None:  # noqa: ANN001
-        now = time_info.outputBufferDacTime
-        out = self.buffer.pull(frames, now)
-        outdata[:, 0] = out
-        mic = indata[:, 0]
-        i = 0
-        while i < frames:
-            take = min(frames - i, CHUNK_SAMPLES - self._fill)
+    def feed(self, mic: np.ndarray, played: np.ndarray, t_end: float) -> None:
+        """One block captured while ``played`` was playing; ``t_end`` is the time of its last sample."""
+        n, i = len(mic), 0
+        while i < n:
+            take = min(n - i, CHUNK_SAMPLES - self._fill)
             self._mic[self._fill : self._fill + take] = mic[i : i + take]
-            self._played[self._fill : self._fill + take] = out[i : i + take]
+            self._played[self._fill : self._fill + take] = played[i : i + take]
             self._fill += take
             i += take
             if self._fill == CHUNK_SAMPLES:
-                rms = float(np.sqrt(np.mean(self._mic.astype(np.float32) ** 2)) + 1e-9)
                 chunk = CapturedChunk(
                     pcm=self._mic.copy(),
                     played=self._played.copy(),
-                    t_end=now,
-                    level_dbfs=20 * np.log10(rms / 32768.0),
+                    t_end=t_end - (n - i) / SAMPLE_RATE,
+                    level_dbfs=level_dbfs(self._mic),
                 )
                 try:
                     self.chunks.put_nowait(chunk)
@@ -105,13 +111,294 @@ class LiveDuplexDevice:
                     self.overruns += 1
                 self._fill = 0
 
+
+# ----------------------------------------------------------------------------------------------- quiet
+
+_ALSA_HANDLER = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p)
+_JACK_HANDLER = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
+_handlers: list[Any] = []  # the ctypes callbacks must live as long as the libraries may call them
+_quiet_lock = threading.Lock()
+
+
+def _alsa_message(file: bytes | None, line: int, function: bytes | None, err: int, fmt: bytes | None) -> None:
+    # The format's arguments are C varargs that ctypes cannot read: log the format, which says enough.
+    log.debug("ALSA %s:%d (%s) %s [err %d]", (file or b"").decode(errors="replace"), line,
+              (function or b"").decode(errors="replace"), (fmt or b"").decode(errors="replace"), err)
+
+
+def _jack_message(msg: bytes | None) -> None:
+    log.debug("JACK %s", (msg or b"").decode(errors="replace"))
+
+
+def quiet_audio_libraries() -> None:
+    """Send ALSA's and JACK's terminal messages to logging (DEBUG); call before PortAudio is loaded."""
+    with _quiet_lock:
+        if _handlers:
+            return
+        os.environ.setdefault("JACK_NO_START_SERVER", "1")  # probing must not start a JACK server
+        for name, setter, kind, fn in (
+            ("asound", ("snd_lib_error_set_handler",), _ALSA_HANDLER, _alsa_message),
+            ("jack", ("jack_set_error_function", "jack_set_info_function"), _JACK_HANDLER, _jack_message),
+        ):
+            path = ctypes.util.find_library(name)
+            if path is None:
+                continue
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            handler = kind(fn)
+            _handlers.append(handler)
+            for symbol in setter:
+                if hasattr(lib, symbol):
+                    getattr(lib, symbol)(handler)
+        _handlers.append(None)  # done, even where neither library exists
+
+
+def sounddevice() -> ModuleType:
+    """The sounddevice module, loaded quietly; ``NoAudioDevice`` if PortAudio is missing."""
+    quiet_audio_libraries()
+    try:
+        import sounddevice as sd
+    except OSError as exc:  # PortAudio library not found
+        raise NoAudioDevice("PortAudio is not installed (Debian: apt-get install libportaudio2)") from exc
+    return sd
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """One PortAudio device as a person picks it."""
+
+    index: int
+    name: str
+    host_api: str
+    inputs: int
+    outputs: int
+    default_input: bool
+    default_output: bool
+
+    def line(self) -> str:
+        marks = ("<" if self.default_input else " ") + (">" if self.default_output else " ")
+        return f"{marks} {self.index:3d} {self.name} ({self.host_api}, {self.inputs} in, {self.outputs} out)"
+
+
+def list_devices() -> list[DeviceInfo]:
+    """Every device PortAudio sees (``NoAudioDevice`` if PortAudio is missing)."""
+    sd = sounddevice()
+    apis = [a["name"] for a in sd.query_hostapis()]
+    default_in, default_out = sd.default.device
+    return [
+        DeviceInfo(d["index"], d["name"], apis[d["hostapi"]], d["max_input_channels"], d["max_output_channels"],
+                   d["index"] == default_in, d["index"] == default_out)
+        for d in sd.query_devices()
+    ]
+
+
+def parse_device(device: int | str | None) -> int | str | None:
+    """A device as a command line gives it: an index ("3") or a (part of a) name ("pulse")."""
+    if isinstance(device, str) and device.strip().isdigit():
+        return int(device)
+    return device or None
+
+
+def device_names(device: int | str | None, with_mic: bool = True) -> tuple[str | None, str]:
+    """The input and output device names a stream on ``device`` uses (``NoAudioDevice`` if there is none)."""
+    sd = sounddevice()
+    try:
+        out = sd.query_devices(device, "output")["name"]
+        inp = sd.query_devices(device, "input")["name"] if with_mic else None
+    except Exception as exc:  # noqa: BLE001 - sounddevice raises ValueError / PortAudioError
+        raise NoAudioDevice(f"no such sound device: {device!r} ({exc})") from exc
+    return inp, out
+
+
+def check_duplex(device: int | str | None = None, out_channels: int = 1) -> None:
+    """Raise ``NoAudioDevice`` with a plain reason unless a 16 kHz duplex stream can open."""
+    sd = sounddevice()
+    try:
+        sd.check_input_settings(device=device, channels=1, samplerate=SAMPLE_RATE, dtype="int16")
+        sd.check_output_settings(device=device, channels=out_channels, samplerate=SAMPLE_RATE, dtype="int16")
+    except Exception as exc:  # sounddevice raises PortAudioError or ValueError
+        raise NoAudioDevice(f"no usable microphone and speaker ({exc})") from exc
+
+
+class PlayedHistory:
+    """The last few seconds the loudspeaker played, stamped with when each sample reached it.
+
+    The echo reference for a microphone block is what played *while that block was captured*: the
+    output and input sides each have their own buffering (PulseAudio: ~60 ms out, 40 ms to a second in),
+    so the block the output callback just wrote is not it. The output side appends each block with its
+    DAC time; the input side asks for the samples played over its block's ADC interval. The reported DAC
+    times jitter by up to a block; the output runs on one sample clock, so they are followed loosely.
+    """
+
+    def __init__(self, seconds: float = 3.0) -> None:
+        self._buf = np.zeros(int(seconds * SAMPLE_RATE), np.int16)
+        self._end: float | None = None  # DAC time just after the last sample appended
+        self._lock = threading.Lock()
+
+    def append(self, mono: np.ndarray, dac_start: float) -> None:
+        n = len(mono)
+        with self._lock:
+            self._buf = np.roll(self._buf, -n)
+            self._buf[-n:] = mono
+            reported = dac_start + n / SAMPLE_RATE
+            follow = None if self._end is None else self._end + n / SAMPLE_RATE
+            # An underrun or a restart moves the output for real (more than 50 ms): follow it at once.
+            self._end = reported if follow is None or abs(follow - reported) > 0.05 else 0.9 * follow + 0.1 * reported
+
+    def between(self, t_start: float, n: int) -> np.ndarray:
+        """The ``n`` samples played from ``t_start`` on (silence for times outside the history)."""
+        out = np.zeros(n, np.int16)
+        with self._lock:
+            if self._end is None:
+                return out
+            first = len(self._buf) - int(round((self._end - t_start) * SAMPLE_RATE))
+            lo, hi = max(first, 0), min(first + n, len(self._buf))
+            if hi > lo:
+                out[lo - first : hi - first] = self._buf[lo:hi]
+        return out
+
+
+class LiveDuplexDevice:
+    """The sound card: microphone (unless ``with_mic`` is False) and loudspeaker.
+
+    ``chunks`` yields 200 ms ``CapturedChunk`` s with the echo reference; without a microphone the captured
+    side is silence. All times are ``time.monotonic()`` seconds: ``pull`` gets the moment its block reaches
+    the loudspeaker, a chunk's ``t_end`` the moment its last sample reached the microphone.
+
+    Input and output are two PortAudio streams, not one duplex stream: a duplex stream moves the same
+    number of frames both ways per callback, so audio the capture side buffered while the device started
+    (PulseAudio: up to a second) stays queued for the whole conversation, and every word reaches the
+    sidecar that much late (measured: 0.95 s of echo path on the virtual card). A separate input stream
+    drains what is queued; ``PlayedHistory`` lines the echo reference up by time instead.
+    """
+
+    def __init__(
+        self,
+        pull: PullFn,
+        device: int | str | None = None,
+        *,
+        out_channels: int = 1,
+        with_mic: bool = True,
+        settings: StreamSettings = StreamSettings(),  # noqa: B008 - frozen
+        on_lost: Callable[[str], None] | None = None,
+    ) -> None:
+        sd = sounddevice()
+        if with_mic:
+            check_duplex(device, out_channels)
+        self.input_name, self.output_name = device_names(device, with_mic)
+        self.settings = settings
+        self.with_mic = with_mic
+        self._pull = pull
+        self._assembler = ChunkAssembler()
+        self.chunks = self._assembler.chunks
+        self._history = PlayedHistory()
+        self.on_lost = on_lost
+        self.xruns = 0  # callbacks that reported an input overflow or output underflow
+        self._last_callback: dict[str, float] = {}
+        self._clock_offset: float | None = None
+        self._started_at: float | None = None
+        self._finished = threading.Event()
+        self._stopping = False
+        self._lost: str | None = None
+        self._watchdog: threading.Thread | None = None
+        kwargs = dict(samplerate=SAMPLE_RATE, blocksize=settings.block, dtype="int16", device=device,
+                      latency=settings.latency, finished_callback=self._finished.set)
+        self._streams: list[Any] = []
+        try:
+            self._streams.append(sd.OutputStream(channels=out_channels, callback=self._output, **kwargs))
+            if with_mic:
+                self._streams.append(sd.InputStream(channels=1, callback=self._input, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - PortAudioError: the device refused the stream
+            for stream in self._streams:
+                stream.close()
+            raise NoAudioDevice(f"the sound device would not open ({exc})") from exc
+
+    # -------------------------------------------------------------------------------- audio threads
+
+    def _offset(self, now: float, stream_now: float) -> float:
+        """``time.monotonic()`` minus PortAudio's stream clock. A Python callback starts some ms after
+        PortAudio read its clock (more when another thread holds the GIL), so ``now - stream_now`` is the
+        offset plus that delay: the smallest seen is the truest. (Stamping by ``now`` instead shifted the echo
+        reference by +-10 ms from block to block, more than an echo canceller can follow.)"""
+        seen = now - stream_now
+        if self._clock_offset is None or seen < self._clock_offset:
+            self._clock_offset = seen
+        return self._clock_offset
+
+    def _output(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        now = time.monotonic()
+        self._last_callback["out"] = now
+        if status:
+            self.xruns += 1
+        dac = time_info.outputBufferDacTime + self._offset(now, time_info.currentTime)
+        out, mono = self._pull(frames, dac)
+        outdata[:] = out.reshape(frames, -1)
+        if self.with_mic:
+            self._history.append(mono, dac)
+        else:  # type-to-speak: nothing to capture, but chunks keep the 200 ms pace (and carry what played)
+            self._assembler.feed(np.zeros(frames, np.int16), mono, now)
+
+    def _input(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        now = time.monotonic()
+        self._last_callback["in"] = now
+        if status:
+            self.xruns += 1
+        adc = time_info.inputBufferAdcTime + self._offset(now, time_info.currentTime)
+        played = self._history.between(adc, frames)
+        self._assembler.feed(indata[:, 0], played, adc + frames / SAMPLE_RATE)
+
+    # -------------------------------------------------------------------------------- control
+
     @property
     def time(self) -> float:
-        return float(self._stream.time)
+        return time.monotonic()
+
+    @property
+    def latency(self) -> tuple[float, float]:
+        """PortAudio's input and output latency in seconds (input 0 without a microphone)."""
+        out = float(self._streams[0].latency)
+        return (float(self._streams[1].latency) if self.with_mic else 0.0), out
+
+    @property
+    def lost(self) -> str | None:
+        """Why the device stopped working (a sentence), or None while it works."""
+        if self._lost is None and not self._stopping and self._started_at is not None:
+            now = time.monotonic()
+            if self._finished.is_set():
+                self._lost = "the sound device stopped (it was unplugged, or the sound server went away)"
+            elif len(self._last_callback) < len(self._streams):
+                if now - self._started_at > self.settings.start_grace_s:
+                    self._lost = f"the sound device never started ({self.settings.start_grace_s:.0f} s)"
+            elif now - min(self._last_callback.values()) > self.settings.lost_after_s:
+                quiet = now - min(self._last_callback.values())
+                self._lost = f"the sound device went silent (no audio for {quiet:.1f} s)"
+        return self._lost
 
     def start(self) -> None:
-        self._stream.start()
+        self._started_at = time.monotonic()
+        for stream in self._streams:
+            stream.start()
+        self._watchdog = threading.Thread(target=self._watch, name="npc-voice-device-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def _watch(self) -> None:
+        while not self._stopping:
+            reason = self.lost
+            if reason is not None:
+                log.warning("%s", reason)
+                if self.on_lost is not None:
+                    self.on_lost(reason)
+                return
+            time.sleep(0.1)
 
     def stop(self) -> None:
-        self._stream.stop()
-        self._stream.close()
+        """Stop and close; never raises (a lost device cannot always be stopped cleanly)."""
+        self._stopping = True
+        for stream in self._streams:
+            for step in (stream.stop, stream.close):
+                try:
+                    step()
+                except Exception as exc:  # noqa: BLE001
+                    log.debug("sound device did not stop cleanly: %s", exc)

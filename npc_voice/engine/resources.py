@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from npc_voice.data import PersonaFolders, persona_dirs
 from npc_voice.features.asr import AsrModels, persona_prompt
 from npc_voice.features.embed import Embedder
 from npc_voice.features.lm import PersonaLM, build_persona_lm
 from npc_voice.features.vad import shared_session
 from npc_voice.model.topics import TopicMatcher
-from npc_voice.persona.loader import Persona, PersonaStore, default_persona_dir
+from npc_voice.persona.loader import Persona, PersonaStore
 from npc_voice.speech.tts import Synthesizer
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,9 @@ class EngineResources:
     otherwise idle (``read_ahead``), so it never queues ahead of a read someone waits for;
     ``predictive`` is turned off by the sidecar first when it falls behind."""
 
-    def __init__(self, persona_dir: Path | str | None = None, workers: int = 2) -> None:
-        self.personas = PersonaStore(persona_dir or default_persona_dir())
+    def __init__(self, persona_dir: PersonaFolders = None, workers: int = 2) -> None:
+        # The user's persona folders (and $NPC_VOICE_PERSONAS) first, then the built-in personas.
+        self.personas = PersonaStore(persona_dirs(persona_dir))
         self.embedder = Embedder.shared()
         shared_session()  # load the VAD model now rather than in the first session's first step
         self.asr = AsrModels()

@@ -26,11 +26,12 @@ import torch
 from scipy.special import erf
 from torch import nn
 
+from npc_voice.data import model_dir
 from npc_voice.events import Emotion
 from npc_voice.features.prosody import BASELINE_INDEX, FEATURE_NAMES, ProsodyTracker
 from npc_voice.model.sentiment import TextSentiment
 
-MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "emotion"
+MODEL_DIR = model_dir("emotion")  # package data: models/emotion in the repository
 CLASSES: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "surprised")
 # Where each category sits in valence (the tone model only says how sure it is of each category).
 CLASS_VALENCE = np.array([0.1, 0.8, -0.6, -0.7, -0.6, 0.3], dtype=np.float32)

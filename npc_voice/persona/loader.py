@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import random
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -860,24 +860,34 @@ def load_persona(path: Path | str) -> Persona:
 
 
 class PersonaStore:
-    """Finds persona files by id in a folder (``<id>.yaml``)."""
+    """Finds persona files by id (``<id>.yaml``) along a search path of folders; the first folder that has
+    the file wins (``npc_voice.data.persona_dirs``: the user's folders, then the built-in personas)."""
 
-    def __init__(self, folder: Path | str) -> None:
-        self.folder = Path(folder)
+    def __init__(self, folders: Path | str | Sequence[Path | str]) -> None:
+        if isinstance(folders, str | Path):
+            folders = [folders]
+        self.folders = [Path(f) for f in folders]
 
     def path_for(self, persona_id: str) -> Path:
         if not persona_id.replace("_", "").replace("-", "").isalnum():
             raise KeyError(f"invalid persona id {persona_id!r}")
-        path = self.folder / f"{persona_id}.yaml"
-        if not path.is_file():
-            known = sorted(p.stem for p in self.folder.glob("*.yaml"))
-            raise KeyError(f"unknown persona {persona_id!r}; known: {', '.join(known) or 'none'}")
-        return path
+        for folder in self.folders:
+            path = folder / f"{persona_id}.yaml"
+            if path.is_file():
+                return path
+        where = ", ".join(str(f) for f in self.folders)
+        raise KeyError(f"unknown persona {persona_id!r}; known: {', '.join(self.known()) or 'none'} (searched {where})")
+
+    def known(self) -> list[str]:
+        """Every persona id on the search path."""
+        return sorted({p.stem for folder in self.folders for p in folder.glob("*.yaml")})
 
     def load(self, persona_id: str) -> Persona:
         return load_persona(self.path_for(persona_id))
 
 
 def default_persona_dir() -> Path:
-    """``assets/personas`` of this checkout."""
-    return Path(__file__).resolve().parents[2] / "assets" / "personas"
+    """The built-in personas, as package data (``npc_voice.data.builtin_persona_dir``)."""
+    from npc_voice.data import builtin_persona_dir
+
+    return builtin_persona_dir()

@@ -37,11 +37,11 @@ from torch import nn
 from tqdm import tqdm
 
 from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE, to_float, to_int16
+from npc_voice.data import shared_eval_dir
 from npc_voice.features.prosody import BASELINE_INDEX, FEATURE_NAMES, ProsodyTracker, chunks
 from npc_voice.model.emotion import CLASSES, MODEL_DIR, ToneNet, model_input, n_inputs
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_DATA = REPO.parent / "shared" / "eval" / "real" / "emotion"
+DEFAULT_DATA = shared_eval_dir() / "real" / "emotion"
 RAVDESS = {1: "neutral", 2: "calm", 3: "happy", 4: "sad", 5: "angry", 6: "fearful", 7: "disgust",
            8: "surprised"}
 TRAIN_CLASS = {"neutral": "neutral", "calm": "neutral", "happy": "happy", "sad": "sad", "angry": "angry",

@@ -41,6 +41,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 from npc_voice import events as ev
+from npc_voice.data import PersonaFolders
 from npc_voice.engine.resources import EngineResources
 from npc_voice.engine.session import Session
 from npc_voice.transport import protocol as p
@@ -609,7 +610,7 @@ class Sidecar:
 
 def serve_forever(
     address: str,
-    persona_dir: str | None = None,
+    persona_dir: PersonaFolders = None,
     workers: int = STEP_WORKERS,
     allow_remote: bool = False,
     curve: CurveKeys | None = None,
