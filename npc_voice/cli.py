@@ -37,6 +37,13 @@ def main(verbose: bool) -> None:
     default=None,
     help="Folder of persona files (default: assets/personas).",
 )
+@click.option(
+    "--voice-cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    envvar="NPC_VOICE_CACHE",
+    help="Folder of lines rendered ahead (default: the user's cache folder, npc-voice/lines).",
+)
 @click.option("--workers", default=4, show_default=True, help="Threads that run session steps.")
 @click.option("--max-sessions", default=32, show_default=True, help="Capacity: further sessions get `capacity`.")
 @click.option("--allow-remote", is_flag=True, help="Allow binding to a non-loopback address (needs --curve-*).")
@@ -55,6 +62,7 @@ def main(verbose: bool) -> None:
 def serve(
     address: str,
     personas: str | None,
+    voice_cache: Path | None,
     workers: int,
     max_sessions: int,
     allow_remote: bool,
@@ -68,7 +76,7 @@ def serve(
         raise click.UsageError("--curve-secret and --curve-clients go together")
     curve = CurveKeys(curve_secret, curve_clients) if curve_secret and curve_clients else None
     sys.exit(serve_forever(address, personas, workers=workers, allow_remote=allow_remote, curve=curve,
-                           max_sessions=max_sessions))
+                           max_sessions=max_sessions, voice_cache=voice_cache))
 
 
 @main.command()

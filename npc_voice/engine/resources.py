@@ -20,7 +20,9 @@ from npc_voice.features.lm import PersonaLM, build_persona_lm
 from npc_voice.features.vad import shared_session
 from npc_voice.model.topics import TopicMatcher
 from npc_voice.persona.loader import Persona, PersonaStore, default_persona_dir
-from npc_voice.speech.tts import Synthesizer
+from npc_voice.speech.ahead import RenderAhead
+from npc_voice.speech.cache import LineCache
+from npc_voice.speech.voices import Voices
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,12 +49,16 @@ class EngineResources:
     otherwise idle (``read_ahead``), so it never queues ahead of a read someone waits for;
     ``predictive`` is turned off by the sidecar first when it falls behind."""
 
-    def __init__(self, persona_dir: Path | str | None = None, workers: int = 2) -> None:
+    def __init__(self, persona_dir: Path | str | None = None, workers: int = 2,
+                 voice_cache: Path | str | None = None) -> None:
         self.personas = PersonaStore(persona_dir or default_persona_dir())
         self.embedder = Embedder.shared()
         shared_session()  # load the VAD model now rather than in the first session's first step
         self.asr = AsrModels()
-        self.tts = Synthesizer()
+        # Every NPC's voice (eSpeak NG or Piper), with each persona's lines rendered ahead into the voice
+        # cache (``voice_cache``, default the user's cache folder) when it loads and after each edit.
+        self.tts = Voices(LineCache(voice_cache))
+        self.ahead = RenderAhead(self.tts)
         self.workers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="npc-lookahead")
         self._readers = workers
         self._reads = 0  # reads queued or running
@@ -126,6 +132,7 @@ class EngineResources:
             self._loaded[persona_id] = loaded
             self._broken.pop(persona_id, None)
         log.info("persona %s loaded from %s (%d topics)", persona_id, path, len(persona.topics))
+        self.ahead.submit(persona)  # only lines not on disk yet are rendered: after an edit, the changed ones
         return loaded
 
     def current(self, persona_id: str) -> LoadedPersona:
@@ -168,6 +175,7 @@ class EngineResources:
             return self._broken.get(persona_id)
 
     def close(self) -> None:
+        self.ahead.close()
         self.workers.shutdown(wait=False, cancel_futures=True)
         self.voices.shutdown(wait=False, cancel_futures=True)
         self._reloader.shutdown(wait=False, cancel_futures=True)

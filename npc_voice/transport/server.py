@@ -614,6 +614,7 @@ def serve_forever(
     allow_remote: bool = False,
     curve: CurveKeys | None = None,
     max_sessions: int = MAX_SESSIONS,
+    voice_cache: str | os.PathLike[str] | None = None,
 ) -> int:
     """Load the models, bind, serve until SIGINT/SIGTERM; report step times on exit."""
     t0 = time.perf_counter()
@@ -621,7 +622,7 @@ def serve_forever(
     import torch
 
     torch.set_num_threads(1)
-    res = EngineResources(persona_dir)
+    res = EngineResources(persona_dir, voice_cache=voice_cache)
     sidecar = Sidecar(
         res, address, workers=workers, allow_remote=allow_remote, curve=curve, max_sessions=max_sessions
     )
