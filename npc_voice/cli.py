@@ -181,6 +181,22 @@ def bench_topics(persona_path: Path, json_out: Path | None) -> None:
         json_out.write_text(json.dumps(report.to_json(), indent=1))
 
 
+@bench.command("voice")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write every figure as JSON.")
+@click.option("--no-wer", is_flag=True, help="Skip the Whisper read-back (the slowest part, a few minutes).")
+@click.option("--limit", type=int, default=None, help="Read back only the first N sentences of each persona.")
+def bench_voice(json_out: Path | None, no_wer: bool, limit: int | None) -> None:
+    """The NPC voices: Whisper's word error rate per engine, two NPCs on one Piper model, emotion, cache hits."""
+    from npc_voice.bench.voice import run_voice_bench
+
+    report = run_voice_bench(wer=not no_wer, limit=limit)
+    text = json.dumps(report, indent=1)
+    click.echo(text)
+    if json_out:
+        json_out.write_text(text)
+
+
 @bench.command("cases")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seed", default=0, show_default=True, help="Same seed, same cases (byte for byte).")

@@ -233,3 +233,15 @@ def test_persona_say_speaks_given_words_with_an_emotion(tmp_path: Path) -> None:
 
     with wave.open(str(out)) as w:
         assert w.getframerate() == SAMPLE_RATE and w.getnframes() > SAMPLE_RATE // 2
+
+
+def test_an_unwritable_cache_only_means_lines_are_synthesised_when_said(tmp_path: Path, caplog) -> None:
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("x")
+    voices = Voices(LineCache(blocked / "lines"))
+    persona = load_persona(write_persona(tmp_path, "Eh?"))
+    with caplog.at_level(logging.WARNING):
+        report = RenderAhead(voices).render(persona)
+    assert not report.complete and report.rendered == 0
+    assert sum("cannot be written" in r.getMessage() for r in caplog.records) == 1
+    assert voices.synthesize("Balanced it myself.", persona.voice.settings()).duration > 0.5

@@ -174,6 +174,14 @@ class EngineResources:
         with self._lock:
             return self._broken.get(persona_id)
 
+    def voice_problem(self, persona_id: str) -> str | None:
+        """Why the persona speaks with its eSpeak NG fallback instead of its Piper voice, or None if it does not."""
+        voice = self.current(persona_id).persona.voice
+        if voice.engine != "piper" or not self.tts.engine_of(voice.settings()).startswith("espeak"):
+            return None
+        return f"{persona_id}: {self.tts.missing.get(voice.model, 'Piper voice missing')}; speaking with eSpeak NG " \
+               f"voice '{voice.voice}' instead"
+
     def close(self) -> None:
         self.ahead.close()
         self.workers.shutdown(wait=False, cancel_futures=True)

@@ -106,13 +106,27 @@ def _lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
+_EXECUTOR: ThreadPoolExecutor | None = None
+_EXECUTOR_LOCK = threading.Lock()
+
+
+def _render_thread() -> ThreadPoolExecutor:
+    """The process's one render thread: two renderers (two engines in one process) queue behind each other,
+    so the second finds the lines the first rendered instead of rendering them again beside it."""
+    global _EXECUTOR
+    with _EXECUTOR_LOCK:
+        if _EXECUTOR is None:
+            _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-voice-render",
+                                           initializer=_lower_priority)
+        return _EXECUTOR
+
+
 class RenderAhead:
     """Renders personas' lines into the voice cache on one low-priority background thread."""
 
     def __init__(self, voices: Voices) -> None:
         self.voices = voices
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-voice-render",
-                                            initializer=_lower_priority)
+        self._executor = _render_thread()
         self._lock = threading.Lock()
         self._generation: dict[str, int] = {}
         self._keys: dict[str, set[str]] = {}  # persona id -> cache keys of its version rendered last
@@ -131,6 +145,9 @@ class RenderAhead:
         levels = voice_levels(persona)
         keys: set[str] = set()
         rendered = present = 0
+        if generation is not None and self._generation.get(persona.id) != generation:
+            return RenderReport(persona=persona.id, texts=len(texts), levels=len(levels), rendered=0, present=0,
+                                dropped=0, seconds=0.0, complete=False)  # superseded (or closed) while queued
         self.voices.warm(levels[0][1])  # load the voice model here, not on the voice thread at the first live line
         complete = True
         for _, settings in levels:
@@ -144,10 +161,18 @@ class RenderAhead:
                     present += 1
                     continue
                 try:
-                    self.voices.cache.put(key, self.voices.render(text, settings))
-                    rendered += 1
+                    utterance = self.voices.render(text, settings)
                 except Exception:  # one bad line must not stop the rest
                     log.exception("persona %s: could not render %r ahead", persona.id, text)
+                    continue
+                try:
+                    self.voices.cache.put(key, utterance)
+                except OSError as exc:  # a full disk or a read-only folder: say so once, then stop trying
+                    log.warning("voice cache %s cannot be written (%s): persona %s's lines are synthesised when "
+                                "said", self.voices.cache.folder, exc, persona.id)
+                    complete = False
+                    break
+                rendered += 1
             if not complete:
                 break
         dropped = self._forget_old(persona.id, keys) if complete else 0
@@ -176,4 +201,3 @@ class RenderAhead:
         with self._lock:
             for persona_id in self._generation:
                 self._generation[persona_id] += 1  # a pass under way stops at its next line
-        self._executor.shutdown(wait=False, cancel_futures=True)

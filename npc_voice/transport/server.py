@@ -507,6 +507,9 @@ class Sidecar:
         try:
             session = Session(self.res, msg.persona, msg.npc_id, msg.state, simulated_clock=msg.clock == "simulated",
                               floor_events=msg.floor)
+            fallback = self.res.voice_problem(msg.persona)
+            if fallback is not None:  # the NPC still talks, in its eSpeak NG voice: say why it sounds so
+                slot.notices.append(ev.Notice(code="voice_fallback", message=fallback))
             reply: p.Message = p.Opened(session=msg.session, persona=msg.persona, npc_id=msg.npc_id)
         except KeyError as exc:
             reply = p.Error(session=msg.session, code="unknown_persona", message=str(exc.args[0]))
