@@ -4,7 +4,7 @@
   three personas can say ahead, rendered in both engines (each persona's Piper settings and its eSpeak NG
   voice); word error rate per engine, numbers written as words on both sides.
 - **two men, one model**: the blacksmith and the guard (both Joe's Piper voice) saying the same sentences:
-  median pitch, pitch spread, formants F1-F3 and speaking rate.
+  median pitch, pitch spread, the shift of the spectral envelope (timbre) and speaking rate.
 - **emotion**: one Piper persona and one eSpeak persona saying the same sentences in each voice level:
   median pitch, pitch range (10th-90th percentile, semitones), words per second, loudness.
 - **cache hit**: ``Voices.synthesize`` of sentences rendered ahead, timed one by one.
@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import parselmouth
-from parselmouth.praat import call
 
 from npc_voice.audio.format import SAMPLE_RATE
 from npc_voice.bench.asr_wer import edit_distance
@@ -70,11 +69,28 @@ def pitch_stats(audio: np.ndarray) -> dict[str, float]:
     return {"median_hz": float(np.median(f0)), "sd_st": float(np.std(st)), "range_st": float(hi - lo)}
 
 
-def formants(audio: np.ndarray) -> dict[str, float]:
-    """Mean F1-F3 (Hz) over the utterance (Burg LPC, Praat defaults for a male voice: 5 formants to 5 kHz)."""
-    snd = parselmouth.Sound(audio.astype(np.float64) / 32768.0, sampling_frequency=SAMPLE_RATE)
-    f = snd.to_formant_burg(0.01, 5, 5000)
-    return {f"f{i}_hz": float(call(f, "Get mean", i, 0, 0, "hertz")) for i in (1, 2, 3)}
+def envelope(audio: np.ndarray, n: int = 512, lifter: int = 24) -> np.ndarray:
+    """Long-term average spectrum (dB) of the frames within 30 dB of the loudest, cepstrally smoothed so the
+    harmonics of the pitch are gone and the formant envelope (the timbre) is left."""
+    frames = np.lib.stride_tricks.sliding_window_view(audio.astype(np.float64) / 32768.0, n)[:: n // 2]
+    energy = (frames**2).mean(axis=1)
+    frames = frames[energy > energy.max() * 1e-3] * np.hanning(n)
+    power = (np.abs(np.fft.rfft(frames, axis=1)) ** 2).mean(axis=0) + 1e-12
+    cep = np.fft.irfft(np.log(power))
+    cep[lifter:-lifter] = 0.0
+    return np.fft.rfft(cep).real[: n // 2 + 1] * 10 / np.log(10)
+
+
+def timbre_shift_st(a: np.ndarray, b: np.ndarray, n: int = 512) -> float:
+    """How far (semitones) ``b``'s spectral envelope sits above ``a``'s over 200-4000 Hz: the log-frequency
+    shift that best lines the two envelopes up (a formant shift of r semitones measures as r)."""
+    freqs = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+    band = (freqs > 200) & (freqs < 4000)
+    octaves, ea, eb = np.log2(freqs[band]), envelope(a, n)[band], envelope(b, n)[band]
+    grid = np.linspace(octaves[0] + 0.5, octaves[-1] - 0.5, 400)
+    shifts = np.arange(-6.0, 6.01, 0.25)
+    fit = [np.corrcoef(np.interp(grid, octaves, ea), np.interp(grid + st / 12, octaves, eb))[0, 1] for st in shifts]
+    return float(shifts[int(np.argmax(fit))])
 
 
 def loudness_db(audio: np.ndarray) -> float:
@@ -128,23 +144,26 @@ def intelligibility(voices: Voices, personas: list[Persona], limit: int | None) 
 
 
 def speakers(voices: Voices, a: Persona, b: Persona, texts: list[str]) -> dict[str, Any]:
-    """Two personas saying the same sentences in their resting voices: pitch, formants, pace."""
+    """Two personas saying the same sentences in their resting voices: pitch, timbre, pace."""
     out: dict[str, Any] = {}
+    audio: dict[str, np.ndarray] = {}
     for persona in (a, b):
         settings = persona.voice.settings(VOICE_LEVELS[resting_level(persona)])
-        rows, total_s, total_w = [], 0.0, 0
+        rows, total_s, total_w, pieces = [], 0.0, 0, []
         for text in texts:
             utt = voices.render(text, settings)
-            rows.append({**pitch_stats(utt.audio), **formants(utt.audio)})
+            rows.append(pitch_stats(utt.audio))
+            pieces.append(utt.audio)
             total_s += utt.duration
             total_w += len(words_for_wer(text))
+        audio[persona.id] = np.concatenate(pieces)
         out[persona.id] = {**_mean(rows), "words_per_s": round(total_w / total_s, 3),
                            "engine": settings.engine, "settings": dataclasses.asdict(settings)}
     pa, pb = out[a.id], out[b.id]
     out["difference"] = {
         "median_pitch_st": round(12 * np.log2(pb["median_hz"] / pa["median_hz"]), 2),
         "pitch_sd_st": round(pb["sd_st"] - pa["sd_st"], 2),
-        "f1_f2_f3_st": [round(12 * np.log2(pb[f"f{i}_hz"] / pa[f"f{i}_hz"]), 2) for i in (1, 2, 3)],
+        "timbre_st": timbre_shift_st(audio[a.id], audio[b.id]),
         "words_per_s_ratio": round(pb["words_per_s"] / pa["words_per_s"], 3),
     }
     return out
