@@ -245,3 +245,14 @@ def test_an_unwritable_cache_only_means_lines_are_synthesised_when_said(tmp_path
     assert not report.complete and report.rendered == 0
     assert sum("cannot be written" in r.getMessage() for r in caplog.records) == 1
     assert voices.synthesize("Balanced it myself.", persona.voice.settings()).duration > 0.5
+
+
+def test_interjections_are_said_not_spelt(voices: Voices) -> None:
+    from npc_voice.speech.piper import spoken_form
+
+    assert spoken_form("Hm? Go on.") == "[[hˈəm?]] Go on."
+    assert spoken_form("Mm-hm.") == "[[mːhˈmː.]]" and spoken_form("Hmmm, a hammer.") == "Hmmm, a hammer."
+    hm = voices.render("Mm-hm.", JOE)
+    assert [w for _, w in hm.words] == ["Mm-hm"] and hm.duration < 0.8  # not "em em aitch em"
+    utt = voices.render("Hm? Go on.", JOE)
+    assert [w for _, w in utt.words] == ["Hm", "Go", "on"] and utt.duration < 1.5

@@ -29,7 +29,7 @@ from npc_voice.speech.tts import Utterance, VoiceSettings
 
 log = logging.getLogger(__name__)
 CACHE_ENV = "NPC_VOICE_CACHE"
-FORMAT = 1  # bump when rendering changes in a way the key does not capture: old files are then ignored
+FORMAT = 2  # bump when rendering changes in a way the key does not capture: old files are then ignored
 _MAGIC = b"NPCV"
 _SUFFIX = ".line"
 

@@ -18,6 +18,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,19 @@ _PEAK_CEILING = 10 ** (-0.5 / 20)
 _SENTENCE_PAUSE = 0.30  # s between sentences of one text at the natural rate
 _PUNCTUATION = set(",.;:!?¡¿—–-…\"'()[]")
 _MODIFIERS = set("ˈˌːˑ") | {chr(c) for c in range(0x300, 0x370)}  # stress, length, combining marks
+
+
+# Interjections eSpeak's phonemiser spells out letter by letter ("Mm-hm" as "em em aitch em"), given as
+# Piper's raw phonemes instead: a backchannel must sound like one.
+INTERJECTIONS = {"mm-hmm": "mːhˈmː", "mm-hm": "mːhˈmː", "uh-huh": "ʌhˈʌ", "hmph": "hˈəmf", "hmm": "hˈəm",
+                 "hm": "hˈəm", "mmm": "ˈmːː", "mm": "ˈmː"}
+_INTERJECTION = re.compile(r"(?<![\w-])(" + "|".join(INTERJECTIONS) + r")(?![\w-])([.!?,;:…]*)", re.IGNORECASE)
+
+
+def spoken_form(text: str) -> str:
+    """``text`` as Piper should read it: interjections as raw phonemes (with their punctuation, so the pause
+    after "Hm?" stays)."""
+    return _INTERJECTION.sub(lambda m: f"[[{INTERJECTIONS[m.group(1).lower()]}{m.group(2)}]]", text)
 
 
 class VoiceMissing(LookupError):
@@ -227,7 +241,7 @@ class PiperSynthesizer:
         aligned = True
         pause = np.zeros(int(_SENTENCE_PAUSE * NATURAL_WPM / settings.rate * model.rate), np.float32)  # type: ignore[attr-defined]
         at = 0
-        for chunk in model.voice.synthesize(text, syn_config=config, include_alignments=True):
+        for chunk in model.voice.synthesize(spoken_form(text), syn_config=config, include_alignments=True):
             if pieces:
                 pieces.append(pause)
                 at += pause.size
