@@ -138,19 +138,20 @@ class RenderAhead:
             self._generation[persona.id] = generation
         return self._executor.submit(self.render, persona, generation)
 
-    def render(self, persona: Persona, generation: int | None = None) -> RenderReport:
-        """Render every missing line of ``persona`` now (on the calling thread)."""
+    def render(self, persona: Persona, generation: int | None = None, levels: int | None = None) -> RenderReport:
+        """Render every missing line of ``persona`` now (on the calling thread); ``levels``: only the first
+        so many voice levels (the resting one first)."""
         start = time.perf_counter()
         texts = spoken_texts(persona)
-        levels = voice_levels(persona)
+        chosen = voice_levels(persona)[:levels]
         keys: set[str] = set()
         rendered = present = 0
         if generation is not None and self._generation.get(persona.id) != generation:
-            return RenderReport(persona=persona.id, texts=len(texts), levels=len(levels), rendered=0, present=0,
+            return RenderReport(persona=persona.id, texts=len(texts), levels=len(chosen), rendered=0, present=0,
                                 dropped=0, seconds=0.0, complete=False)  # superseded (or closed) while queued
-        self.voices.warm(levels[0][1])  # load the voice model here, not on the voice thread at the first live line
+        self.voices.warm(chosen[0][1])  # load the voice model here, not on the voice thread at the first live line
         complete = True
-        for _, settings in levels:
+        for _, settings in chosen:
             for text in texts:
                 if generation is not None and self._generation.get(persona.id) != generation:
                     complete = False
@@ -175,8 +176,8 @@ class RenderAhead:
                 rendered += 1
             if not complete:
                 break
-        dropped = self._forget_old(persona.id, keys) if complete else 0
-        report = RenderReport(persona=persona.id, texts=len(texts), levels=len(levels), rendered=rendered,
+        dropped = self._forget_old(persona.id, keys) if complete and levels is None else 0
+        report = RenderReport(persona=persona.id, texts=len(texts), levels=len(chosen), rendered=rendered,
                               present=present, dropped=dropped, seconds=time.perf_counter() - start,
                               complete=complete)
         if complete:
