@@ -8,8 +8,8 @@ engine speaks in one piece ("Let me finish."). Each is rendered in each emotion 
 cache, so an answer's first audio is a file read. A line whose words depend on free game state
 (``{reputation}``) cannot be known: the engine synthesises it when it is said.
 
-Rendering runs on one background thread at the lowest CPU priority (Linux: ``nice`` 19 for that
-thread alone), so the voices the engine needs now always go first. A persona edit re-renders only
+Rendering runs on one background thread at the lowest CPU priority (Linux: the idle scheduling class
+for that thread alone), so the voices the engine needs now always go first. A persona edit re-renders only
 what changed: unchanged sentences have the same key and are already on disk; the old version's files
 that no persona uses any more are deleted.
 """
@@ -101,9 +101,15 @@ class RenderReport:
 
 
 def _lower_priority() -> None:
-    """Render at the lowest CPU priority: on Linux a thread has its own nice value."""
+    """Render only on CPU time nothing else wants: on Linux the render thread alone is put in the idle
+    scheduling class (``SCHED_IDLE``, below even ``nice`` 19), so it never slows the engine, whatever the
+    priority of the process around it; elsewhere it is niced as far as it goes."""
+    tid = threading.get_native_id()
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+        return
     with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: normal priority
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        os.setpriority(os.PRIO_PROCESS, tid, 19)
 
 
 _EXECUTOR: ThreadPoolExecutor | None = None
