@@ -256,3 +256,13 @@ def test_interjections_are_said_not_spelt(voices: Voices) -> None:
     assert [w for _, w in hm.words] == ["Mm-hm"] and hm.duration < 0.8  # not "em em aitch em"
     utt = voices.render("Hm? Go on.", JOE)
     assert [w for _, w in utt.words] == ["Hm", "Go", "on"] and utt.duration < 1.5
+
+
+def test_submit_renders_in_a_process_of_its_own(tmp_path: Path) -> None:
+    voices = Voices(LineCache(tmp_path / "cache"))
+    ahead = RenderAhead(voices)
+    persona = load_persona(write_persona(tmp_path, "Eh? Say again."))
+    report = ahead.submit(persona).result(timeout=300)
+    assert report.complete and report.rendered == report.texts * len(VOICE_LEVELS)
+    assert voices.cache.has(voices.key("Balanced it myself.", voice_levels(persona)[0][1]))
+    ahead.close()

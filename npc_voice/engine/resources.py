@@ -19,7 +19,7 @@ from npc_voice.features.embed import Embedder
 from npc_voice.features.lm import PersonaLM, build_persona_lm
 from npc_voice.features.vad import shared_session
 from npc_voice.model.topics import TopicMatcher
-from npc_voice.persona.loader import Persona, PersonaStore, default_persona_dir
+from npc_voice.persona.loader import Persona, PersonaStore, default_persona_dir, load_persona
 from npc_voice.speech.ahead import RenderAhead
 from npc_voice.speech.cache import LineCache
 from npc_voice.speech.voices import Voices
@@ -59,6 +59,7 @@ class EngineResources:
         # cache (``voice_cache``, default the user's cache folder) when it loads and after each edit.
         self.tts = Voices(LineCache(voice_cache))
         self.ahead = RenderAhead(self.tts)
+        self._warm_voices()
         self.workers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="npc-lookahead")
         self._readers = workers
         self._reads = 0  # reads queued or running
@@ -74,6 +75,16 @@ class EngineResources:
         # Rebuilding a persona (topic embeddings, language model) takes from 0.1 s to several seconds:
         # never in a step. One thread, so two edits in a row rebuild one after the other.
         self._reloader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-persona-reload")
+
+    def _warm_voices(self) -> None:
+        """Load the Piper voices the persona folder's NPCs speak with now (~3 s each, once), not at an NPC's
+        first live line: loading holds the interpreter lock for a while, which a step must never wait on."""
+        for path in sorted(self.personas.folder.glob("*.yaml")):
+            try:
+                settings = load_persona(path).voice.settings()
+            except ValueError:  # a broken persona says so when it is opened
+                continue
+            self.tts.warm(settings)
 
     def read(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         """Run a read someone will wait for on the reading threads (queued if they are busy)."""

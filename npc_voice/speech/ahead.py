@@ -8,8 +8,9 @@ engine speaks in one piece ("Let me finish."). Each is rendered in each emotion 
 cache, so an answer's first audio is a file read. A line whose words depend on free game state
 (``{reputation}``) cannot be known: the engine synthesises it when it is said.
 
-Rendering runs on one background thread at the lowest CPU priority (Linux: the idle scheduling class
-for that thread alone), so the voices the engine needs now always go first. A persona edit re-renders only
+In the sidecar, rendering runs in a process of its own at the lowest CPU priority (Linux: the idle
+scheduling class), so the voices the engine needs now always go first and its work never holds the
+engine's interpreter lock. A persona edit re-renders only
 what changed: unchanged sentences have the same key and are already on disk; the old version's files
 that no persona uses any more are deleted.
 """
@@ -19,16 +20,19 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import multiprocessing
 import os
 import re
 import threading
 import time
-from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from npc_voice.model.emotion import VOICE_LEVELS
 from npc_voice.persona.loader import Persona
+from npc_voice.speech.cache import LineCache
 from npc_voice.speech.tts import VoiceSettings, split_sentences
 from npc_voice.speech.voices import Voices
 
@@ -97,100 +101,135 @@ class RenderReport:
     present: int  # files that were already in the cache
     dropped: int  # files of the previous version no persona says any more
     seconds: float
-    complete: bool  # False if a newer version of the persona replaced this pass before it finished
+    complete: bool  # False if it was stopped before the end
+    keys: frozenset[str] = field(default=frozenset(), repr=False, compare=False)  # this version's cache keys
 
 
-def _lower_priority() -> None:
-    """Render only on CPU time nothing else wants: on Linux the render thread alone is put in the idle
-    scheduling class (``SCHED_IDLE``, below even ``nice`` 19), so it never slows the engine, whatever the
-    priority of the process around it; elsewhere it is niced as far as it goes."""
-    tid = threading.get_native_id()
+def render_lines(voices: Voices, persona: Persona, levels: int | None = None,
+                 stop: Callable[[], bool] = lambda: False) -> RenderReport:
+    """Render every missing sentence of ``persona`` into ``voices.cache`` on the calling thread; ``levels``:
+    only the first so many voice levels (the resting one first); ``stop`` is asked between sentences."""
+    start = time.perf_counter()
+    texts = spoken_texts(persona)
+    chosen = voice_levels(persona)[:levels]
+    keys: set[str] = set()
+    rendered = present = 0
+    complete = not stop()
+    if complete:
+        voices.warm(chosen[0][1])
+    for _, settings in chosen if complete else ():
+        for text in texts:
+            if stop():
+                complete = False
+                break
+            key = voices.key(text, settings)
+            keys.add(key)
+            if voices.cache.has(key):
+                present += 1
+                continue
+            try:
+                utterance = voices.render(text, settings)
+            except Exception:  # one bad line must not stop the rest
+                log.exception("persona %s: could not render %r ahead", persona.id, text)
+                continue
+            try:
+                voices.cache.put(key, utterance)
+            except OSError as exc:  # a full disk or a read-only folder: say so once, then stop trying
+                log.warning("voice cache %s cannot be written (%s): persona %s's lines are synthesised when "
+                            "said", voices.cache.folder, exc, persona.id)
+                complete = False
+                break
+            rendered += 1
+        if not complete:
+            break
+    return RenderReport(persona=persona.id, texts=len(texts), levels=len(chosen), rendered=rendered, present=present,
+                        dropped=0, seconds=time.perf_counter() - start, complete=complete, keys=frozenset(keys))
+
+
+# ---------------------------------------------------------------- the render process
+
+_STOP: Any = None  # the child's stop event (set by the parent's close)
+_PARENT = 0  # the sidecar's pid: a render process whose sidecar died (kill -9) stops too
+_CHILD_VOICES: dict[str, Voices] = {}
+
+
+def _child_init(stop: Any) -> None:
+    """The render process runs only on CPU time nothing else wants (Linux: the idle scheduling class; else
+    nice 19). A process of its own, not a thread: Praat and the phonemiser hold Python's GIL while they
+    work, and a starved low-priority thread holding it would stall the engine's threads with it."""
+    global _STOP, _PARENT
+    _STOP, _PARENT = stop, os.getppid()
     with contextlib.suppress(AttributeError, OSError):
-        os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
-        return
-    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: normal priority
-        os.setpriority(os.PRIO_PROCESS, tid, 19)
+        os.nice(19)
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
-_EXECUTOR: ThreadPoolExecutor | None = None
-_EXECUTOR_LOCK = threading.Lock()
-
-
-def _render_thread() -> ThreadPoolExecutor:
-    """The process's one render thread: two renderers (two engines in one process) queue behind each other,
-    so the second finds the lines the first rendered instead of rendering them again beside it."""
-    global _EXECUTOR
-    with _EXECUTOR_LOCK:
-        if _EXECUTOR is None:
-            _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-voice-render",
-                                           initializer=_lower_priority)
-        return _EXECUTOR
+def _render_in_child(persona: Persona, folder: str) -> RenderReport:
+    voices = _CHILD_VOICES.get(folder)
+    if voices is None:
+        voices = _CHILD_VOICES[folder] = Voices(LineCache(folder))
+    return render_lines(voices, persona, stop=lambda: _STOP.is_set() or os.getppid() != _PARENT)
 
 
 class RenderAhead:
-    """Renders personas' lines into the voice cache on one low-priority background thread."""
+    """Renders personas' lines into the voice cache: ``submit`` in a low-priority render process of its own,
+    ``render`` on the calling thread (the ``persona render`` command, tests)."""
 
     def __init__(self, voices: Voices) -> None:
         self.voices = voices
-        self._executor = _render_thread()
         self._lock = threading.Lock()
         self._generation: dict[str, int] = {}
+        self._pending: dict[str, Future[RenderReport]] = {}
         self._keys: dict[str, set[str]] = {}  # persona id -> cache keys of its version rendered last
+        self._pool: ProcessPoolExecutor | None = None
+        self._stop: Any = None
+
+    def _process(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            context = multiprocessing.get_context("spawn")  # no copy of the engine's threads and locks
+            self._stop = context.Event()
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_child_init,
+                                             initargs=(self._stop,))
+        return self._pool
 
     def submit(self, persona: Persona) -> Future[RenderReport]:
-        """Render ``persona`` in the background; a later submit of the same persona supersedes this one."""
+        """Render ``persona`` in the render process; a newer version submitted before it started replaces it."""
         with self._lock:
             generation = self._generation.get(persona.id, 0) + 1
             self._generation[persona.id] = generation
-        return self._executor.submit(self.render, persona, generation)
+            old = self._pending.get(persona.id)
+            if old is not None:
+                old.cancel()  # only if it has not started; a running pass finishes (it only adds files)
+            future = self._process().submit(_render_in_child, persona, str(self.voices.cache.folder))
+            self._pending[persona.id] = future
+        future.add_done_callback(lambda done: self._finished(persona.id, generation, done))
+        return future
 
-    def render(self, persona: Persona, generation: int | None = None, levels: int | None = None) -> RenderReport:
-        """Render every missing line of ``persona`` now (on the calling thread); ``levels``: only the first
-        so many voice levels (the resting one first)."""
-        start = time.perf_counter()
-        texts = spoken_texts(persona)
-        chosen = voice_levels(persona)[:levels]
-        keys: set[str] = set()
-        rendered = present = 0
-        if generation is not None and self._generation.get(persona.id) != generation:
-            return RenderReport(persona=persona.id, texts=len(texts), levels=len(chosen), rendered=0, present=0,
-                                dropped=0, seconds=0.0, complete=False)  # superseded (or closed) while queued
-        self.voices.warm(chosen[0][1])  # load the voice model here, not on the voice thread at the first live line
-        complete = True
-        for _, settings in chosen:
-            for text in texts:
-                if generation is not None and self._generation.get(persona.id) != generation:
-                    complete = False
-                    break
-                key = self.voices.key(text, settings)
-                keys.add(key)
-                if self.voices.cache.has(key):
-                    present += 1
-                    continue
-                try:
-                    utterance = self.voices.render(text, settings)
-                except Exception:  # one bad line must not stop the rest
-                    log.exception("persona %s: could not render %r ahead", persona.id, text)
-                    continue
-                try:
-                    self.voices.cache.put(key, utterance)
-                except OSError as exc:  # a full disk or a read-only folder: say so once, then stop trying
-                    log.warning("voice cache %s cannot be written (%s): persona %s's lines are synthesised when "
-                                "said", self.voices.cache.folder, exc, persona.id)
-                    complete = False
-                    break
-                rendered += 1
-            if not complete:
-                break
-        dropped = self._forget_old(persona.id, keys) if complete and levels is None else 0
-        report = RenderReport(persona=persona.id, texts=len(texts), levels=len(chosen), rendered=rendered,
-                              present=present, dropped=dropped, seconds=time.perf_counter() - start,
-                              complete=complete)
-        if complete:
+    def _finished(self, persona_id: str, generation: int, done: Future[RenderReport]) -> None:
+        if done.cancelled():
+            return
+        if done.exception() is not None:
+            log.error("persona %s: rendering ahead failed: %r", persona_id, done.exception())
+            return
+        report = done.result()
+        with self._lock:
+            current = self._generation.get(persona_id) == generation
+        if report.complete and current:
+            dropped = self._forget_old(persona_id, set(report.keys))
             log.info("persona %s: %d lines x %d voice levels ready ahead (%d rendered in %.1f s, %d were "
-                     "there, %d old dropped)", persona.id, report.texts, report.levels, rendered, report.seconds,
-                     present, dropped)
-        return report
+                     "there, %d old dropped)", persona_id, report.texts, report.levels, report.rendered,
+                     report.seconds, report.present, dropped)
+
+    def render(self, persona: Persona, levels: int | None = None) -> RenderReport:
+        """Render every missing line of ``persona`` now, on the calling thread; ``levels``: only the first so
+        many voice levels. A full pass also deletes the previous version's files no persona says any more."""
+        report = render_lines(self.voices, persona, levels)
+        dropped = self._forget_old(persona.id, set(report.keys)) if report.complete and levels is None else 0
+        if report.complete:
+            log.info("persona %s: %d lines x %d voice levels ready ahead (%d rendered in %.1f s)", persona.id,
+                     report.texts, report.levels, report.rendered, report.seconds)
+        return replace(report, dropped=dropped)
 
     def _forget_old(self, persona_id: str, keys: set[str]) -> int:
         """Delete the previous version's files that no persona's current version says."""
@@ -205,6 +244,11 @@ class RenderAhead:
         return dropped
 
     def close(self) -> None:
+        """Stop the render process (a pass under way stops at its next sentence)."""
         with self._lock:
-            for persona_id in self._generation:
-                self._generation[persona_id] += 1  # a pass under way stops at its next line
+            pool, self._pool = self._pool, None
+            for future in self._pending.values():
+                future.cancel()
+        if pool is not None:
+            self._stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
