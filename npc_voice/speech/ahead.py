@@ -17,11 +17,9 @@ that no persona uses any more are deleted.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import multiprocessing
-import os
 import re
 import threading
 import time
@@ -32,7 +30,7 @@ from typing import Any
 
 from npc_voice.model.emotion import VOICE_LEVELS
 from npc_voice.persona.loader import Persona
-from npc_voice.speech.cache import LineCache
+from npc_voice.speech import render_worker
 from npc_voice.speech.tts import VoiceSettings, split_sentences
 from npc_voice.speech.voices import Voices
 
@@ -146,32 +144,6 @@ def render_lines(voices: Voices, persona: Persona, levels: int | None = None,
                         dropped=0, seconds=time.perf_counter() - start, complete=complete, keys=frozenset(keys))
 
 
-# ---------------------------------------------------------------- the render process
-
-_STOP: Any = None  # the child's stop event (set by the parent's close)
-_PARENT = 0  # the sidecar's pid: a render process whose sidecar died (kill -9) stops too
-_CHILD_VOICES: dict[str, Voices] = {}
-
-
-def _child_init(stop: Any) -> None:
-    """The render process runs only on CPU time nothing else wants (Linux: the idle scheduling class; else
-    nice 19). A process of its own, not a thread: Praat and the phonemiser hold Python's GIL while they
-    work, and a starved low-priority thread holding it would stall the engine's threads with it."""
-    global _STOP, _PARENT
-    _STOP, _PARENT = stop, os.getppid()
-    with contextlib.suppress(AttributeError, OSError):
-        os.nice(19)
-    with contextlib.suppress(AttributeError, OSError):
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-
-
-def _render_in_child(persona: Persona, folder: str) -> RenderReport:
-    voices = _CHILD_VOICES.get(folder)
-    if voices is None:
-        voices = _CHILD_VOICES[folder] = Voices(LineCache(folder))
-    return render_lines(voices, persona, stop=lambda: _STOP.is_set() or os.getppid() != _PARENT)
-
-
 class RenderAhead:
     """Renders personas' lines into the voice cache: ``submit`` in a low-priority render process of its own,
     ``render`` on the calling thread (the ``persona render`` command, tests)."""
@@ -189,7 +161,9 @@ class RenderAhead:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")  # no copy of the engine's threads and locks
             self._stop = context.Event()
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_child_init,
+            # A process of its own, not a thread: Praat and the phonemiser hold Python's GIL while they work,
+            # and a starved low-priority thread holding it would stall the engine's threads with it.
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=render_worker.init,
                                              initargs=(self._stop,))
         return self._pool
 
@@ -201,7 +175,7 @@ class RenderAhead:
             old = self._pending.get(persona.id)
             if old is not None:
                 old.cancel()  # only if it has not started; a running pass finishes (it only adds files)
-            future = self._process().submit(_render_in_child, persona, str(self.voices.cache.folder))
+            future = self._process().submit(render_worker.render, persona, str(self.voices.cache.folder))
             self._pending[persona.id] = future
         future.add_done_callback(lambda done: self._finished(persona.id, generation, done))
         return future
