@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import time
 from typing import Any
 
 _STOP: Any = None  # set by the sidecar's close: a pass under way stops at its next sentence
@@ -24,6 +26,15 @@ def init(stop: Any) -> None:
         os.nice(19)
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    # A worker waiting for its next job never sees its sidecar die (it holds its own queue's write end too),
+    # so a watchdog ends it when the sidecar is gone (kill -9), instead of leaving it orphaned.
+    threading.Thread(target=_watch_parent, name="npc-render-watchdog", daemon=True).start()
+
+
+def _watch_parent() -> None:
+    while os.getppid() == _PARENT:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 def render(persona: Any, folder: str) -> Any:
