@@ -38,6 +38,13 @@ def main(verbose: bool) -> None:
     multiple=True,
     help="A folder of persona files, searched before $NPC_VOICE_PERSONAS and the built-in personas (repeatable).",
 )
+@click.option(
+    "--voice-cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    envvar="NPC_VOICE_CACHE",
+    help="Folder of lines rendered ahead (default: the user's cache folder, npc-voice/lines).",
+)
 @click.option("--workers", default=4, show_default=True, help="Threads that run session steps.")
 @click.option("--max-sessions", default=32, show_default=True, help="Capacity: further sessions get `capacity`.")
 @click.option("--allow-remote", is_flag=True, help="Allow binding to a non-loopback address (needs --curve-*).")
@@ -56,6 +63,7 @@ def main(verbose: bool) -> None:
 def serve(
     address: str,
     personas: tuple[str, ...],
+    voice_cache: Path | None,
     workers: int,
     max_sessions: int,
     allow_remote: bool,
@@ -69,7 +77,7 @@ def serve(
         raise click.UsageError("--curve-secret and --curve-clients go together")
     curve = CurveKeys(curve_secret, curve_clients) if curve_secret and curve_clients else None
     sys.exit(serve_forever(address, list(personas), workers=workers, allow_remote=allow_remote, curve=curve,
-                           max_sessions=max_sessions))
+                           max_sessions=max_sessions, voice_cache=voice_cache))
 
 
 @main.command()
@@ -203,6 +211,22 @@ def bench_mouth_to_ear(cases: Path | None, out: Path, latency: str | None, block
     report = run_mouth_to_ear(cases or shared_eval_dir() / "dev", out, stream, file_bench=not no_file_bench,
                               echo=loop)  # type: ignore[arg-type]
     click.echo(json.dumps({k: v for k, v in report.items()}, indent=1))
+
+
+@bench.command("voice")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write every figure as JSON.")
+@click.option("--no-wer", is_flag=True, help="Skip the Whisper read-back (the slowest part, a few minutes).")
+@click.option("--limit", type=int, default=None, help="Read back only the first N sentences of each persona.")
+def bench_voice(json_out: Path | None, no_wer: bool, limit: int | None) -> None:
+    """The NPC voices: Whisper's word error rate per engine, two NPCs on one Piper model, emotion, cache hits."""
+    from npc_voice.bench.voice import run_voice_bench
+
+    report = run_voice_bench(wer=not no_wer, limit=limit)
+    text = json.dumps(report, indent=1)
+    click.echo(text)
+    if json_out:
+        json_out.write_text(text)
 
 
 @bench.command("cases")

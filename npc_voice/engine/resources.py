@@ -20,8 +20,10 @@ from npc_voice.features.embed import Embedder
 from npc_voice.features.lm import PersonaLM, build_persona_lm
 from npc_voice.features.vad import shared_session
 from npc_voice.model.topics import TopicMatcher
-from npc_voice.persona.loader import Persona, PersonaStore
-from npc_voice.speech.tts import Synthesizer
+from npc_voice.persona.loader import Persona, PersonaStore, load_persona
+from npc_voice.speech.ahead import RenderAhead
+from npc_voice.speech.cache import LineCache
+from npc_voice.speech.voices import Voices
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -66,13 +68,18 @@ class EngineResources:
     otherwise idle (``read_ahead``), so it never queues ahead of a read someone waits for;
     ``predictive`` is turned off by the sidecar first when it falls behind."""
 
-    def __init__(self, persona_dir: PersonaFolders = None, workers: int = 2) -> None:
+    def __init__(self, persona_dir: PersonaFolders = None, workers: int = 2,
+                 voice_cache: Path | str | None = None) -> None:
         # The user's persona folders (and $NPC_VOICE_PERSONAS) first, then the built-in personas.
         self.personas = PersonaStore(persona_dirs(persona_dir))
         self.embedder = Embedder.shared()
         shared_session()  # load the VAD model now rather than in the first session's first step
         self.asr = AsrModels()
-        self.tts = Synthesizer()
+        # Every NPC's voice (eSpeak NG or Piper), with each persona's lines rendered ahead into the voice
+        # cache (``voice_cache``, default the user's cache folder) when it loads and after each edit.
+        self.tts = Voices(LineCache(voice_cache))
+        self.ahead = RenderAhead(self.tts)
+        self._warm_voices()
         self.workers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="npc-lookahead")
         self._readers = workers
         self._reads = 0  # reads queued or running
@@ -102,6 +109,16 @@ class EngineResources:
         """Reads queued or running."""
         with self._reads_lock:
             return self._reads
+
+    def _warm_voices(self) -> None:
+        """Load the Piper voices the personas on the search path speak with now (~3 s each, once), not at an NPC's
+        first live line: loading holds the interpreter lock for a while, which a step must never wait on."""
+        for persona_id in self.personas.known():
+            try:
+                settings = load_persona(self.personas.path_for(persona_id)).voice.settings()
+            except (KeyError, ValueError):  # a broken persona says so when it is opened
+                continue
+            self.tts.warm(settings)
 
     def read(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         """Run a read someone will wait for on the reading threads (queued if they are busy)."""
@@ -160,6 +177,7 @@ class EngineResources:
             self._loaded[persona_id] = loaded
             self._broken.pop(persona_id, None)
         log.info("persona %s loaded from %s (%d topics)", persona_id, path, len(persona.topics))
+        self.ahead.submit(persona)  # only lines not on disk yet are rendered: after an edit, the changed ones
         return loaded
 
     def current(self, persona_id: str) -> LoadedPersona:
@@ -201,7 +219,16 @@ class EngineResources:
         with self._lock:
             return self._broken.get(persona_id)
 
+    def voice_problem(self, persona_id: str) -> str | None:
+        """Why the persona speaks with its eSpeak NG fallback instead of its Piper voice, or None if it does not."""
+        voice = self.current(persona_id).persona.voice
+        if voice.engine != "piper" or not self.tts.engine_of(voice.settings()).startswith("espeak"):
+            return None
+        return f"{persona_id}: {self.tts.missing.get(voice.model, 'Piper voice missing')}; speaking with eSpeak NG " \
+               f"voice '{voice.voice}' instead"
+
     def close(self) -> None:
+        self.ahead.close()
         self.workers.shutdown(wait=False, cancel_futures=True)
         self.voices.shutdown(wait=False, cancel_futures=True)
         self._reloader.shutdown(wait=False, cancel_futures=True)

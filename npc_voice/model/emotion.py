@@ -285,6 +285,23 @@ MOODS: dict[str, tuple[float, float, float]] = {
 NEUTRAL_BELOW = 0.2  # intensity under which the NPC is just "neutral"
 
 
+def pad_voice_shift(valence: float, arousal: float, dominance: float) -> dict[str, int]:
+    """Voice deltas for a point in PAD space, in eSpeak NG units (pitch and pitch_range 0..100, rate wpm,
+    volume 0..200): arousal raises pitch, pace, loudness and melody; pleasure lifts pitch and pace a
+    little; dominance is loudness. (A Piper voice maps the same units: ``npc_voice.speech.piper``.)"""
+    v, a, d = valence, arousal, dominance
+    return {"pitch": round(14 * a + 5 * v), "rate": round(30 * a + 5 * v),
+            "volume": round(30 * a + 10 * d), "pitch_range": round(25 * a)}
+
+
+# The voice levels the NPC's feelings can take: one per category ``NpcFeelings.current`` names, each the
+# shift at that category's PAD point. Few and fixed, so every line can be rendered ahead in each.
+VOICE_LEVELS: dict[str, dict[str, int]] = {
+    "neutral": {"pitch": 0, "rate": 0, "volume": 0, "pitch_range": 0},
+    **{name: pad_voice_shift(*pad) for name, pad in PAD.items()},
+}
+
+
 def mood_point(mood: str) -> np.ndarray:
     """PAD resting point of a baseline mood word (unknown words: the nearest known mood by meaning)."""
     key = mood.strip().lower()
@@ -413,10 +430,11 @@ class NpcFeelings:
         return names[int(np.argmin(dist))], round(intensity, 3), round(v, 3), round(a, 3)
 
     def voice_shift(self) -> dict[str, int]:
-        """eSpeak NG deltas to add to the persona voice: pitch (0..100 scale), rate (wpm), volume."""
-        v, a, d = (float(x) for x in self.state)
-        return {"pitch": round(14 * a + 5 * v), "rate": round(30 * a + 5 * v),
-                "volume": round(30 * a + 10 * d)}
+        """Deltas to add to the persona voice (``VOICE_LEVELS``): the level of the feeling shown now.
+
+        Quantised to the category ``current()`` names, so an NPC's voice takes one of a few settings
+        and every line can be rendered ahead in each of them (``npc_voice.speech.ahead``)."""
+        return dict(VOICE_LEVELS[self.current()[0]])
 
     def event(self) -> Emotion | None:
         """The ``emotion`` event (who="npc") due now, if the feeling changed meaningfully."""

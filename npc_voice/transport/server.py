@@ -508,6 +508,9 @@ class Sidecar:
         try:
             session = Session(self.res, msg.persona, msg.npc_id, msg.state, simulated_clock=msg.clock == "simulated",
                               floor_events=msg.floor, policy=msg.policy, explain=msg.why)
+            fallback = self.res.voice_problem(msg.persona)
+            if fallback is not None:  # the NPC still talks, in its eSpeak NG voice: say why it sounds so
+                slot.notices.append(ev.Notice(code="voice_fallback", message=fallback))
             reply: p.Message = p.Opened(session=msg.session, persona=msg.persona, npc_id=msg.npc_id)
         except KeyError as exc:
             reply = p.Error(session=msg.session, code="unknown_persona", message=str(exc.args[0]))
@@ -615,6 +618,7 @@ def serve_forever(
     allow_remote: bool = False,
     curve: CurveKeys | None = None,
     max_sessions: int = MAX_SESSIONS,
+    voice_cache: str | os.PathLike[str] | None = None,
 ) -> int:
     """Load the models, bind, serve until SIGINT/SIGTERM; report step times on exit."""
     t0 = time.perf_counter()
@@ -622,7 +626,7 @@ def serve_forever(
     import torch
 
     torch.set_num_threads(1)
-    res = EngineResources(persona_dir)
+    res = EngineResources(persona_dir, voice_cache=voice_cache)
     sidecar = Sidecar(
         res, address, workers=workers, allow_remote=allow_remote, curve=curve, max_sessions=max_sessions
     )
