@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from npc_voice.audio.format import SAMPLE_RATE
+from npc_voice.data import builtin_persona_dir
 from npc_voice.model.emotion import VOICE_LEVELS, NpcFeelings
 from npc_voice.persona.loader import PersonaError, load_persona
 from npc_voice.speech.ahead import RenderAhead, spoken_texts, voice_levels
@@ -22,7 +23,7 @@ from npc_voice.speech.tts import Utterance, VoiceSettings
 from npc_voice.speech.visemes import MOUTH_OPEN, SILENCE, VISEMES
 from npc_voice.speech.voices import Voices
 
-PERSONAS = Path(__file__).resolve().parents[1] / "assets" / "personas"
+PERSONAS = builtin_persona_dir()
 JOE = VoiceSettings(engine="piper", model="en_US-joe-medium", voice="en-us+m3", rate=165)
 LINE = "A fine longsword, forty gold. Balanced it myself."
 

@@ -26,6 +26,7 @@ import parselmouth
 
 from npc_voice.audio.format import SAMPLE_RATE
 from npc_voice.bench.asr_wer import edit_distance
+from npc_voice.data import builtin_persona_dir
 from npc_voice.model.emotion import VOICE_LEVELS
 from npc_voice.persona.loader import DEFAULT_PIPER_MODEL, Persona, load_persona
 from npc_voice.speech.ahead import RenderAhead, resting_level, spoken_texts
@@ -33,7 +34,7 @@ from npc_voice.speech.cache import LineCache
 from npc_voice.speech.tts import VoiceSettings
 from npc_voice.speech.voices import Voices
 
-PERSONAS = Path(__file__).resolve().parents[2] / "assets" / "personas"
+PERSONAS = builtin_persona_dir()
 _ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
          "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
 _TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
