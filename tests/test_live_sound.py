@@ -24,6 +24,8 @@ from npc_voice.transport.process import SidecarProcess
 
 DEV = Path(os.environ.get("NPC_VOICE_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "eval" / "dev"
 QUESTION = DEV / "smooth_turn-000"  # "I would like to buy a sword." -> buy_sword
+# "Tell me about the dragon." then, 3.2 s into the answer, "Wait, no, that's not what I meant. How much is a shield?"
+INTERRUPTION = DEV / "user_interruption-035"
 SOUND = 300  # |sample| above this (-41 dBFS) is sound on the air; silence there is exact zeros
 
 missing = pulse.available()
@@ -101,10 +103,6 @@ def test_a_question_into_the_microphone_is_answered_on_the_loudspeaker(card, sid
     assert "ALSA" not in err and "Expression" not in err and "jack" not in err.lower(), err
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known defect (docs/perf/mouth_to_ear.md): on the live loop the NPC cuts its own answers when it hears "
-    "itself (-12 dB, 60 ms: in 19 of 19 questions); the echo reference now lines up by time (0.95 s off "
-    "before), but from chunk to chunk it wanders by tens of ms, which the canceller does not follow"))
 def test_the_npc_hearing_itself_through_the_air_does_not_interrupt_itself(card, sidecar, tmp_path) -> None:
     card.echo(gain_db=-12.0, delay_ms=60)  # a laptop without headphones: the answer comes back a quarter as loud
     air = card.listen()
@@ -123,6 +121,28 @@ def test_the_npc_hearing_itself_through_the_air_does_not_interrupt_itself(card, 
     after = np.flatnonzero(np.abs(speaker) > SOUND)
     answer = slice(after[0] + SAMPLE_RATE // 2, after[-1])
     assert np.abs(mouth[answer]).max() > 1000
+
+
+def test_a_player_who_cuts_in_over_the_echo_still_stops_the_npc(card, sidecar, tmp_path) -> None:
+    """The same laptop: the NPC hears itself all along, and the player says "Wait, no, that's not what I meant.
+    How much is a shield?" over its answer about the dragon. It must stop for that, and answer it."""
+    card.echo(gain_db=-12.0, delay_ms=60)
+    case = json.loads((INTERRUPTION / "case.json").read_text())
+    talk = start_talk(card, sidecar, tmp_path, seconds=18)
+    card.say(read_wav(INTERRUPTION / "user.wav"))
+    out, err = talk.communicate(timeout=90)
+    assert talk.returncode == 0, err
+    evs = events(tmp_path)
+    answers = [e for e in evs if e["type"] == "response"]
+    stops = [e for e in evs if e["type"] == "interrupted"]
+    assert answers and answers[0]["topic"] in case["expect"]["topics"], out
+    assert len(stops) == 1, out  # it stopped once, for the player
+    # The cut-in starts 3.2 s after the question's end, so 2.4-3.1 s into the answer (it starts 0.1-0.8 s after
+    # the question): stopped for it, within 1.5 s, not for its own first words.
+    cut_in = case["expect"]["interrupt"][0] - case["expect"]["respond_after"]
+    assert cut_in - 0.8 < stops[0]["t"] - answers[0]["t"] < cut_in + 1.5, out
+    later = [e for e in answers if e["t"] > stops[0]["t"]]
+    assert later and later[0]["topic"] in case["expect"]["topics_after_interrupt"], out
 
 
 def test_losing_the_sound_device_mid_conversation_falls_back_to_typing(card, sidecar, tmp_path) -> None:

@@ -1,9 +1,10 @@
 """The live sound card: microphone and loudspeaker through sounddevice (PortAudio).
 
-One full-duplex stream runs both directions on the same device clock, so the audio played during a
-capture interval is exactly known: it goes to the sidecar as the echo reference. The callback never
-blocks: captured blocks are gathered into 200 ms chunks (``ChunkAssembler``) and handed over through a
-queue; the loudspeaker pulls from the caller's ``pull`` (a jitter buffer, or the game's mixer).
+An input and an output stream run on the device's sample clock; what the loudspeaker played while each
+microphone block was captured goes to the sidecar as the echo reference, lined up by counting samples
+(``PlayedHistory``). The callbacks never block: captured blocks are gathered into 200 ms chunks
+(``ChunkAssembler``) and handed over through a queue; the loudspeaker pulls from the caller's ``pull`` (a
+jitter buffer, or the game's mixer).
 
 Three things a player would otherwise see:
 - ALSA and JACK print to the terminal whenever PortAudio probes devices or recovers from an underrun
@@ -61,6 +62,12 @@ class StreamSettings:
     # 20 ms; PulseAudio takes up to ~1.5 s to start a stream on a loaded machine, hence the start grace).
     lost_after_s: float = 1.0
     start_grace_s: float = 5.0
+    # The echo reference's offset between the two streams (``PlayedHistory``) moves only on evidence. Through
+    # PulseAudio the stream times stray from the true offset by 1-8 ms for seconds and single blocks by up to
+    # 18 ms (measured on the virtual card, docs/perf/mouth_to_ear.md): within the tolerance they are noise.
+    align_tolerance_s: float = 0.02
+    align_sustain_s: float = 0.2  # ...beyond it for this long in a row: an unreported underrun moved the output
+    align_settle_s: float = 0.2  # after an xrun the new offset is the median of this much of the stream times
 
 
 @dataclass
@@ -223,41 +230,88 @@ def check_duplex(device: int | str | None = None, out_channels: int = 1) -> None
 
 
 class PlayedHistory:
-    """The last few seconds the loudspeaker played, stamped with when each sample reached it.
+    """The echo reference: the samples the loudspeaker played while each microphone block was captured.
 
-    The echo reference for a microphone block is what played *while that block was captured*: the
-    output and input sides each have their own buffering (PulseAudio: ~60 ms out, 40 ms to a second in),
-    so the block the output callback just wrote is not it. The output side appends each block with its
-    DAC time; the input side asks for the samples played over its block's ADC interval. The reported DAC
-    times jitter by up to a block; the output runs on one sample clock, so they are followed loosely.
+    Both streams run on one sample clock, so between glitches the loudspeaker's sample ``k`` sounds while the
+    microphone captures its sample ``k - offset``: a constant, counted in samples. PortAudio's stream times
+    only say what that offset is; they are not steady enough to line up each block by its own times: through
+    PulseAudio they wander by 1-8 ms within seconds and single blocks are off by 3-18 ms, and lining up each
+    20 ms block by them (as before) moved the reference against the echo by a sample every ~100 ms and by
+    ms at block edges inside a chunk (measured on the virtual card: the echo 60-80 ms behind its reference,
+    never the same for long), which no echo canceller follows. So the offset moves only on evidence:
+
+    - an xrun (an output underflow or input overflow, ``glitch``) really moves the streams against each other:
+      the offset becomes the median of the next ``settle_s`` of stream times;
+    - otherwise the stream times must leave the offset by more than ``tolerance_s`` for ``sustain_s`` in a row
+      (an unreported underrun: the output callback came late and PulseAudio played silence).
+
+    What is left (the stream times' own error, a few ms; a slow drift between two devices' clocks) is the echo
+    canceller's to follow: it is steady, which is what the canceller's delay tracker needs.
     """
 
-    def __init__(self, seconds: float = 3.0) -> None:
+    def __init__(self, settings: StreamSettings = StreamSettings(), seconds: float = 3.0) -> None:  # noqa: B008
         self._buf = np.zeros(int(seconds * SAMPLE_RATE), np.int16)
-        self._end: float | None = None  # DAC time just after the last sample appended
+        self._played = 0  # loudspeaker samples appended so far
+        self._captured = 0  # microphone samples looked up so far
+        self._out_anchor: float | None = None  # stream time of loudspeaker sample 0, by the latest block's time
+        self.offset: int | None = None  # loudspeaker sample index minus the microphone's, for the same instant
+        self.moves = 0  # times the offset moved after it settled (xruns and sustained departures)
+        blocks = settings.block / SAMPLE_RATE
+        self._tolerance = settings.align_tolerance_s * SAMPLE_RATE
+        self._sustain = max(1, round(settings.align_sustain_s / blocks))
+        self._settle = max(1, round(settings.align_settle_s / blocks))
+        self._departed: list[float] = []  # consecutive stream-time offsets beyond the tolerance
+        self._settling: list[float] | None = None  # stream-time offsets since a glitch (or the start)
+        self._glitch = False
         self._lock = threading.Lock()
 
-    def append(self, mono: np.ndarray, dac_start: float) -> None:
-        n = len(mono)
+    def append(self, mono: np.ndarray, dac_start: float, glitch: bool = False) -> None:
+        """What the loudspeaker plays next, its first sample at ``dac_start`` (stream time); ``glitch``: the
+        output stream underran just before this block."""
+        n, size = len(mono), len(self._buf)
         with self._lock:
-            self._buf = np.roll(self._buf, -n)
-            self._buf[-n:] = mono
-            reported = dac_start + n / SAMPLE_RATE
-            follow = None if self._end is None else self._end + n / SAMPLE_RATE
-            # An underrun or a restart moves the output for real (more than 50 ms): follow it at once.
-            self._end = reported if follow is None or abs(follow - reported) > 0.05 else 0.9 * follow + 0.1 * reported
+            idx = (self._played + np.arange(n)) % size
+            self._buf[idx] = mono
+            self._out_anchor = dac_start - self._played / SAMPLE_RATE
+            self._played += n
+            self._glitch = self._glitch or glitch
 
-    def between(self, t_start: float, n: int) -> np.ndarray:
-        """The ``n`` samples played from ``t_start`` on (silence for times outside the history)."""
+    def captured(self, n: int, adc_start: float, glitch: bool = False) -> np.ndarray:
+        """The reference for the next ``n`` microphone samples, the first captured at ``adc_start`` (stream
+        time); ``glitch``: the input stream overflowed just before this block. Silence outside the history."""
         out = np.zeros(n, np.int16)
         with self._lock:
-            if self._end is None:
-                return out
-            first = len(self._buf) - int(round((self._end - t_start) * SAMPLE_RATE))
-            lo, hi = max(first, 0), min(first + n, len(self._buf))
-            if hi > lo:
-                out[lo - first : hi - first] = self._buf[lo:hi]
+            if self._out_anchor is not None:
+                seen = (adc_start - self._captured / SAMPLE_RATE - self._out_anchor) * SAMPLE_RATE
+                self._track(seen, glitch or self._glitch)
+                self._glitch = False
+                assert self.offset is not None
+                first = self._captured + self.offset
+                lo, hi = max(first, self._played - len(self._buf)), min(first + n, self._played)
+                if hi > lo:
+                    out[lo - first : hi - first] = self._buf[np.arange(lo, hi) % len(self._buf)]
+            self._captured += n
         return out
+
+    def _track(self, seen: float, glitch: bool) -> None:
+        """Move the offset on a glitch or on a sustained departure of the stream times, else keep it."""
+        if self.offset is None or glitch:
+            self._settling = []
+            self.moves += self.offset is not None
+        if self._settling is not None:
+            self._settling.append(seen)
+            self.offset = int(round(float(np.median(self._settling))))
+            if len(self._settling) >= self._settle:
+                self._settling, self._departed = None, []
+            return
+        if abs(seen - self.offset) <= self._tolerance:
+            self._departed.clear()
+            return
+        self._departed.append(seen)
+        if len(self._departed) >= self._sustain:
+            self.offset = int(round(float(np.median(self._departed))))
+            self._departed.clear()
+            self.moves += 1
 
 
 class LiveDuplexDevice:
@@ -293,7 +347,7 @@ class LiveDuplexDevice:
         self._pull = pull
         self._assembler = ChunkAssembler()
         self.chunks = self._assembler.chunks
-        self._history = PlayedHistory()
+        self._history = PlayedHistory(settings)
         self.on_lost = on_lost
         self.xruns = 0  # callbacks that reported an input overflow or output underflow
         self._last_callback: dict[str, float] = {}
@@ -335,8 +389,8 @@ class LiveDuplexDevice:
         dac = time_info.outputBufferDacTime + self._offset(now, time_info.currentTime)
         out, mono = self._pull(frames, dac)
         outdata[:] = out.reshape(frames, -1)
-        if self.with_mic:
-            self._history.append(mono, dac)
+        if self.with_mic:  # on the stream clock: the offset to time.monotonic() only changes its estimate
+            self._history.append(mono, time_info.outputBufferDacTime, glitch=bool(status))
         else:  # type-to-speak: nothing to capture, but chunks keep the 200 ms pace (and carry what played)
             self._assembler.feed(np.zeros(frames, np.int16), mono, now)
 
@@ -346,7 +400,7 @@ class LiveDuplexDevice:
         if status:
             self.xruns += 1
         adc = time_info.inputBufferAdcTime + self._offset(now, time_info.currentTime)
-        played = self._history.between(adc, frames)
+        played = self._history.captured(frames, time_info.inputBufferAdcTime, glitch=bool(status))
         self._assembler.feed(indata[:, 0], played, adc + frames / SAMPLE_RATE)
 
     # -------------------------------------------------------------------------------- control

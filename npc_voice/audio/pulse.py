@@ -109,7 +109,13 @@ class VirtualSoundCard:
         return done.stdout.strip()
 
     def echo(self, gain_db: float, delay_ms: float) -> None:
-        """Feed the loudspeaker back into the mouth (the NPC hears itself), ``delay_ms`` later, ``gain_db``."""
+        """Feed the loudspeaker back into the mouth (the NPC hears itself), ``delay_ms`` later, ``gain_db``.
+
+        A new call replaces the loopback: with ``adjust_time=0`` (no resampling, so the echo is an exact copy)
+        its delay only grows as the server stalls, measured 60 -> 192 ms over 19 conversations in a row."""
+        if self._echo_module is not None:
+            self.pactl("unload-module", self._echo_module)
+            self._echo_module = None
         self._echo_module = self.pactl("load-module", "module-loopback", "source=speaker.monitor", "sink=mouth",
                                        f"latency_msec={int(delay_ms)}", "adjust_time=0", "source_dont_move=true",
                                        "sink_dont_move=true", "remix=no")

@@ -87,6 +87,14 @@ def live_case(card: VirtualSoundCard, sidecar: str, case_dir: Path, out: Path, s
         for e in events:
             e["t"] = round(e["t"] + move, 4)
     (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    # The loopback's own delay on the air (the loudspeaker's channel against the player's, after the question):
+    # what the echo really was, whatever the reference made of it.
+    after = max(shift + int(np.flatnonzero(np.abs(user) > SOUND)[-1]), 0)  # the question's last sound on the air
+    air = [lag for _, lag, q in reference_lags(mouth[after:], speaker[after:]) if q >= 0.8]
+    (folder / "air.json").write_text(json.dumps({"echo_delay_ms": round(float(np.median(air)), 2) if air else None}))
+    for name in ("mic", "npc"):  # what the sidecar was sent: the microphone and its echo reference
+        if (talk_out / "live" / f"{name}.wav").exists():
+            shutil.copy(talk_out / "live" / f"{name}.wav", folder / f"sent_{name}.wav")
     shutil.rmtree(talk_out, ignore_errors=True)
     return None
 
@@ -110,12 +118,17 @@ def run_mouth_to_ear(cases_dir: Path, out: Path, stream_args: list[str], file_be
     proc.wait_ready()
     try:
         with VirtualSoundCard() as card:
-            if echo is not None:
-                card.echo(gain_db=echo[0], delay_ms=echo[1])
-            problems = {c.name: p for c in cases if (p := live_case(card, proc.address, c, out / "live", stream_args))}
+            problems = {}
+            for c in cases:
+                if echo is not None:  # a fresh loopback each time: its delay drifts up over a run (pulse.py)
+                    card.echo(gain_db=echo[0], delay_ms=echo[1])
+                if p := live_case(card, proc.address, c, out / "live", stream_args):
+                    problems[c.name] = p
         summary, results = score_folder(subset, out / "live")
         report["live"] = _figures(summary, results)
         report["live"].update(_self_interruptions(out / "live", cases))
+        if echo is not None:
+            report["live"]["echo"] = echo_figures(out / "live", cases)
         report["live_problems"] = problems
         if file_bench:
             run_bench(subset, out / "file", realtime=True, parallel=1, sidecar=proc.address, progress=False)
@@ -149,3 +162,82 @@ def _figures(summary: dict[str, Any], results: list[dict[str, Any]]) -> dict[str
         "answered": len(lat),
         "per_case_s": {r["id"]: r.get("latency") for r in results} if results and "id" in results[0] else None,
     }
+
+
+def reference_lags(mic: np.ndarray, ref: np.ndarray, window_s: float = 0.1,
+                   max_lag_s: float = 0.3) -> list[tuple[float, float, float]]:
+    """Where the echo sits behind its reference: per window of the microphone the sent reference plays in,
+    (start s, lag ms, normalised correlation) at the cross-correlation's peak, the echo ``lag`` after it."""
+    win, max_lag = int(window_s * SAMPLE_RATE), int(max_lag_s * SAMPLE_RATE)
+    m_all, r_all = mic.astype(np.float64), ref.astype(np.float64)
+    rows = []
+    for s in range(max_lag, min(len(m_all), len(r_all)) - win, win):
+        m, r = m_all[s : s + win], r_all[s - max_lag : s + win]
+        if np.sqrt(np.mean(r[-win - SAMPLE_RATE // 10 :] ** 2)) < SOUND or not m.any():
+            continue
+        size = 1 << int(np.ceil(np.log2(len(r) + win)))
+        corr = np.fft.irfft(np.fft.rfft(r, size) * np.conj(np.fft.rfft(m, size)), size)[: max_lag + 1]
+        k = int(np.argmax(corr))
+        norm = np.sqrt(np.dot(r[k : k + win], r[k : k + win]) * np.dot(m, m)) + 1e-9
+        rows.append((s / SAMPLE_RATE, (max_lag - k) * 1000.0 / SAMPLE_RATE, float(corr[k] / norm)))
+    return rows
+
+
+def canceller_removal(mic: np.ndarray, ref: np.ndarray) -> list[float]:
+    """The echo canceller run as the sidecar ran it on what it was sent: dB it removed per chunk the NPC's
+    voice was in the reference (and the microphone)."""
+    from npc_voice.audio.echo import EchoCanceller
+    from npc_voice.audio.format import CHUNK_SAMPLES
+
+    canceller, removed = EchoCanceller(), []
+    for start in range(0, min(len(mic), len(ref)) - CHUNK_SAMPLES + 1, CHUNK_SAMPLES):
+        r = ref[start : start + CHUNK_SAMPLES]
+        canceller.process(mic[start : start + CHUNK_SAMPLES], r if r.any() else None)
+        st = canceller.stats
+        if np.sqrt(np.mean(r.astype(np.float64) ** 2)) > SOUND and st.mic_db > -60.0:
+            removed.append(st.mic_db - st.out_db)
+    return removed
+
+
+def echo_figures(results: Path, cases: list[Path]) -> dict[str, Any]:
+    """How steadily the echo followed its reference on the live loop, and what the canceller made of it. Over
+    every case's sent microphone and reference (0.1 s windows where they correlate >= 0.8): how far the lag
+    strayed from the case's own median, how often it moved between neighbouring windows, and the dB the
+    canceller removed per chunk with the NPC's voice in it; and the loopback's own delay on the air."""
+    spread: list[float] = []
+    moves = pairs = 0
+    removed: list[float] = []
+    air = [json.loads((results / c.name / "air.json").read_text())["echo_delay_ms"] for c in cases
+           if (results / c.name / "air.json").exists()]
+    air = [a for a in air if a is not None]
+    for c in cases:
+        mic_path, ref_path = results / c.name / "sent_mic.wav", results / c.name / "sent_npc.wav"
+        if not (mic_path.exists() and ref_path.exists()):
+            continue
+        mic, ref = read_wav(mic_path), read_wav(ref_path)
+        spread_c, moves_c, pairs_c = lag_steadiness(reference_lags(mic, ref))
+        spread += spread_c
+        moves, pairs = moves + moves_c, pairs + pairs_c
+        removed += canceller_removal(mic, ref)
+    pct = (lambda x, q: round(float(np.percentile(x, q)), 2) if len(x) else None)  # noqa: E731
+    return {
+        "air_echo_delay_ms_min": min(air, default=None), "air_echo_delay_ms_max": max(air, default=None),
+        "lag_off_case_median_ms_p50": pct(spread, 50), "lag_off_case_median_ms_p95": pct(spread, 95),
+        "lag_moved_between_windows": f"{moves}/{pairs}",
+        "canceller_removed_db_median": pct(removed, 50), "canceller_removed_db_p10": pct(removed, 10),
+    }
+
+
+def lag_steadiness(rows: list[tuple[float, float, float]]) -> tuple[list[float], int, int]:
+    """From ``reference_lags``' well-correlated windows (>= 0.8): each one's distance (ms) from their median,
+    and how many neighbouring pairs of them differ by a sample or more, of how many."""
+    good = [(t, lag) for t, lag, q in rows if q >= 0.8]
+    if not good:
+        return [], 0, 0
+    median = float(np.median([lag for _, lag in good]))
+    moves = pairs = 0
+    for (t0, a), (t1, b) in zip(good, good[1:], strict=False):
+        if t1 - t0 < 0.15:  # neighbouring windows
+            pairs += 1
+            moves += abs(a - b) > 0.5 * 1000.0 / SAMPLE_RATE
+    return [abs(lag - median) for _, lag in good], moves, pairs
