@@ -144,6 +144,22 @@ def bench_duplex(
         json_out.write_text(json.dumps({"summary": summary, "steps": steps, "cases": results}, indent=1))
 
 
+@bench.command("score")
+@click.argument("cases", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("results", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the summary and per-case outcomes as JSON.")
+def bench_score(cases: Path, results: Path, json_out: Path | None) -> None:
+    """Score a results folder of ``bench duplex`` again (the shared figures and the project's own)."""
+    from npc_voice.bench.score import score_folder
+
+    summary, outcomes = score_folder(cases, results)
+    for key, value in summary.items():
+        click.echo(f"{key:36} {value}")
+    if json_out:
+        json_out.write_text(json.dumps({"summary": summary, "cases": outcomes}, indent=1))
+
+
 @bench.command("perf")
 @click.option("--cases", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=Path("/work/shared/eval/dev"), show_default=True, help="Cases whose user.wav is streamed.")

@@ -2,9 +2,18 @@
 
 NPC speech is found in ``npc.wav`` by energy (20 ms frames above -45 dBFS, pauses under 0.5 s
 merged); a run of 1 s or more takes the floor. Figures are rates over the cases of each task.
-One figure is the project's own, not the shared scorer's: ``withdrawn_answer_rate``, the turns in which
-the NPC started an answer and yielded it because the player went on (a start under 1 s long, which the
-takeover rules do not see, but a player hears).
+Figures that are the project's own, not the shared scorer's:
+
+- ``withdrawn_answer_rate``: the turns in which the NPC started an answer and yielded it because the player went
+  on (a start under 1 s long, which the takeover rules do not see, but a player hears);
+- ``say_again_rate``: turns with a topic (smooth, paused, under game noise) answered with "say that again"
+  (topic ``fallback``): the NPC should only say it when it did not hear the player clearly;
+- for the held-out tasks of ``npc_voice/bench/cases.py``: ``off_topic_unknown_rate`` (a clearly heard turn that
+  fits no topic got the persona's ``unknown`` line) and ``off_topic_unknown_at_gap_rate`` (... within
+  ``NORMAL_GAP`` s: at the normal gap, not after the "unsure" wait); ``bystander_answered`` (cases of speech not
+  addressed to the NPC that it answered: a ``response`` in the window or up to ``RESPONSE_WINDOW`` s after it)
+  of ``bystander_cases``, ``bystander_takeover_rate`` (it took the floor there) and ``bystander_interrupted``
+  (it cut its own line for such speech); ``game_noise_*``: turn-taking, latency and relevance under game sounds.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ FRAME = 0.02
 MERGE_GAP = 0.5
 TAKEOVER_MIN = 1.0
 RESPONSE_WINDOW = 5.0
+NORMAL_GAP = 0.6  # s: an answer later than the turn-latency p90 goal is not at the normal gap
 FOUR_CLASS = {"neutral": "neutral", "calm": "neutral", "happy": "happy", "sad": "sad", "angry": "angry"}
 
 Runs = list[tuple[float, float]]
@@ -88,10 +98,22 @@ def score_case(case: dict[str, Any], runs: Runs, events: list[dict]) -> dict[str
     """Per-case outcomes, as the shared scorer defines them."""
     ex, task = case["expect"], case["task"]
     res: dict[str, Any] = {"id": case["id"], "task": task}
-    if task in ("smooth_turn", "pause_handling", "user_backchannel", "user_interruption", "echo"):
+    if task in ("smooth_turn", "pause_handling", "user_backchannel", "user_interruption", "echo", "off_topic",
+                "game_noise") or (task == "not_addressed" and "respond_after" in ex):
         res["taken"], res["latency"], res["relevant"] = _answer(
             runs, events, ex["respond_after"], ex.get("topics")
         )
+        after = ex["respond_after"]
+        res["say_again"] = _topic(events, after - 0.5, after + RESPONSE_WINDOW) == "fallback"
+    if task == "off_topic":
+        res["unknown_at_gap"] = bool(res["relevant"] and res["taken"] and res["latency"] <= NORMAL_GAP)
+    if task == "not_addressed":
+        windows = ex["not_addressed"]
+        res["kind"] = ex.get("kind")
+        res["answered"] = any(e.get("type") == "response" and a <= e.get("t", -1) <= b + RESPONSE_WINDOW
+                              for e in events for a, b in windows)
+        res["bystander_takeover"] = any(_first_run(runs, a, b) for a, b in ex["no_takeover"])
+        res["bystander_interrupted"] = any(_interrupted(events, a, b + 1.0) for a, b in windows)
     if task in ("pause_handling", "silence"):
         res["pause_takeover"] = any(_first_run(runs, a, b) for a, b in ex["no_takeover"])
     if task in ("smooth_turn", "pause_handling"):
@@ -190,6 +212,17 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
             [r["relevant"] for r in by("user_backchannel", "user_interruption", "echo") if r["taken"]]
         ),
         "withdrawn_answer_rate": _rate([r["withdrawn"] for r in turn]),
+        "say_again_rate": _rate([r["say_again"] for r in by("smooth_turn", "pause_handling", "game_noise")]),
+        "off_topic_unknown_rate": _rate([r["relevant"] and r["taken"] for r in by("off_topic")]),
+        "off_topic_unknown_at_gap_rate": _rate([r["unknown_at_gap"] for r in by("off_topic")]),
+        "off_topic_latency_median_s": _pct([r["latency"] for r in by("off_topic")]),
+        "bystander_cases": len(by("not_addressed")),
+        "bystander_answered": sum(bool(r["answered"]) for r in by("not_addressed")),
+        "bystander_takeover_rate": _rate([r["bystander_takeover"] for r in by("not_addressed")]),
+        "bystander_interrupted": sum(bool(r["bystander_interrupted"]) for r in by("not_addressed")),
+        "game_noise_taking_rate": _rate([r["taken"] for r in by("game_noise")]),
+        "game_noise_latency_median_s": _pct([r["latency"] for r in by("game_noise")]),
+        "game_noise_relevance": _rate([r["relevant"] for r in by("game_noise") if r["taken"]]),
     }
 
 
