@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from npc_voice.features.asr import DEFAULT_RECOGNISER, RECOGNISERS
 from npc_voice.floor.strategies import STRATEGIES
 from npc_voice.persona.commands import persona
 
@@ -39,6 +40,8 @@ def main(verbose: bool) -> None:
     help="Folder of persona files (default: assets/personas).",
 )
 @click.option("--workers", default=4, show_default=True, help="Threads that run session steps.")
+@click.option("--asr", type=click.Choice(RECOGNISERS), default=DEFAULT_RECOGNISER, show_default=True,
+              help="The accurate recogniser that reads the player's turns.")
 @click.option("--max-sessions", default=32, show_default=True, help="Capacity: further sessions get `capacity`.")
 @click.option("--allow-remote", is_flag=True, help="Allow binding to a non-loopback address (needs --curve-*).")
 @click.option(
@@ -61,6 +64,7 @@ def serve(
     allow_remote: bool,
     curve_secret: Path | None,
     curve_clients: Path | None,
+    asr: str,
 ) -> None:
     """Run the sidecar until Ctrl-C or SIGTERM."""
     from npc_voice.transport.server import CurveKeys, serve_forever
@@ -69,7 +73,7 @@ def serve(
         raise click.UsageError("--curve-secret and --curve-clients go together")
     curve = CurveKeys(curve_secret, curve_clients) if curve_secret and curve_clients else None
     sys.exit(serve_forever(address, personas, workers=workers, allow_remote=allow_remote, curve=curve,
-                           max_sessions=max_sessions))
+                           max_sessions=max_sessions, recogniser=asr))
 
 
 @main.command()
@@ -105,6 +109,8 @@ def bench() -> None:
 @click.option("--personas", default=None, help="Folder of persona files for the sidecar this command starts.")
 @click.option("--policy", type=click.Choice(STRATEGIES), default="rules", show_default=True,
               help="The floor's strategy set: our rules, the learned duplex model, or the pipecat/LiveKit cascade.")
+@click.option("--asr", type=click.Choice(RECOGNISERS), default=DEFAULT_RECOGNISER, show_default=True,
+              help="The accurate recogniser of the sidecar this command starts.")
 @click.option(
     "--json",
     "json_out",
@@ -120,6 +126,7 @@ def bench_duplex(
     sidecar: str | None,
     personas: str | None,
     policy: str,
+    asr: str,
     json_out: Path | None,
 ) -> None:
     """Play every case in CASES through a real sidecar and score the result."""
@@ -128,7 +135,7 @@ def bench_duplex(
 
     t = time.monotonic()
     runs = run_bench(cases, out, realtime=realtime, parallel=parallel, sidecar=sidecar, persona_dir=personas,
-                     policy=policy)
+                     policy=policy, recogniser=asr)
     summary, results = score_folder(cases, out)
     steps = step_figures(runs)
     for key, value in summary.items():

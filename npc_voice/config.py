@@ -95,9 +95,27 @@ class TemperamentConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class UnderstandingConfig:
+    """What a read of the player's turn means: a topic, a question the persona has no answer to, a toss-up
+    between two topics, or words not heard clearly (``floor/evidence.py``'s ``understand``)."""
+
+    # P(heard right) (``model/clarity.py``) from which a read counts as heard clearly. tiny.en on dev and the
+    # tuning seed: 0.91 of right reads reach 0.6, and 0.24 of wrong ones (half of those fit a topic anyway).
+    clear_p: float = 0.6
+    # Below this fit a read fits no topic (MiniLM cosine; the persona's nearest example of an off-topic turn is
+    # about 0.3-0.45, of a request in new words 0.5 and up: ``npc-voice bench topics``).
+    unknown_fit: float = 0.5
+    # A fit below ``sure_fit`` whose runner-up topic is within ``which_margin`` is a toss-up: heard clearly, the
+    # NPC asks which ("A sword or a shield, friend?") rather than answer the wrong one.
+    sure_fit: float = 0.7
+    which_margin: float = 0.03
+
+
+@dataclass(frozen=True, kw_only=True)
 class EngineConfig:
     """Everything the engine's stages read."""
 
+    understanding: UnderstandingConfig = field(default_factory=UnderstandingConfig)
     hearing: HearingConfig = field(default_factory=HearingConfig)
     reading: ReadingConfig = field(default_factory=ReadingConfig)
     onset: OnsetConfig = field(default_factory=OnsetConfig)
@@ -118,6 +136,9 @@ class ListeningConfig:
     incomplete_silence_s: float = 1.2  # unfinished words, or words that fit nothing: no hurry to say "what?"
     unsure_silence_s: float = 0.8  # only the streaming words, and they end unfinished
     min_turn_speech_s: float = 0.25  # less voice than this is a cough or a click, not a turn
+    # Words not heard clearly get "say that again": not at once (the player may be going on, or about to say it
+    # again), not after the 1.2 s either (they are waiting for the NPC).
+    unclear_silence_s: float = 0.6
     # A fit this close to a topic's examples is a request the persona knows (a fragment Whisper completed
     # seldom fits this well); below ``unsure_fit`` it fits nothing (the NPC would ask again).
     sure_fit: float = 0.7

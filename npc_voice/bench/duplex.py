@@ -205,15 +205,17 @@ def run_bench(
     persona_dir: str | None = None,
     progress: bool = True,
     policy: str = "rules",
+    recogniser: str | None = None,
 ) -> list[CaseRun]:
-    """Run every case with the floor's ``policy``; returns per-case run records (files are in ``out_dir``)."""
+    """Run every case with the floor's ``policy`` (and the sidecar's accurate ``recogniser``, if this starts it);
+    returns per-case run records (files are in ``out_dir``)."""
     from tqdm import tqdm
 
     cases = load_cases(cases_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     proc = None
     if sidecar is None:
-        proc = SidecarProcess(persona_dir)
+        proc = SidecarProcess(persona_dir, recogniser=recogniser)
         proc.wait_ready()
         address = proc.address
     else:

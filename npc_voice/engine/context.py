@@ -104,7 +104,7 @@ def new_context(resources: EngineResources, persona_id: str, npc_id: str, state:
     recognizer = (parts.recognizer or StreamingRecognizer)(resources.asr, loaded.lm)
     feelings = NpcFeelings(loaded.persona.temperament)
     speaker = Speaker(npc_id, resources.tts, resources.voices, persona, feelings, speaking, stretch)
-    answers = AnswerBuilder(resources, speaker.synth, parts.sentiment or analyse)
+    answers = AnswerBuilder(resources, speaker.synth, parts.sentiment or analyse, config.understanding)
     reader = TurnReader(config.reading, resources, recognizer, answers, persona, game_state, turn, hearing, clock)
     stretch_reader = StretchReader(config.reading, resources, recognizer, hearing, turn, stretch, speaking, strategy,
                                    clock)

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from npc_voice.features.asr import AsrModels, persona_prompt
+from npc_voice.features.asr import DEFAULT_RECOGNISER, AsrModels, persona_prompt
 from npc_voice.features.embed import Embedder
 from npc_voice.features.lm import PersonaLM, build_persona_lm
 from npc_voice.features.vad import shared_session
+from npc_voice.model.clarity import Clarity
 from npc_voice.model.topics import TopicMatcher
 from npc_voice.persona.loader import Persona, PersonaStore, default_persona_dir
 from npc_voice.speech.tts import Synthesizer
@@ -55,11 +56,14 @@ class EngineResources:
     otherwise idle (``read_ahead``), so it never queues ahead of a read someone waits for;
     ``predictive`` is turned off by the sidecar first when it falls behind."""
 
-    def __init__(self, persona_dir: Path | str | None = None, workers: int = 2) -> None:
+    def __init__(self, persona_dir: Path | str | None = None, workers: int = 2,
+                 recogniser: str = DEFAULT_RECOGNISER) -> None:
+        """``recogniser``: the accurate recogniser, one of ``features.asr.RECOGNISERS``."""
         self.personas = PersonaStore(persona_dir or default_persona_dir())
         self.embedder = Embedder.shared()
         shared_session()  # load the VAD model now rather than in the first session's first step
-        self.asr = AsrModels()
+        self.asr = AsrModels(recogniser=recogniser)
+        self.clarity = Clarity.load(recogniser)  # P(heard right) of its reads; None: the floor waits as before
         self.tts = Synthesizer()
         self.workers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="npc-lookahead")
         self._readers = workers

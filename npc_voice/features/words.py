@@ -235,3 +235,14 @@ def is_own_words(heard: str, said: list[str]) -> bool:
 def has_interrupt_cue(text: str) -> bool:
     words = words_of(text)
     return bool(words) and (words[0] in INTERRUPT_CUES or any(w in INTERRUPT_CUES for w in words[:3]))
+
+
+_NAME_RUN = re.compile(r"(?<![.?!]\s)(?<!^)\b([A-Z][a-z]+(?:\s+[A-Z][a-z]+)*)")
+
+
+def key_word(text: str) -> str | None:
+    """The name the player's words turn on, for a persona to echo ("Cambridge? Never heard of it."): the last
+    run of capitalised words that does not open a sentence (Whisper writes names so: "I'm looking for information
+    about Cambridge."), or None. Ordinary words are not echoed: "Hair? Never heard of it." would mock the player."""
+    names = [m.group(1) for m in _NAME_RUN.finditer(text.strip()) if m.group(1) not in ("I", "I'm")]
+    return names[-1] if names else None

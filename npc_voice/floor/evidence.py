@@ -3,9 +3,10 @@ a clear request, the duplex model hearing the player."""
 
 from __future__ import annotations
 
+from npc_voice.config import UnderstandingConfig
 from npc_voice.features.words import has_interrupt_cue, is_backchannel, words_of
 from npc_voice.floor.decision import Action, FloorDecision
-from npc_voice.floor.observation import FloorObservation
+from npc_voice.floor.observation import FloorObservation, Understood
 
 
 def heard_cue(obs: FloorObservation) -> bool:
@@ -52,3 +53,22 @@ def silence_decision(rule: str, obs: FloorObservation, needed: float, reason: st
     """RESPOND once the player's silence reaches ``needed``, else LISTEN; the record says which tier."""
     action = Action.RESPOND if obs.silence_s >= needed else Action.LISTEN
     return FloorDecision(action, rule, f"{reason}: silence {obs.silence_s:.2f} of {needed:.2f} s")
+
+
+def understand(fit: float | None, margin: float | None, clarity: float | None, can_ask_which: bool,
+               config: UnderstandingConfig) -> Understood | None:
+    """What the words mean, from their fit to the persona's best topic (and its ``margin`` over the next) and how
+    sure the recogniser was that it heard them (``clarity``). The recogniser's confidence, not the fit, tells a
+    question the persona has no answer for from a mishearing. None without both (streaming words only, or a
+    recogniser that gives no confidence): the floor then waits as it always did."""
+    if fit is None or clarity is None:
+        return None
+    clear = clarity >= config.clear_p
+    if fit < config.unknown_fit:
+        return Understood.UNKNOWN if clear else Understood.UNCLEAR
+    if fit < config.sure_fit and margin is not None and margin < config.which_margin:
+        if not clear:
+            return Understood.UNCLEAR
+        if can_ask_which:
+            return Understood.WHICH
+    return Understood.TOPIC

@@ -23,6 +23,15 @@ class DuplexOutputs:
     player: float
 
 
+class Understood(enum.Enum):
+    """What a read of the player's turn means to the persona."""
+
+    TOPIC = "topic"  # a topic it knows: answer it
+    UNKNOWN = "unknown"  # heard clearly, fits nothing it knows: say so in character ("Cambridge? Never heard of it.")
+    WHICH = "which"  # heard clearly, two topics fit equally weakly: ask which ("A sword or a shield, friend?")
+    UNCLEAR = "unclear"  # not heard clearly, and it fits no topic plainly: "say that again"
+
+
 @dataclass(frozen=True, kw_only=True)
 class FloorObservation:
     """What the floor rules see in one chunk."""
@@ -60,6 +69,12 @@ class FloorObservation:
     p_complete: float | None = None
     # The NPC was cut off in the player's current turn, and has the rest of its line to say.
     line_cut_off: bool = False
+    # P(the accurate recogniser heard ``words`` right), from its own confidence (``model/clarity.py``); None: no
+    # accurate read, or a recogniser that does not say.
+    clarity: float | None = None
+    # What ``words`` mean to the persona, from their fit and ``clarity`` (``floor/evidence.py``'s ``understand``): the
+    # answer prepared for them says the same. None: the floor decides by fit alone, as before there was a clarity.
+    understood: Understood | None = None
 
 
 class Phase(enum.Enum):

@@ -38,6 +38,8 @@ from npc_voice.floor.rules.ended_backchannel import EndedBackchannel
 from npc_voice.floor.rules.goes_on import GoesOn
 from npc_voice.floor.rules.long_speech import LongSpeech
 from npc_voice.floor.rules.middling_fit import MiddlingFit
+from npc_voice.floor.rules.not_heard_clearly import NotHeardClearly
+from npc_voice.floor.rules.off_topic import OffTopic
 from npc_voice.floor.rules.own_echo import OwnEcho
 from npc_voice.floor.rules.projection import Projection
 from npc_voice.floor.rules.short_stretch import ShortStretch
@@ -47,6 +49,7 @@ from npc_voice.floor.rules.streaming_words import StreamingWords
 from npc_voice.floor.rules.torn_words import TornWords
 from npc_voice.floor.rules.unfinished_or_unknown import UnfinishedOrUnknown
 from npc_voice.floor.rules.unknown_voice import UnknownVoice
+from npc_voice.floor.rules.which_topic import WhichTopic
 
 STRATEGIES = ("rules", "duplex", "cascade")
 
@@ -78,7 +81,8 @@ def rules_strategy(config: FloorConfig) -> StrategySet:
         name="rules",
         arbiter=Arbiter({
             Phase.LISTENING: (StillTalking(listening.min_turn_speech_s), StreamingWords(listening),
-                              UnfinishedOrUnknown(listening), ClearRequest(listening), TornWords(listening),
+                              UnfinishedOrUnknown(listening), OffTopic(listening), NotHeardClearly(listening),
+                              WhichTopic(listening), ClearRequest(listening), TornWords(listening),
                               MiddlingFit(listening)),
             Phase.OVER_NPC: (UnknownVoice(speaking), CueWord(speaking), GoesOn(speaking), ShortStretch(speaking),
                              OwnEcho(), SlowBackchannel(speaking), AwaitingRead(speaking), LongSpeech()),

@@ -43,6 +43,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from npc_voice import events as ev
 from npc_voice.engine.resources import EngineResources
 from npc_voice.engine.session import Session
+from npc_voice.features.asr import DEFAULT_RECOGNISER
 from npc_voice.transport import protocol as p
 
 log = logging.getLogger(__name__)
@@ -614,14 +615,16 @@ def serve_forever(
     allow_remote: bool = False,
     curve: CurveKeys | None = None,
     max_sessions: int = MAX_SESSIONS,
+    recogniser: str = DEFAULT_RECOGNISER,
 ) -> int:
-    """Load the models, bind, serve until SIGINT/SIGTERM; report step times on exit."""
+    """Load the models, bind, serve until SIGINT/SIGTERM; report step times on exit. ``recogniser``: the accurate
+    recogniser (``features.asr.RECOGNISERS``)."""
     t0 = time.perf_counter()
     check_bind(address, allow_remote, curve)  # before the models load: a refusal should be instant
     import torch
 
     torch.set_num_threads(1)
-    res = EngineResources(persona_dir)
+    res = EngineResources(persona_dir, recogniser=recogniser)
     sidecar = Sidecar(
         res, address, workers=workers, allow_remote=allow_remote, curve=curve, max_sessions=max_sessions
     )

@@ -92,6 +92,8 @@ class Floor:
             model_previous=frame.heads_previous,
             p_complete=frame.p_complete,
             line_cut_off=t.after_interrupt and bool(t.unsaid),
+            clarity=answer.clarity if answer is not None else None,
+            understood=answer.understood if answer is not None else None,
         )
 
     def _decide(self, frame: StepFrame, answer: PreparedAnswer | None) -> FloorDecision:

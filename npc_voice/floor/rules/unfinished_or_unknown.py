@@ -12,9 +12,11 @@ from npc_voice.floor.observation import FloorObservation
 
 @dataclass(frozen=True)
 class UnfinishedOrUnknown:
-    """Accurate words that end where a sentence seldom ends ("I would like to buy"), or that fit nothing the
-    persona knows (a fragment, a mishearing, someone thinking aloud): the answer would only be "say that
-    again", so there is no hurry; the long silence."""
+    """Accurate words that end where a sentence seldom ends ("I would like to buy"), or, when the recogniser does not
+    say how sure it was (``understood`` is None), words that fit nothing the persona knows (a fragment, a
+    mishearing, someone thinking aloud): the answer would only be "say that again", so there is no hurry; the
+    long silence. With the recogniser's confidence, ``listening.off_topic`` and ``listening.not_heard_clearly``
+    tell those apart."""
 
     name: ClassVar[str] = "listening.unfinished_or_unknown"
     config: ListeningConfig
@@ -22,6 +24,6 @@ class UnfinishedOrUnknown:
     def decide(self, obs: FloorObservation) -> FloorDecision | None:
         if looks_incomplete(obs.words):
             return silence_decision(self.name, obs, self.config.incomplete_silence_s, "the words end unfinished")
-        if obs.fit is not None and obs.fit < self.config.unsure_fit:
+        if obs.fit is not None and obs.fit < self.config.unsure_fit and obs.understood is None:
             return silence_decision(self.name, obs, self.config.incomplete_silence_s, f"fit {obs.fit:.2f}: unknown")
         return None
