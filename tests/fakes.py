@@ -152,6 +152,8 @@ class FakeResources:
     predictive: bool = True
     reads: int = 0
     clarity: Any = None  # a model of P(heard right) (``model/clarity.py``); None: the recogniser does not say
+    speaker: Any = None  # the speaker encoder (``features/speaker.py``); None: no voice profile
+    listeners: Immediate = field(default_factory=Immediate)
 
     def persona(self, persona_id: str) -> FakeLoaded:
         return smith()

@@ -121,7 +121,19 @@ INTERRUPTIONS: list[tuple[str, list[str], str | None]] = [
 SMOOTH_TOPICS = ["buy_sword", "buy_shield", "prices", "repair", "directions", "about_self", "greeting", "farewell"]
 STORIES = ["dragon_story", "forge_story"]
 # Turns that fit no topic the blacksmith has, spoken clearly: small talk, other trades, nonsense, far places.
+# Held-out sets use these; the engine's thresholds were never looked at on them.
 OFF_TOPIC: list[str] = [
+    "Have you tried the new tavern stew?", "My daughter turned six yesterday.", "It's been a long, dusty road.",
+    "Do you play any music?", "What do you eat for breakfast?", "The stars were bright last night.",
+    "Can you sew a button on my coat?", "Do you sell candles?", "I need someone to look after my goats.",
+    "Could you write a letter for me?", "Where can I get my hair cut?", "Do you know a good fisherman?",
+    "The green teapot dreams of elephants.", "Nine spoons climbed the quiet mountain.",
+    "My shadow would like a cup of tea.", "Tuesday smells like a trumpet.",
+    "What's the population of Madrid?", "Is it raining in Edinburgh today?", "How does a telephone work?",
+    "Who painted the Mona Lisa?",
+]
+# The same kinds of turn for tuning (``tuning=True``: the clarity model's training data, threshold checks).
+TUNING_OFF_TOPIC: list[str] = [
     "Lovely weather we're having today.", "Did you sleep well last night?", "My feet are killing me after that walk.",
     "Do you have any children?", "What is your favourite song?", "I saw a rainbow over the river this morning.",
     "Do you sell fresh bread?", "Can you cut my hair?", "I need a doctor for my mother.",
@@ -133,6 +145,12 @@ OFF_TOPIC: list[str] = [
 ]
 # What others in the room say, not to the NPC (some with the smith's own words in them).
 BYSTANDER: list[str] = [
+    "Have you seen my brother anywhere?", "Let's sit by the window.", "I think it will snow tomorrow.",
+    "That sword looked expensive, didn't it?", "We need more firewood for tonight.",
+    "Did the baker open early today?", "Come on, the others are waiting.", "I lost a coin somewhere here.",
+    "The mayor spoke for an hour this morning.", "Do you want some of my apple?",
+]
+TUNING_BYSTANDER: list[str] = [
     "Did you feed the horses this morning?", "We should get to the inn before dark.",
     "And then the weather changed completely.", "I told him the price was far too high.",
     "She said the bridge was closed again.", "Pass me the bread, would you?",
@@ -140,6 +158,12 @@ BYSTANDER: list[str] = [
     "Did anyone see where I left my gloves?", "The children are playing by the well.",
 ]
 BROADCAST: list[str] = [
+    "Good evening, and welcome to the six o'clock report from the valley, with all the day's stories.",
+    "The king has announced a new bridge over the river, to be finished before the winter.",
+    "And that was the weather. Next, the market prices for wheat, wool and cheese.",
+    "Coming up after the break: our interview with the champion of the summer games.",
+]
+TUNING_BROADCAST: list[str] = [
     "In other news, the harvest festival begins on Saturday with music and dancing in the square.",
     "Tonight's weather: cloudy with a chance of rain in the north, clearing by the morning.",
     "And now, a word from our sponsors. Fresh apples, only two coins a basket, at the market today.",
@@ -170,9 +194,16 @@ class Speaker:
 class Deck:
     """Seeded draws without repeats (until a list runs out) per task, so a task's cases use varied wordings."""
 
-    def __init__(self, seed: int, task: str) -> None:
+    def __init__(self, seed: int, task: str, tuning: bool = False) -> None:
         self.rng = np.random.default_rng([seed, zlib.crc32(task.encode())])
         self.used: dict[str, set[int]] = {}
+        self.tuning = tuning  # draw off-topic and bystander words from the tuning decks
+
+    def words(self, kind: str) -> list[str]:
+        """The deck of ``kind`` ("off_topic", "bystander", "broadcast"): held-out words, or tuning words."""
+        held, tune = {"off_topic": (OFF_TOPIC, TUNING_OFF_TOPIC), "bystander": (BYSTANDER, TUNING_BYSTANDER),
+                      "broadcast": (BROADCAST, TUNING_BROADCAST)}[kind]
+        return tune if self.tuning else held
 
     def draw(self, key: str, items: Sequence[T], ok: Callable[[T], bool] = lambda _: True) -> T:
         """A random item of `items` that passes `ok`, not drawn before under `key` while fresh ones remain."""
@@ -384,7 +415,7 @@ def game_noise(rng: np.random.Generator, n: int, kind: str) -> np.ndarray:
         return music(rng, n)
     if kind == "crowd":
         for _ in range(5):
-            voice = synthesise(str(rng.choice(BYSTANDER + OFF_TOPIC)), _speaker(rng))[::-1]  # no words to catch
+            voice = synthesise(str(rng.choice(TUNING_BYSTANDER)), _speaker(rng))[::-1]  # reversed: no words to catch
             reps = np.tile(voice, n // len(voice) + 1)[:n]
             x += np.roll(reps, int(rng.integers(n))) / (np.sqrt(np.mean(reps**2)) + 1e-9)
         return x / (np.sqrt(np.mean(x**2)) + 1e-9)
@@ -419,7 +450,7 @@ def _other_voice(rng: np.random.Generator, player: Speaker, level_db: tuple[floa
 
 
 def _off_topic(tl: Timeline, deck: Deck, i: int) -> tuple[float, dict, dict]:
-    text = deck.draw("off_topic", OFF_TOPIC)
+    text = deck.draw("off_topic", deck.words("off_topic"))
     _, end = tl.say(tl.rng.uniform(0.8, 1.5), text, "turn")
     return end + 6.0, {"respond_after": end, "topics": ["unknown"]}, {}
 
@@ -435,18 +466,20 @@ def _not_addressed(tl: Timeline, deck: Deck, i: int) -> tuple[float, dict, dict]
         end = rng.uniform(0.8, 1.5) - 0.5
         extents = []
         for k in range(3):
-            extents.append(tl.say(end + rng.uniform(0.3, 0.9), deck.draw("bystander", BYSTANDER), "bystander",
-                                  speaker=voices[k % 2], room=rooms[k % 2]))
+            said = deck.draw("bystander", deck.words("bystander"))
+            extents.append(tl.say(end + rng.uniform(0.3, 0.9), said, "bystander", speaker=voices[k % 2],
+                                  room=rooms[k % 2]))
             end = extents[-1][1]
         windows = [[extents[0][0], end]]
     elif kind == "broadcast":
         voice = _other_voice(rng, p, (-40, -32))
-        start, end = tl.say(rng.uniform(0.8, 1.5), deck.draw("broadcast", BROADCAST), "bystander", speaker=voice,
-                            room=loudspeaker(rng))
+        said = deck.draw("broadcast", deck.words("broadcast"))
+        start, end = tl.say(rng.uniform(0.8, 1.5), said, "bystander", speaker=voice, room=loudspeaker(rng))
         windows = [[start, end]]
     elif kind == "reverberant_hall":  # someone calling across a stone hall
         voice = _other_voice(rng, p, (-36, -30))
-        start, end = tl.say(rng.uniform(0.8, 1.5), deck.draw("bystander", BYSTANDER), "bystander", speaker=voice,
+        said = deck.draw("bystander", deck.words("bystander"))
+        start, end = tl.say(rng.uniform(0.8, 1.5), said, "bystander", speaker=voice,
                             room=reverberant(rng, rng.uniform(1.0, 1.6), rng.uniform(-8.0, -3.0)))
         windows = [[start, end]]
     elif kind == "companion":  # the player asks; then a companion beside them says something to the player
@@ -454,7 +487,7 @@ def _not_addressed(tl: Timeline, deck: Deck, i: int) -> tuple[float, dict, dict]
         topic = next(k for k, ts in PHRASES.items() if text in ts)
         _, ra = tl.say(rng.uniform(0.8, 1.5), text, "turn")
         voice = _other_voice(rng, p, (p.level_db - 9, p.level_db - 4))
-        start, end = tl.say(ra + rng.uniform(7.0, 8.0), deck.draw("bystander", BYSTANDER), "bystander",
+        start, end = tl.say(ra + rng.uniform(7.0, 8.0), deck.draw("bystander", deck.words("bystander")), "bystander",
                             speaker=voice, room=reverberant(rng, rng.uniform(0.3, 0.6), rng.uniform(0.0, 6.0)))
         expect.update({"respond_after": ra, "topics": [topic, *ALSO.get(text, [])]})
         windows = [[start, end]]
@@ -487,13 +520,15 @@ RENDER = {"smooth_turn": _smooth, "pause_handling": _pause, "user_backchannel": 
           "not_addressed": _not_addressed, "game_noise": _game_noise}
 
 
-def render_cases(out: Path, seed: int = 0, per_task: dict | None = None) -> list[str]:
-    """Write every case into `out` (`per_task`: case counts that override the dev-like defaults); returns the ids."""
+def render_cases(out: Path, seed: int = 0, per_task: dict | None = None, tuning: bool = False) -> list[str]:
+    """Write every case into `out` (`per_task`: case counts that override the dev-like defaults); returns the ids.
+    ``tuning``: off-topic and bystander words from the tuning decks, for fitting and checking the engine's
+    thresholds; held-out sets (the default) use words it was never looked at on."""
     counts = {**TASKS, **(per_task or {})}
     out.mkdir(parents=True, exist_ok=True)
     ids, lines = [], []
     for task_no, (task, count) in enumerate(counts.items()):
-        deck = Deck(seed, task)
+        deck = Deck(seed, task, tuning)
         for i in range(count):
             cid = f"{task}-{i + 1:03d}"
             rng = np.random.default_rng([seed, task_no, i])

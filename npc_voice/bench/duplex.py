@@ -5,6 +5,8 @@ time, through a file-backed full-duplex device; the NPC's replies go through the
 the game uses. The results folder holds what the player heard (``npc.wav``), what the sidecar was
 sent (``mic.wav``), every event with its time on the case timeline (``events.jsonl``) and each step's
 compute time and round trip by chunk (``steps.json``: where in a case a slow step or a stall fell).
+A case's ``game`` timeline (the player out of earshot, not facing the NPC) goes out with each chunk as
+the ``mic`` message's ``attention``, as the game component sends it.
 
 Two clocks:
 - ``realtime``: the microphone is paced by the wall clock and replies are timed as they arrive:
@@ -45,6 +47,13 @@ class CaseRun:
     errors: list[str] = field(default_factory=list)
     underruns: int = 0
     audible_underruns: int = 0  # of those, the ones that cut into the NPC's voice
+
+
+def attention_at(case: dict[str, Any], t: float) -> dict[str, bool] | None:
+    """What the case's ``game`` timeline says at time ``t`` (its last entry at or before ``t``): the ``mic``
+    message's ``attention`` (the player in earshot, facing the NPC), or None if it says nothing."""
+    said = [g.get("attention") for g in case.get("game", []) if g.get("t", 0.0) <= t + 1e-9]
+    return said[-1] if said else None
 
 
 def load_cases(folder: Path) -> list[dict[str, Any]]:
@@ -172,7 +181,7 @@ def run_case(
             deliver_until(t_ready)
             mic, played = device.capture(k)
             sent_at[k] = time.monotonic()
-            session.send_mic(mic, played, t_capture=t_ready)
+            session.send_mic(mic, played, t_capture=t_ready, attention=attention_at(case, k * CHUNK_SECONDS))
             outstanding += 1
             if not realtime:
                 collect(REPLY_TIMEOUT_S)

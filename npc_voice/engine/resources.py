@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from npc_voice.features.asr import DEFAULT_RECOGNISER, AsrModels, persona_prompt
 from npc_voice.features.embed import Embedder
 from npc_voice.features.lm import PersonaLM, build_persona_lm
+from npc_voice.features.speaker import SpeakerEncoder
 from npc_voice.features.vad import shared_session
 from npc_voice.model.clarity import Clarity
 from npc_voice.model.topics import TopicMatcher
@@ -72,6 +73,9 @@ class EngineResources:
         self.predictive = True
         self.learned = True  # the duplex model runs in the sessions' steps (off under overload)
         self.voices = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-voice-ahead")
+        # Who speaks: the player's voice profile and each turn's speaker embedding (~0.1 s), on their own thread.
+        self.speaker = SpeakerEncoder.shared()
+        self.listeners = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-speaker")
         self._lock = threading.Lock()
         self._loaded: dict[str, LoadedPersona] = {}
         self._broken: dict[str, PersonaProblem] = {}  # persona id -> its broken edit
@@ -193,5 +197,6 @@ class EngineResources:
     def close(self) -> None:
         self.workers.shutdown(wait=False, cancel_futures=True)
         self.voices.shutdown(wait=False, cancel_futures=True)
+        self.listeners.shutdown(wait=False, cancel_futures=True)
         self._reloader.shutdown(wait=False, cancel_futures=True)
         self.asr.close()

@@ -3,10 +3,10 @@ a clear request, the duplex model hearing the player."""
 
 from __future__ import annotations
 
-from npc_voice.config import UnderstandingConfig
+from npc_voice.config import AddresseeConfig, UnderstandingConfig
 from npc_voice.features.words import has_interrupt_cue, is_backchannel, words_of
 from npc_voice.floor.decision import Action, FloorDecision
-from npc_voice.floor.observation import FloorObservation, Understood
+from npc_voice.floor.observation import Addressee, FloorObservation, Understood
 
 
 def heard_cue(obs: FloorObservation) -> bool:
@@ -66,9 +66,34 @@ def understand(fit: float | None, margin: float | None, clarity: float | None, c
     clear = clarity >= config.clear_p
     if fit < config.unknown_fit:
         return Understood.UNKNOWN if clear else Understood.UNCLEAR
+    if not clear and fit < config.unclear_fit:
+        return Understood.UNCLEAR
     if fit < config.sure_fit and margin is not None and margin < config.which_margin:
         if not clear:
             return Understood.UNCLEAR
         if can_ask_which:
             return Understood.WHICH
     return Understood.TOPIC
+
+
+def not_addressed(a: Addressee | None, config: AddresseeConfig) -> str | None:
+    """Why this speech is not the player talking to the NPC, or None if it may be. In order: the game says so
+    (out of earshot, not facing; a push-to-talk key not held); another voice than the session's player; a voice
+    blurred by a room's reverberation, as a voice metres off, across a hall or out of a TV is; a voice far quieter
+    than the player's and a little blurred."""
+    if a is None:
+        return None
+    if a.away is not None:
+        return f"the game says the player is {a.away}"
+    if a.key_up:
+        return "push-to-talk, and the key was not held"
+    if a.speech_s < config.min_speech_s:
+        return None
+    if a.voice_similarity is not None and a.voice_similarity < config.other_voice_similarity:
+        return f"another voice than the player's (similarity {a.voice_similarity:.2f})"
+    if a.fall_db is not None and a.fall_db < config.reverberant_fall_db:
+        return f"distant or reverberant: its energy falls at most {a.fall_db:.1f} dB per 10 ms"
+    if (a.level_db is not None and a.player_level_db is not None and a.fall_db is not None
+            and a.level_db < a.player_level_db - config.quieter_db and a.fall_db < config.quieter_fall_db):
+        return f"{a.player_level_db - a.level_db:.0f} dB quieter than the player, and blurred"
+    return None

@@ -33,6 +33,21 @@ class Understood(enum.Enum):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Addressee:
+    """Whether the speech of this turn (or of the stretch over the NPC) is the player talking to the NPC: what the
+    game says, and what the sound says (``engine/stages/addressee.py``). None where not known."""
+
+    away: str | None = None  # the game says the player cannot be talking to it: "out of earshot", "not facing"
+    key_up: bool = False  # a push-to-talk session, and the key was not held while this was said
+    speech_s: float = 0.0  # voiced time judged
+    level_db: float | None = None  # its loud frames' level (dBFS)
+    player_level_db: float | None = None  # the player's, from the turns answered
+    fall_db: float | None = None  # how fast its energy falls (90th percentile of 10 ms drops): near-field, dry
+    tilt_db: float | None = None  # its 2-5 kHz over 0.3-1 kHz energy (a distant or loudspeaker voice is duller)
+    voice_similarity: float | None = None  # cosine of its speaker embedding to the player's (None: no profile yet)
+
+
+@dataclass(frozen=True, kw_only=True)
 class FloorObservation:
     """What the floor rules see in one chunk."""
 
@@ -75,6 +90,7 @@ class FloorObservation:
     # What ``words`` mean to the persona, from their fit and ``clarity`` (``floor/evidence.py``'s ``understand``): the
     # answer prepared for them says the same. None: the floor decides by fit alone, as before there was a clarity.
     understood: Understood | None = None
+    addressee: Addressee | None = None  # who the speech is for (None: not judged, as before there was a judge)
 
 
 class Phase(enum.Enum):

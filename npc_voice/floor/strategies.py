@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from npc_voice.config import CascadeConfig, DuplexConfig, FloorConfig
+from npc_voice.config import AddresseeConfig, CascadeConfig, DuplexConfig, FloorConfig
 from npc_voice.floor.arbiter import Arbiter
 from npc_voice.floor.decision import FloorDecision
 from npc_voice.floor.evidence import hears_player
@@ -38,6 +38,8 @@ from npc_voice.floor.rules.ended_backchannel import EndedBackchannel
 from npc_voice.floor.rules.goes_on import GoesOn
 from npc_voice.floor.rules.long_speech import LongSpeech
 from npc_voice.floor.rules.middling_fit import MiddlingFit
+from npc_voice.floor.rules.not_addressed import NotAddressed
+from npc_voice.floor.rules.not_addressed_over_npc import NotAddressedOverNpc
 from npc_voice.floor.rules.not_heard_clearly import NotHeardClearly
 from npc_voice.floor.rules.off_topic import OffTopic
 from npc_voice.floor.rules.own_echo import OwnEcho
@@ -75,21 +77,24 @@ class StrategySet:
         return self.player_p is None or hears_player(player_p, self.player_p)
 
 
-def rules_strategy(config: FloorConfig) -> StrategySet:
+def rules_strategy(config: FloorConfig, addressee: AddresseeConfig | None = None) -> StrategySet:
     listening, speaking = config.listening, config.speaking
+    who = addressee or AddresseeConfig()
     return StrategySet(
         name="rules",
         arbiter=Arbiter({
-            Phase.LISTENING: (StillTalking(listening.min_turn_speech_s), StreamingWords(listening),
+            Phase.LISTENING: (StillTalking(listening.min_turn_speech_s),
+                              NotAddressed(who, listening.sure_silence_s), StreamingWords(listening),
                               UnfinishedOrUnknown(listening), OffTopic(listening), NotHeardClearly(listening),
                               WhichTopic(listening), ClearRequest(listening), TornWords(listening),
                               MiddlingFit(listening)),
-            Phase.OVER_NPC: (UnknownVoice(speaking), CueWord(speaking), GoesOn(speaking), ShortStretch(speaking),
-                             OwnEcho(), SlowBackchannel(speaking), AwaitingRead(speaking), LongSpeech()),
-            Phase.STRETCH_ENDED: (CueWord(speaking), GoesOn(speaking), EndedAwaitingRead(speaking),
-                                  EndedBackchannel()),
+            Phase.OVER_NPC: (NotAddressedOverNpc(who), UnknownVoice(speaking), CueWord(speaking), GoesOn(speaking),
+                             ShortStretch(speaking), OwnEcho(), SlowBackchannel(speaking), AwaitingRead(speaking),
+                             LongSpeech()),
+            Phase.STRETCH_ENDED: (NotAddressedOverNpc(who), CueWord(speaking), GoesOn(speaking),
+                                  EndedAwaitingRead(speaking), EndedBackchannel()),
         }),
-        projection=Projection(listening, config.projection),
+        projection=Projection(listening, config.projection, who),
         player_p=speaking.player_p,
     )
 
@@ -124,12 +129,13 @@ def cascade_strategy(config: CascadeConfig | None = None) -> StrategySet:
     )
 
 
-def strategy_for(name: str, patience: float, prosody: tuple[float, float] | None = None) -> StrategySet:
+def strategy_for(name: str, patience: float, prosody: tuple[float, float] | None = None,
+                 addressee: AddresseeConfig | None = None) -> StrategySet:
     """The strategy set ``name`` for a persona of ``patience``; ``prosody``: the endpoint model's (P(end),
-    hold) thresholds when it is loaded, for projection."""
+    hold) thresholds when it is loaded, for projection; ``addressee``: when speech is not the player's to answer."""
     if name == "rules":
         config = FloorConfig.for_patience(patience)
-        return rules_strategy(config if prosody is None else config.with_prosody(*prosody))
+        return rules_strategy(config if prosody is None else config.with_prosody(*prosody), addressee)
     if name == "duplex":
         return duplex_strategy()
     if name == "cascade":

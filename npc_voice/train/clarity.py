@@ -68,7 +68,7 @@ def main(recogniser: str) -> None:
     from npc_voice.bench.cases import render_cases
 
     with tempfile.TemporaryDirectory() as tmp:
-        render_cases(Path(tmp), seed=TUNING_SEED)
+        render_cases(Path(tmp), seed=TUNING_SEED, tuning=True)
         data = segments([DEV, Path(tmp)])
     asr = AsrModels(recogniser=recogniser)
     persona = load_persona(PERSONA)

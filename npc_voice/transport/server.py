@@ -43,6 +43,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from npc_voice import events as ev
 from npc_voice.engine.resources import EngineResources
 from npc_voice.engine.session import Session
+from npc_voice.engine.state import Attention
 from npc_voice.features.asr import DEFAULT_RECOGNISER
 from npc_voice.transport import protocol as p
 
@@ -507,7 +508,7 @@ class Sidecar:
         session: Session | None = None
         try:
             session = Session(self.res, msg.persona, msg.npc_id, msg.state, simulated_clock=msg.clock == "simulated",
-                              floor_events=msg.floor, policy=msg.policy, explain=msg.why)
+                              floor_events=msg.floor, policy=msg.policy, explain=msg.why, talk_mode=msg.talk_mode)
             reply: p.Message = p.Opened(session=msg.session, persona=msg.persona, npc_id=msg.npc_id)
         except KeyError as exc:
             reply = p.Error(session=msg.session, code="unknown_persona", message=str(exc.args[0]))
@@ -529,7 +530,9 @@ class Sidecar:
     def _run_step(self, key: tuple[bytes, str], slot: _Slot, msg: p.MicChunk, lost: int) -> None:
         assert slot.session is not None
         try:
-            result = slot.session.step(msg.pcm, msg.played, msg.state, cue=msg.cue)
+            result = slot.session.step(msg.pcm, msg.played, msg.state, cue=msg.cue,
+                                       attention=Attention(**msg.attention) if msg.attention else None,
+                                       talking=msg.talking)
             reply: p.Message = p.StepReply(
                 session=msg.session,
                 seq=msg.seq,
