@@ -125,7 +125,10 @@ class AddresseeConfig:
     # reverberation fills the gaps after syllables: voices a few metres off or across a hall, and a TV, fall at
     # most 1.8-3.2 dB; the dev and tuning players 4.1 and up (10th percentile), real read speech 5.4-7.7, the
     # real phone call 3.6 and up but for one overlapped turn.
-    reverberant_fall_db: float = 3.3
+    reverberant_fall_db: float = 3.2
+    # ... judged only where the voice stands this far above the room's noise: under game noise 5-15 dB below the
+    # voice the noise, not a room, holds the falls up (the tuning cases' players under game noise fall 3.6-4.0).
+    fall_snr_db: float = 15.0
     min_speech_s: float = 0.6  # less voice than this says too little about the room (or the voice) to judge
     # Another voice: cosine of the stretch's speaker embedding to the player's profile. The same synthetic voice
     # in other sentences: 0.70 (5th percentile) to 0.90; other voices: median 0.55, 95th percentile 0.78.

@@ -41,6 +41,7 @@ class Addressee:
     key_up: bool = False  # a push-to-talk session, and the key was not held while this was said
     speech_s: float = 0.0  # voiced time judged
     level_db: float | None = None  # its loud frames' level (dBFS)
+    snr_db: float | None = None  # ... above the room's noise between voices
     player_level_db: float | None = None  # the player's, from the turns answered
     fall_db: float | None = None  # how fast its energy falls (90th percentile of 10 ms drops): near-field, dry
     tilt_db: float | None = None  # its 2-5 kHz over 0.3-1 kHz energy (a distant or loudspeaker voice is duller)

@@ -19,14 +19,28 @@ from npc_voice.floor.evidence import not_addressed
 from npc_voice.floor.observation import Addressee
 
 FRAME = 160  # 10 ms
+WINDOW = 512  # 32 ms Hann windows every 10 ms: a syllable's fall, not the ripple of single pitch periods
 LOUD_RANGE_DB = 30.0  # frames this far below the loudest are not voice (levels, drops, the embedding's audio)
+QUIET_FRAMES = 300  # the room's noise: its level over the last 3 s without voice
+_HANN = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(WINDOW) / WINDOW)).astype(np.float32)
+
+
+def frame_levels(tail: np.ndarray, chunk: np.ndarray) -> np.ndarray:
+    """Level (dB re full scale of a windowed frame) of each 10 ms step of ``chunk``, each frame a 32 ms Hann window
+    ending there (``tail``: the ``WINDOW - FRAME`` samples before the chunk)."""
+    x = np.concatenate([tail, chunk]).astype(np.float32) / 32768.0
+    n = len(chunk) // FRAME
+    idx = np.arange(WINDOW)[None, :] + FRAME * np.arange(n)[:, None]
+    energy = np.sum((x[idx] * _HANN) ** 2, axis=1) / np.sum(_HANN**2)
+    return 10 * np.log10(energy + 1e-10)
 
 
 def level_and_fall(levels: list[float]) -> tuple[float | None, float | None]:
     """The loud frames' level (90th percentile, dBFS) and how fast the voice falls: the 90th percentile of the
-    drops from one 10 ms frame to the next among frames within ``LOUD_RANGE_DB`` of the loudest (a gap between
-    chunks, nan, is not a drop). A dry voice near the microphone drops 4-8 dB in 10 ms at the end of a syllable;
-    reverberation holds the energy up, and a voice metres off or across a hall drops 2-3 dB."""
+    drops from one 10 ms step to the next (32 ms windows, ``frame_levels``) among frames within ``LOUD_RANGE_DB``
+    of the loudest (a gap between chunks, nan, is not a drop). A dry voice near the microphone drops 4-8 dB a
+    step at the end of a syllable; reverberation holds the energy up: a voice metres off or across a hall, or a
+    TV in the room, drops 2-3 dB."""
     x = np.array(levels, dtype=np.float64)
     ok = np.isfinite(x)
     if ok.sum() < 10:
@@ -59,6 +73,8 @@ class AddresseeEvidence:
         self.config, self.state, self.hearing, self.turn, self.recognizer = config, state, hearing, turn, recognizer
         self.npc_speaking, self.embed, self.executor = npc_speaking, embed, executor
         self.tilts: list[float] = []
+        self.tail = np.zeros(WINDOW - FRAME, np.int16)  # the last samples of the chunk before
+        self.quiet: list[float] = []  # 10 ms levels of the last quiet chunks (the room's noise)
 
     def run(self, frame: StepFrame) -> None:
         s, h = self.state, self.hearing
@@ -67,13 +83,16 @@ class AddresseeEvidence:
         if frame.started and self.npc_speaking():
             s.reset()  # speech over the NPC: judged on its own
             self.tilts = []
+        assert frame.clean is not None
+        tail, self.tail = self.tail, frame.clean[-(WINDOW - FRAME) :]
         voiced = frame.started or frame.was_speaking or h.in_speech
         if not voiced:
+            # the room between voices: its level is what the voice's falls are measured against
+            self.quiet = [*self.quiet, *frame_levels(tail, frame.clean).tolist()][-QUIET_FRAMES:]
             return
-        assert frame.clean is not None
         s.away = s.away or s.attention.away
         s.key_held = s.key_held or bool(frame.talking)
-        s.levels += [math.nan, *block_db(frame.clean, FRAME).tolist()]
+        s.levels += [math.nan, *frame_levels(tail, frame.clean).tolist()]
         del s.levels[:-MAX_LEVEL_FRAMES]
         s.speech_s = h.speech_s if self.npc_speaking() else self.turn.speech_s
         t = tilt(frame.clean)
@@ -106,8 +125,10 @@ class AddresseeEvidence:
         if voice is not None and s.embedding is not None and s.embedding.done() and not s.embedding.cancelled() \
                 and s.embedding.exception() is None:
             similarity = float(np.dot(voice, s.embedding.result()))
+        noise = float(np.median(self.quiet)) if len(self.quiet) >= 20 else None
         return Addressee(
             away=s.away, key_up=s.push_to_talk and not s.key_held, speech_s=s.speech_s, level_db=level,
+            snr_db=None if level is None or noise is None else level - noise,
             player_level_db=float(np.median(s.profile_levels)) if s.profile_levels else None, fall_db=fall,
             tilt_db=float(np.median(self.tilts)) if self.tilts else None, voice_similarity=similarity)
 
