@@ -196,6 +196,10 @@ class SpeakingConfig:
     # words, it is the player whatever the model says (a voice unlike any it learned).
     player_p: float = 0.5
     unheard_max_s: float = 3.0
+    # The player's voice this long over the NPC and nothing decided yet: the NPC pauses its line at once (as a
+    # person falls silent when talked over), and takes it up again if it was only "mm-hm". Waiting for the words
+    # ("wait!" is heard 0.5-0.7 s after its onset) stops it 0.53 s after an interruption begins (dev).
+    hold_after_s: float = 0.15
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -235,6 +239,7 @@ class FloorConfig:
             speaking=SpeakingConfig(
                 backchannel_max_s=round(min(1.5, max(0.4, 0.7 * (1.5 - patience))), 3),
                 cue_min_s=0.2 if patience >= 0.3 else float("inf"),
+                hold_after_s=0.15 if patience >= 0.3 else float("inf"),  # an impatient NPC talks on over them
             ),
             projection=ProjectionConfig(projected_gap_s=round(0.2 * scale, 3)),
         )

@@ -122,7 +122,7 @@ def run_case(
         audio_events = []
         for e in reply.events:
             wire = e.to_wire()
-            if e.type == "interrupted":
+            if e.type == "interrupted" or (e.type == "held" and getattr(e, "held", False)):
                 buffer.flush()
             if e.offset is None:
                 wire["t"] = round(at, 4)

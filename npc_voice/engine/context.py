@@ -77,6 +77,7 @@ class SessionContext:
     barks: BarkScheduler
     parts: EngineParts
     addressee: AddresseeState
+    hold_events: bool = False  # the client asked for ``held`` events (it drops queued audio on them)
 
     def reset_turn(self) -> None:
         """The player's turn is over (answered, or only a backchannel): a new one starts from nothing."""
@@ -96,7 +97,8 @@ class SessionContext:
 
 def new_context(resources: EngineResources, persona_id: str, npc_id: str, state: dict[str, Any] | None,
                 seed: int | None, simulated_clock: bool, policy: str, config: EngineConfig | None = None,
-                parts: EngineParts | None = None, push_to_talk: bool = False) -> SessionContext:
+                parts: EngineParts | None = None, push_to_talk: bool = False,
+                hold_events: bool = False) -> SessionContext:
     """Wire a session's parts for ``persona_id`` (raises ``KeyError``/``PersonaError`` as the resources do).
     ``push_to_talk``: only speech while the game says the key is held is the player's."""
     config, parts = config or EngineConfig(), parts or EngineParts()
@@ -123,4 +125,4 @@ def new_context(resources: EngineResources, persona_id: str, npc_id: str, state:
                           speaking, reader)
     return SessionContext(config, resources, npc_id, persona, game_state, rng, clock, strategy, hearing, turn,
                           stretch, speaking, recognizer, PlayerTone(), feelings, answers, speaker, reader,
-                          stretch_reader, barks, parts, AddresseeState(push_to_talk=push_to_talk))
+                          stretch_reader, barks, parts, AddresseeState(push_to_talk=push_to_talk), hold_events)

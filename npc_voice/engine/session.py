@@ -61,6 +61,7 @@ class Session:
         explain: bool = True,
         parts: EngineParts | None = None,
         talk_mode: str = "open",
+        hold_events: bool = False,
     ) -> None:
         """``simulated_clock``: chunks arrive faster than real time (a bench), so a due answer waits for its
         look-ahead work in the step, where the step's measured time charges it to the simulated clock.
@@ -69,14 +70,16 @@ class Session:
         ``policy``: the floor's strategy set, ``rules`` (default), ``duplex`` or ``cascade``
         (``npc_voice/floor/strategies.py``). ``parts``: fakes in place of the real VAD, recogniser, models.
         ``talk_mode``: ``open`` (an open microphone) or ``push_to_talk`` (only speech with the key held is the
-        player's: ``step``'s ``talking``).
+        player's: ``step``'s ``talking``). ``hold_events``: the client drops its queued NPC audio on a ``held``
+        event (the NPC paused its line as the player began to talk over it), so the pause is heard at once.
         Raises ``KeyError`` for an unknown persona, ``ValueError`` for a
         broken one or an unknown policy."""
         self.npc_id = npc_id
         if talk_mode not in ("open", "push_to_talk"):
             raise ValueError(f"unknown talk mode {talk_mode!r}; known: open, push_to_talk")
         self.context: SessionContext = new_context(resources, persona_id, npc_id, state, seed, simulated_clock,
-                                                   policy, config, parts, push_to_talk=talk_mode == "push_to_talk")
+                                                   policy, config, parts, push_to_talk=talk_mode == "push_to_talk",
+                                                   hold_events=hold_events)
         self.stages = pipeline(self.context, floor_events, explain)
         self.steps = 0
 

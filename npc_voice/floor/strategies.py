@@ -68,6 +68,9 @@ class StrategySet:
     player_p: float | None = None
     needs_heads: bool = False  # the duplex model's heads decide: it runs in every step, even under overload
     needs_turn_model: bool = False  # the smart-turn model reads the turn at each pause
+    # The NPC pauses its line once the player's voice has gone on this long over it, undecided (``gate.hold_line``,
+    # ``engine/stages/hold.py``); None: it talks on until a rule decides.
+    hold_after_s: float | None = None
 
     def decide(self, obs: FloorObservation) -> FloorDecision:
         return self.arbiter.decide(obs)
@@ -96,6 +99,7 @@ def rules_strategy(config: FloorConfig, addressee: AddresseeConfig | None = None
         }),
         projection=Projection(listening, config.projection, who),
         player_p=speaking.player_p,
+        hold_after_s=speaking.hold_after_s,
     )
 
 

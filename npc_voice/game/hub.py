@@ -274,8 +274,8 @@ class VoiceHub:
             return
         timed = []
         for e in reply.events:
-            if e.type == "interrupted":
-                link.channel.buffer.flush()  # the NPC stops at once: drop what is queued to play
+            if e.type == "interrupted" or (e.type == "held" and getattr(e, "held", False)):
+                link.channel.buffer.flush()  # the NPC stops (or pauses) at once: drop what is queued to play
                 with link.lock:
                     link.pending.clear()
                 self._post(link, now, e)

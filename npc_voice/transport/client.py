@@ -159,7 +159,7 @@ class _SessionInfo:
         return p.OpenSession(
             session=session, persona=self.persona, npc_id=self.npc_id, state=self.state, clock=self.clock,
             floor=self.floor, policy=self.policy, why=self.floor,  # this client reads a floor event's rule
-            talk_mode=self.talk_mode,
+            talk_mode=self.talk_mode, held=True,  # this client drops queued audio on a ``held`` event
         )
 
 

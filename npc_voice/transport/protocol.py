@@ -104,6 +104,9 @@ class OpenSession(Message):
     # reason as ``floor``: a client of revision 2026-12-01 rejects fields it does not know.
     why: bool = False
     talk_mode: str = "open"  # one of ``TALK_MODES``
+    # True: this client drops its queued NPC audio on a ``held`` event (the NPC pauses its line when the player
+    # talks over it). Opt-in: a client of an earlier revision rejects events it does not know.
+    held: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -456,6 +459,7 @@ def decode(frames: list[bytes]) -> Message:
             policy=_policy(_field(header, "policy", str, session, required=False, default="rules"), session),
             why=_field(header, "why", bool, session, required=False, default=False),
             talk_mode=_talk_mode(_field(header, "talk_mode", str, session, required=False, default="open"), session),
+            held=_field(header, "held", bool, session, required=False, default=False),
         )
     if cls is Opened:
         return Opened(

@@ -508,7 +508,8 @@ class Sidecar:
         session: Session | None = None
         try:
             session = Session(self.res, msg.persona, msg.npc_id, msg.state, simulated_clock=msg.clock == "simulated",
-                              floor_events=msg.floor, policy=msg.policy, explain=msg.why, talk_mode=msg.talk_mode)
+                              floor_events=msg.floor, policy=msg.policy, explain=msg.why, talk_mode=msg.talk_mode,
+                              hold_events=msg.held)
             reply: p.Message = p.Opened(session=msg.session, persona=msg.persona, npc_id=msg.npc_id)
         except KeyError as exc:
             reply = p.Error(session=msg.session, code="unknown_persona", message=str(exc.args[0]))

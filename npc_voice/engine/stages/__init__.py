@@ -2,8 +2,8 @@
 frame (``engine/frame.py``) and the session's state objects (``engine/state.py``).
 
     persona refresh -> game cue -> echo gate -> speech tracking -> addressee evidence -> projection settle
-    -> recognition -> tone -> duplex heads -> [smart turn] -> floor -> temperament -> player profile -> act
-    -> speak -> [floor report]
+    -> recognition -> tone -> duplex heads -> [smart turn] -> floor -> temperament -> hold line -> player profile
+    -> act -> speak -> [floor report]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from npc_voice.engine.stages.cue import GameCue
 from npc_voice.engine.stages.duplex_heads import DuplexHeads
 from npc_voice.engine.stages.echo_gate import EchoGate
 from npc_voice.engine.stages.floor import Floor
+from npc_voice.engine.stages.hold import HoldLine
 from npc_voice.engine.stages.onset import SettleProjection
 from npc_voice.engine.stages.persona import PersonaRefresh
 from npc_voice.engine.stages.recognition import Recognition
@@ -79,6 +80,7 @@ def pipeline(ctx: SessionContext, floor_events: bool, explain: bool = True) -> l
               sp, addressee),
         Temperament(c.temperament, ctx.strategy, ctx.persona, ctx.barks, ctx.speaker, h, t, s, sp, ctx.game_state,
                     ctx.rng),
+        HoldLine(c.addressee, ctx.strategy, h, sp, ctx.hold_events),
         PlayerProfile(c.addressee, ctx.addressee, addressee),
         Act(c.hearing, c.onset, ctx.strategy, ctx.clock, ctx.persona, ctx.game_state, ctx.rng, ctx.answers,
             ctx.reader, ctx.speaker, ctx.feelings, h, t, s, sp, ctx.reset_turn),
