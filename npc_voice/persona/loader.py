@@ -282,8 +282,10 @@ class Persona:
             return None
         most = max(len(o.when) for o in usable)
         option = rng.choice([o for o in usable if len(o.when) == most])
-        text = rng.choice([v for v in option.variants if sayable(v)])
-        return Line(text=self.fill(text, state, words), emotion=option.emotion)
+        text = self.fill(rng.choice([v for v in option.variants if sayable(v)]), state, words)
+        if words and text[:1].islower():  # "{first} or {second}?" -> "A sword or a shield?"
+            text = text[0].upper() + text[1:]
+        return Line(text=text, emotion=option.emotion)
 
     def fill(self, text: str, state: Mapping[str, Any], words: Mapping[str, str] | None = None) -> str:
         def value(m: re.Match[str]) -> str:
