@@ -106,12 +106,14 @@ class UnderstandingConfig:
     # examples 0.19-0.47 (small talk that sounds like a greeting is the top); requests in new words 0.45 and up
     # ("Tell me how you got started at the anvil." 0.45).
     unknown_fit: float = 0.45
-    # A read the recogniser was unsure of is answered by its topic only from this fit: on dev and the tuning seed,
-    # unsure reads fitting 0.5-0.6 named the right topic 0 times in 3 ("can't you labour, smith?"), 0.6-0.7 3 in 3.
-    unclear_fit: float = 0.6
-    # A fit below ``sure_fit`` whose runner-up topic is within ``which_margin`` is a toss-up: heard clearly, the
-    # NPC asks which ("A sword or a shield, friend?") rather than answer the wrong one.
-    sure_fit: float = 0.7
+    # A read the recogniser was unsure of is answered by its topic only from this fit (the fit below which the
+    # engine always took words to fit nothing): unsure reads fitting 0.5-0.6 are right and wrong alike on the
+    # tuning cases ("Gold afternoon, sir." greeting; "can't you labour, smith?" greeting for a farewell).
+    unclear_fit: float = 0.5
+    # A fit below ``which_fit`` whose runner-up topic is within ``which_margin`` is a toss-up: heard clearly, the
+    # NPC asks which ("A sword or a shield, friend?") rather than answer the wrong one. Above it the two topics
+    # are mostly both right ("What do you charge for repairs?": prices 0.65, repair 0.64).
+    which_fit: float = 0.6
     which_margin: float = 0.03
 
 
@@ -200,6 +202,9 @@ class SpeakingConfig:
     # person falls silent when talked over), and takes it up again if it was only "mm-hm". Waiting for the words
     # ("wait!" is heard 0.5-0.7 s after its onset) stops it 0.53 s after an interruption begins (dev).
     hold_after_s: float = 0.15
+    # ... and only when the duplex model is this sure it is the player: a pause for the NPC's own echo (P(player)
+    # past 0.5 at gain 0.7, delay 39 ms on a tuning case) breaks its line for nothing.
+    hold_player_p: float = 0.9
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -68,7 +68,7 @@ def understand(fit: float | None, margin: float | None, clarity: float | None, c
         return Understood.UNKNOWN if clear else Understood.UNCLEAR
     if not clear and fit < config.unclear_fit:
         return Understood.UNCLEAR
-    if fit < config.sure_fit and margin is not None and margin < config.which_margin:
+    if fit < config.which_fit and margin is not None and margin < config.which_margin:
         if not clear:
             return Understood.UNCLEAR
         if can_ask_which:

@@ -71,6 +71,7 @@ class StrategySet:
     # The NPC pauses its line once the player's voice has gone on this long over it, undecided (``gate.hold_line``,
     # ``engine/stages/hold.py``); None: it talks on until a rule decides.
     hold_after_s: float | None = None
+    hold_player_p: float = 0.9  # ... when the duplex model's P(player) over the stretch reaches this
 
     def decide(self, obs: FloorObservation) -> FloorDecision:
         return self.arbiter.decide(obs)
@@ -88,8 +89,8 @@ def rules_strategy(config: FloorConfig, addressee: AddresseeConfig | None = None
         arbiter=Arbiter({
             Phase.LISTENING: (StillTalking(listening.min_turn_speech_s),
                               NotAddressed(who, listening.sure_silence_s), StreamingWords(listening),
-                              UnfinishedOrUnknown(listening), OffTopic(listening), NotHeardClearly(listening),
-                              WhichTopic(listening), ClearRequest(listening), TornWords(listening),
+                              OffTopic(listening), NotHeardClearly(listening), WhichTopic(listening),
+                              UnfinishedOrUnknown(listening), ClearRequest(listening), TornWords(listening),
                               MiddlingFit(listening)),
             Phase.OVER_NPC: (NotAddressedOverNpc(who), UnknownVoice(speaking), CueWord(speaking), GoesOn(speaking),
                              ShortStretch(speaking), OwnEcho(), SlowBackchannel(speaking), AwaitingRead(speaking),
@@ -100,6 +101,7 @@ def rules_strategy(config: FloorConfig, addressee: AddresseeConfig | None = None
         projection=Projection(listening, config.projection, who),
         player_p=speaking.player_p,
         hold_after_s=speaking.hold_after_s,
+        hold_player_p=speaking.hold_player_p,
     )
 
 

@@ -16,7 +16,7 @@ UNDECIDED = (ShortStretch.name, AwaitingRead.name, EndedAwaitingRead.name, "spea
 REWIND_S = 0.3  # a held line takes up again from the word that was playing this long before it paused
 # The voice quiet this long by its loudness has ended ("Okay." is over): the line goes on without waiting the
 # 0.1 s voice-activity hangover and the 30-130 ms silero hears an end late.
-QUIET_S = 0.1
+QUIET_S = 0.2
 
 
 class HoldLine:
@@ -55,7 +55,7 @@ class HoldLine:
                 frame.events.append(ev.Held(line_id=line.line_id, held=False))
             return
         if not (undecided and h.in_speech and h.speech_s >= after and h.quiet_for(frame.end_s) < QUIET_S
-                and not obs.stretch_is_echo and self.strategy.hears_player(obs.stretch_player_p)
+                and not obs.stretch_is_echo and (obs.stretch_player_p or 0.0) >= self.strategy.hold_player_p
                 and not_addressed(obs.addressee, self.addressee) is None):
             return
         line.hold(REWIND_S)

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from npc_voice.config import ListeningConfig
+from npc_voice.features.words import looks_incomplete
 from npc_voice.floor.decision import FloorDecision
 from npc_voice.floor.evidence import silence_decision
 from npc_voice.floor.observation import FloorObservation, Understood
@@ -19,8 +20,8 @@ class NotHeardClearly:
     config: ListeningConfig
 
     def decide(self, obs: FloorObservation) -> FloorDecision | None:
-        if obs.understood is not Understood.UNCLEAR:
-            return None
+        if obs.understood is not Understood.UNCLEAR or looks_incomplete(obs.words):
+            return None  # words that end unfinished wait the long silence whatever was heard
         fit = "none" if obs.fit is None else f"{obs.fit:.2f}"
         return silence_decision(self.name, obs, self.config.unclear_silence_s,
                                 f"not heard clearly (P {obs.clarity:.2f}), fit {fit}")

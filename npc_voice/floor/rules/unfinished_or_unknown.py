@@ -7,16 +7,15 @@ from npc_voice.config import ListeningConfig
 from npc_voice.features.words import looks_incomplete
 from npc_voice.floor.decision import FloorDecision
 from npc_voice.floor.evidence import silence_decision
-from npc_voice.floor.observation import FloorObservation
+from npc_voice.floor.observation import FloorObservation, Understood
 
 
 @dataclass(frozen=True)
 class UnfinishedOrUnknown:
-    """Accurate words that end where a sentence seldom ends ("I would like to buy"), or, when the recogniser does not
-    say how sure it was (``understood`` is None), words that fit nothing the persona knows (a fragment, a
-    mishearing, someone thinking aloud): the answer would only be "say that again", so there is no hurry; the
-    long silence. With the recogniser's confidence, ``listening.off_topic`` and ``listening.not_heard_clearly``
-    tell those apart."""
+    """Accurate words that end where a sentence seldom ends ("I would like to buy"), or words that fit nothing the
+    persona knows and that the rules before it left (no confidence from the recogniser, a two-word fragment,
+    a backchannel: a piece of a turn, a mishearing, someone thinking aloud): there is no hurry; the long silence.
+    With the recogniser's confidence, ``listening.off_topic`` and ``listening.not_heard_clearly`` answer the rest."""
 
     name: ClassVar[str] = "listening.unfinished_or_unknown"
     config: ListeningConfig
@@ -24,6 +23,7 @@ class UnfinishedOrUnknown:
     def decide(self, obs: FloorObservation) -> FloorDecision | None:
         if looks_incomplete(obs.words):
             return silence_decision(self.name, obs, self.config.incomplete_silence_s, "the words end unfinished")
-        if obs.fit is not None and obs.fit < self.config.unsure_fit and obs.understood is None:
+        known = obs.understood in (Understood.TOPIC, Understood.WHICH)
+        if obs.fit is not None and obs.fit < self.config.unsure_fit and not known:
             return silence_decision(self.name, obs, self.config.incomplete_silence_s, f"fit {obs.fit:.2f}: unknown")
         return None
