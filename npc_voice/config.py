@@ -128,6 +128,11 @@ class AddresseeConfig:
     # most 1.8-3.2 dB; the dev and tuning players 4.1 and up (10th percentile), real read speech 5.4-7.7, the
     # real phone call 3.6 and up but for one overlapped turn.
     reverberant_fall_db: float = 3.2
+    # ... and it is quiet: under ``distant_level_db`` (loud frames, dBFS), or ``distant_below_player_db`` under the
+    # player's answered turns once there are some. A few dry players fall slower than 3.2 too (4 % of the dev and
+    # tuning turns), all at -19 to -11 dBFS; the voices across a room or out of a TV came in at -40 to -26.
+    distant_level_db: float = -28.0
+    distant_below_player_db: float = 6.0
     # ... judged only where the voice stands this far above the room's noise: under game noise 5-15 dB below the
     # voice the noise, not a room, holds the falls up (the tuning cases' players under game noise fall 3.6-4.0).
     fall_snr_db: float = 15.0

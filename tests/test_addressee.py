@@ -66,7 +66,8 @@ def test_a_reverberant_voice_falls_slower_than_a_dry_one() -> None:
     (Addressee(away="out of earshot"), "the game says the player is out of earshot"),
     (Addressee(key_up=True), "push-to-talk"),
     (Addressee(speech_s=1.0, voice_similarity=0.4), "another voice"),
-    (Addressee(speech_s=1.0, fall_db=2.5, snr_db=25.0), "distant or reverberant"),
+    (Addressee(speech_s=1.0, fall_db=2.5, snr_db=25.0, level_db=-35.0), "distant or reverberant"),
+    (Addressee(speech_s=1.0, fall_db=2.5, snr_db=25.0, level_db=-25.0, player_level_db=-18.0), "distant"),
     (Addressee(speech_s=1.0, fall_db=3.8, level_db=-40.0, player_level_db=-22.0, snr_db=25.0), "quieter"),
 ])
 def test_what_says_speech_is_not_for_the_npc(evidence: Addressee, why: str) -> None:
@@ -77,7 +78,8 @@ def test_what_says_speech_is_not_for_the_npc(evidence: Addressee, why: str) -> N
     None,
     Addressee(),
     Addressee(speech_s=0.3, fall_db=1.0, snr_db=30.0),  # too little voice to judge the room by
-    Addressee(speech_s=1.0, fall_db=2.5, snr_db=8.0),  # game noise, not a room, holds the falls up
+    Addressee(speech_s=1.0, fall_db=2.5, snr_db=8.0, level_db=-35.0),  # game noise, not a room, holds falls up
+    Addressee(speech_s=1.0, fall_db=2.9, snr_db=30.0, level_db=-17.0),  # a loud voice that falls slowly: a player
     Addressee(speech_s=1.0, fall_db=5.0, snr_db=30.0, voice_similarity=0.85),
 ])
 def test_the_player_is_answered(evidence: Addressee | None) -> None:

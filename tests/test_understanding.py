@@ -78,6 +78,9 @@ def test_each_meaning_has_its_rule_and_gap(meaning, name) -> None:
     o = FloorObservation(npc_speaking=False, in_speech=False, speech_s=1.2, silence_s=0.0, turn_speech_s=1.2,
                          words="How do computers work?", fit=0.3, margin=0.01, clarity=0.9, understood=meaning)
     assert RULES.decide(o).rule == name and RULES.decide(o).action is Action.LISTEN
+    if meaning is Understood.UNKNOWN:  # the prosody hears the turn complete: the clear request's gap
+        sure = replace(o, p_end=1.0, silence_s=ListeningConfig().sure_silence_s)
+        assert RULES.decide(sure).action is Action.RESPOND
     done = RULES.decide(replace(o, silence_s=gaps[name]))
     assert done.rule == name and done.action is Action.RESPOND
     assert gaps["listening.off_topic"] < ListeningConfig().incomplete_silence_s  # no longer the 1.2 s wait

@@ -10,7 +10,9 @@ Figures that are the project's own, not the shared scorer's:
   (topic ``fallback``): the NPC should only say it when it did not hear the player clearly;
 - for the held-out tasks of ``npc_voice/bench/cases.py``: ``off_topic_unknown_rate`` (a clearly heard turn that
   fits no topic got the persona's ``unknown`` line) and ``off_topic_unknown_at_gap_rate`` (... within
-  ``NORMAL_GAP`` s: at the normal gap, not after the "unsure" wait); ``bystander_answered`` (cases of speech not
+  ``NORMAL_GAP`` s: at the normal gap, not after the "unsure" wait), and the latter over the turns the NPC heard
+  clearly (``off_topic_heard_clearly``: its final transcript within ``CLEAR_WER`` of what was said);
+  ``bystander_answered`` (cases of speech not
   addressed to the NPC that it answered: a ``response`` in the window or up to ``RESPONSE_WINDOW`` s after it)
   of ``bystander_cases``, ``bystander_takeover_rate`` (it took the floor there) and ``bystander_interrupted``
   (it cut its own line for such speech); ``game_noise_*``: turn-taking, latency and relevance under game sounds.
@@ -19,6 +21,7 @@ Figures that are the project's own, not the shared scorer's:
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ MERGE_GAP = 0.5
 TAKEOVER_MIN = 1.0
 RESPONSE_WINDOW = 5.0
 NORMAL_GAP = 0.6  # s: an answer later than the turn-latency p90 goal is not at the normal gap
+CLEAR_WER = 0.25  # an off-topic turn the NPC read with at most this word error rate was heard clearly
 FOUR_CLASS = {"neutral": "neutral", "calm": "neutral", "happy": "happy", "sad": "sad", "angry": "angry"}
 
 Runs = list[tuple[float, float]]
@@ -107,6 +111,10 @@ def score_case(case: dict[str, Any], runs: Runs, events: list[dict]) -> dict[str
         res["say_again"] = _topic(events, after - 0.5, after + RESPONSE_WINDOW) == "fallback"
     if task == "off_topic":
         res["unknown_at_gap"] = bool(res["relevant"] and res["taken"] and res["latency"] <= NORMAL_GAP)
+        heard = [e.get("text", "") for e in events if e.get("type") == "transcript" and e.get("final")
+                 and ex["respond_after"] - 0.5 <= e.get("t", -1) <= ex["respond_after"] + RESPONSE_WINDOW]
+        said = case["user_segments"][0]["text"]
+        res["heard_clearly"] = bool(heard) and _word_error_rate(said, heard[0]) <= CLEAR_WER
     if task == "not_addressed":
         windows = ex["not_addressed"]
         res["kind"] = ex.get("kind")
@@ -175,6 +183,20 @@ def score_case(case: dict[str, Any], runs: Runs, events: list[dict]) -> dict[str
     return res
 
 
+def _words(text: str) -> list[str]:
+    return [w.strip("'") for w in re.sub(r"[^a-z' ]+", " ", text.lower().replace("-", " ")).split() if w.strip("'")]
+
+
+def _word_error_rate(ref: str, hyp: str) -> float:
+    r, h = _words(ref), _words(hyp)
+    row = list(range(len(h) + 1))
+    for i, a in enumerate(r, 1):
+        prev, row[0] = row[0], i
+        for j, b in enumerate(h, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (a != b))
+    return row[-1] / max(len(r), 1)
+
+
 def _rate(xs: list[Any]) -> float | None:
     xs = [x for x in xs if x is not None]
     return round(sum(bool(x) for x in xs) / len(xs), 3) if xs else None
@@ -216,6 +238,9 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         "off_topic_unknown_rate": _rate([r["relevant"] and r["taken"] for r in by("off_topic")]),
         "off_topic_unknown_at_gap_rate": _rate([r["unknown_at_gap"] for r in by("off_topic")]),
         "off_topic_latency_median_s": _pct([r["latency"] for r in by("off_topic")]),
+        "off_topic_heard_clearly": sum(bool(r["heard_clearly"]) for r in by("off_topic")),
+        "off_topic_clear_unknown_at_gap_rate": _rate([r["unknown_at_gap"] for r in by("off_topic")
+                                                      if r["heard_clearly"]]),
         "bystander_cases": len(by("not_addressed")),
         "bystander_answered": sum(bool(r["answered"]) for r in by("not_addressed")),
         "bystander_takeover_rate": _rate([r["bystander_takeover"] for r in by("not_addressed")]),

@@ -92,8 +92,11 @@ def not_addressed(a: Addressee | None, config: AddresseeConfig) -> str | None:
     if a.voice_similarity is not None and a.voice_similarity < config.other_voice_similarity:
         return f"another voice than the player's (similarity {a.voice_similarity:.2f})"
     clear_of_noise = a.snr_db is None or a.snr_db >= config.fall_snr_db
-    if a.fall_db is not None and a.fall_db < config.reverberant_fall_db and clear_of_noise:
-        return f"distant or reverberant: its energy falls at most {a.fall_db:.1f} dB per 10 ms"
+    quiet = a.level_db is not None and (
+        a.level_db < config.distant_level_db if a.player_level_db is None
+        else a.level_db < a.player_level_db - config.distant_below_player_db)
+    if a.fall_db is not None and a.fall_db < config.reverberant_fall_db and clear_of_noise and quiet:
+        return f"distant or reverberant: it falls at most {a.fall_db:.1f} dB per 10 ms, at {a.level_db:.0f} dBFS"
     if (a.level_db is not None and a.player_level_db is not None and a.fall_db is not None
             and a.level_db < a.player_level_db - config.quieter_db and a.fall_db < config.quieter_fall_db):
         return f"{a.player_level_db - a.level_db:.0f} dB quieter than the player, and blurred"

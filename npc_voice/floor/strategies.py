@@ -89,7 +89,8 @@ def rules_strategy(config: FloorConfig, addressee: AddresseeConfig | None = None
         arbiter=Arbiter({
             Phase.LISTENING: (StillTalking(listening.min_turn_speech_s),
                               NotAddressed(who, listening.sure_silence_s), StreamingWords(listening),
-                              OffTopic(listening), NotHeardClearly(listening), WhichTopic(listening),
+                              OffTopic(listening, config.projection.p_end), NotHeardClearly(listening),
+                              WhichTopic(listening),
                               UnfinishedOrUnknown(listening), ClearRequest(listening), TornWords(listening),
                               MiddlingFit(listening)),
             Phase.OVER_NPC: (NotAddressedOverNpc(who), UnknownVoice(speaking), CueWord(speaking), GoesOn(speaking),

@@ -95,6 +95,7 @@ class Floor:
             model_previous=frame.heads_previous,
             p_complete=frame.p_complete,
             line_cut_off=t.after_interrupt and bool(t.unsaid),
+            p_end=t.voice_end.p_end if t.voice_end is not None and t.voice_end.at_s == h.loud_end_s else None,
             clarity=answer.clarity if answer is not None else None,
             understood=answer.understood if answer is not None else None,
             addressee=self.addressee.evidence() if self.addressee is not None else None,

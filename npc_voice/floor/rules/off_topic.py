@@ -15,18 +15,22 @@ MIN_WORDS = 3  # "How do computers work?"; two words are more often a piece of a
 @dataclass(frozen=True)
 class OffTopic:
     """Words heard clearly that fit nothing the persona knows ("I'm looking for information about Cambridge."):
-    a question it has no answer for, not a mishearing. Its ``unknown`` line answers after the middling gap (0.35 s
-    of silero silence, about 0.45 s after the voice), as a person says "never heard of it" without first waiting
-    to be sure they heard: not the clear request's 0.14 s, because a first sentence that fits nothing often has a
-    second that does ("Excuse me, I'm in a hurry. | Just sell me a sword."). A short fragment ("That's not.") or a
-    backchannel ("Sure.") is no question: it waits as before."""
+    a question it has no answer for, not a mishearing. Its ``unknown`` line answers after a human gap, as a person
+    says "never heard of it" without first waiting to be sure they heard: the clear request's when the prosody
+    model hears the turn complete (``complete_p``), else the middling gap (0.35 s of silero silence, about 0.45 s
+    after the voice), because a first sentence that fits nothing often has a second that does ("Excuse me, I'm in
+    a hurry. | Just sell me a sword."). A short fragment ("That's not.") or a backchannel ("Sure.") is no
+    question: it waits as before."""
 
     name: ClassVar[str] = "listening.off_topic"
     config: ListeningConfig
+    complete_p: float  # the prosody model's P(the turn is complete) from which the turn is over (projection's)
 
     def decide(self, obs: FloorObservation) -> FloorDecision | None:
         if (obs.understood is not Understood.UNKNOWN or looks_incomplete(obs.words) or is_backchannel(obs.words)
                 or len(words_of(obs.words)) < MIN_WORDS):
             return None
-        return silence_decision(self.name, obs, self.config.end_silence_s,
+        done = obs.p_end is not None and obs.p_end >= self.complete_p
+        gap = self.config.sure_silence_s if done else self.config.end_silence_s
+        return silence_decision(self.name, obs, gap,
                                 f"heard clearly (P {obs.clarity:.2f}), fit {obs.fit:.2f}: nothing it knows")
