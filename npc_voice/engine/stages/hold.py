@@ -24,8 +24,10 @@ class HoldLine:
 
     - ``gate.hold_line``: the player's voice (the duplex model hears them, and it is addressed to the NPC) has
       gone on the strategy's ``hold_after_s`` over the NPC and no rule has decided yet: the NPC pauses its line at
-      once (a ``held`` event tells the client to drop what it queued), as a person falls silent when talked over.
-      An interruption then stops it for good without the 0.5-0.7 s it takes to hear "wait!";
+      once, as a person falls silent when talked over (a ``held`` event tells the client to drop what it queued);
+      not over the answer's first moments, where its own echo is most often taken for the player and
+      ``speaking.goes_on`` yields to a player who goes on. An interruption then stops it for good without the
+      0.5-0.7 s it takes to hear "wait!";
     - the release: once the speech ends without a rule stopping the NPC (a stretch that long is no interruption by
       itself: the rules stop for longer speech while it lasts), or a rule judges it only "mm-hm" (or not the
       player's), the line goes on from the word it paused in (a ``held`` event with ``held`` false; the decision
@@ -55,7 +57,8 @@ class HoldLine:
                 frame.events.append(ev.Held(line_id=line.line_id, held=False))
             return
         if not (undecided and h.in_speech and h.speech_s >= after and h.quiet_for(frame.end_s) < QUIET_S
-                and not obs.stretch_is_echo and (obs.stretch_player_p or 0.0) >= self.strategy.hold_player_p
+                and not obs.stretch_is_echo and not obs.stretch_at_onset
+                and (obs.stretch_player_p or 0.0) >= self.strategy.hold_player_p
                 and not_addressed(obs.addressee, self.addressee) is None):
             return
         line.hold(REWIND_S)
