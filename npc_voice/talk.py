@@ -25,6 +25,8 @@ def describe(e: dict[str, Any]) -> str | None:
         return f"  NPC [{e['topic']}, {e['confidence']:.2f}]: {e['text']}"
     if kind == "interrupted":
         return "  NPC stops: interrupted"
+    if kind == "held":
+        return "  NPC pauses as you talk over it" if e["held"] else "  NPC goes on"
     if kind == "backchannel":
         return f"  NPC hears a backchannel ({e['heard'] or '...'}) and goes on"
     if kind == "emotion":
@@ -113,7 +115,7 @@ def talk_live(address: str, persona: str, device: str | None, seconds: float, wh
                 if isinstance(r, ErrorReply):
                     click.echo(f"sidecar error: {r.code}: {r.message}", err=True)
                     continue
-                if any(e.type == "interrupted" for e in r.events):
+                if any(e.type == "interrupted" or (e.type == "held" and getattr(e, "held", False)) for e in r.events):
                     buffer.flush()
                 buffer.push(r.pcm, live.time)
                 for e in r.events:
