@@ -137,9 +137,13 @@ class AddresseeConfig:
     # voice the noise, not a room, holds the falls up (the tuning cases' players under game noise fall 3.6-4.0).
     fall_snr_db: float = 15.0
     min_speech_s: float = 0.6  # less voice than this says too little about the room (or the voice) to judge
-    # Another voice: cosine of the stretch's speaker embedding to the player's profile. The same synthetic voice
-    # in other sentences: 0.70 (5th percentile) to 0.90; other voices: median 0.55, 95th percentile 0.78.
-    other_voice_similarity: float = 0.62
+    # Another voice: cosine of the stretch's speaker embedding to the player's profile, from ``voice_speech_s`` of
+    # voice. The same synthetic voice in other sentences: 0.70 (5th percentile) to 0.90, but a tuning player's
+    # own "How did it start?" after an interruption came in at 0.62; other voices: median 0.55, eSpeak NG's male
+    # variants alike at 0.8-0.9. Only a plainly other voice, then: taking the player for someone else is the worse
+    # mistake (they are never answered).
+    other_voice_similarity: float = 0.5
+    voice_speech_s: float = 1.0
     # The profile is the mean embedding of the first turns answered (at most ``profile_turns``) of at least
     # ``profile_speech_s`` of speech; judged only once it holds one.
     profile_turns: int = 3

@@ -65,7 +65,7 @@ def test_a_reverberant_voice_falls_slower_than_a_dry_one() -> None:
 @pytest.mark.parametrize(("evidence", "why"), [
     (Addressee(away="out of earshot"), "the game says the player is out of earshot"),
     (Addressee(key_up=True), "push-to-talk"),
-    (Addressee(speech_s=1.0, voice_similarity=0.4), "another voice"),
+    (Addressee(speech_s=1.2, voice_similarity=0.4), "another voice"),
     (Addressee(speech_s=1.0, fall_db=2.5, snr_db=25.0, level_db=-35.0), "distant or reverberant"),
     (Addressee(speech_s=1.0, fall_db=2.5, snr_db=25.0, level_db=-25.0, player_level_db=-18.0), "distant"),
     (Addressee(speech_s=1.0, fall_db=3.8, level_db=-40.0, player_level_db=-22.0, snr_db=25.0), "quieter"),
@@ -189,5 +189,5 @@ def test_the_speaker_encoder_tells_one_voice_from_another() -> None:
     a1 = encoder.embed(say("Could you fix my old sword for me today?", "en-us+m3", 35))
     a2 = encoder.embed(say("Where is the road to the castle gate?", "en-us+m3", 35))
     b = encoder.embed(say("I think the weather will turn cold tonight.", "en-us+f3", 60))
-    # eSpeak NG's male variants sound alike to it (0.8-0.9); a woman's voice does not
-    assert float(a1 @ a2) > C.other_voice_similarity > float(a1 @ b)
+    # eSpeak NG's male variants sound alike to it (0.8-0.9); a woman's voice does not (about 0.6)
+    assert float(a1 @ a2) > 0.8 and float(a1 @ a2) - float(a1 @ b) > 0.15

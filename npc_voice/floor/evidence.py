@@ -89,7 +89,8 @@ def not_addressed(a: Addressee | None, config: AddresseeConfig) -> str | None:
         return "push-to-talk, and the key was not held"
     if a.speech_s < config.min_speech_s:
         return None
-    if a.voice_similarity is not None and a.voice_similarity < config.other_voice_similarity:
+    if (a.voice_similarity is not None and a.speech_s >= config.voice_speech_s
+            and a.voice_similarity < config.other_voice_similarity):
         return f"another voice than the player's (similarity {a.voice_similarity:.2f})"
     clear_of_noise = a.snr_db is None or a.snr_db >= config.fall_snr_db
     quiet = a.level_db is not None and (
