@@ -171,3 +171,14 @@ def test_shipped_personas_have_unknown_and_which_lines() -> None:
         assert p.unknown and p.unknown_line(None, {}, random.Random(0)) is not None, path.name
         named = [t for t in p.topics.values() if t.name]
         assert p.which_line(named[0].id, named[1].id, {}, random.Random(0)) is not None, path.name
+
+
+@pytest.mark.parametrize(("words", "asks"), [
+    ("Do you sell candles?", True), ("Where can I get my hair cut?", True), ("It's good to see you.", True),
+    ("Who painted the Mona Lisa", True), ("He makes me harshly feel.", False), ("My daughter turned six.", False),
+    ("", False),
+])
+def test_words_that_ask_or_speak_to_the_listener(words: str, asks: bool) -> None:
+    from npc_voice.features.words import speaks_to_listener
+
+    assert speaks_to_listener(words) is asks
