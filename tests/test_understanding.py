@@ -75,8 +75,9 @@ def test_each_meaning_has_its_rule_and_gap(meaning, name) -> None:
     gaps = {"listening.off_topic": ListeningConfig().end_silence_s,
             "listening.not_heard_clearly": ListeningConfig().unclear_silence_s,
             "listening.which_topic": ListeningConfig().end_silence_s}
+    fit = 0.55 if meaning is Understood.WHICH else 0.3  # a toss-up is between two topics that fit, if weakly
     o = FloorObservation(npc_speaking=False, in_speech=False, speech_s=1.2, silence_s=0.0, turn_speech_s=1.2,
-                         words="How do computers work?", fit=0.3, margin=0.01, clarity=0.9, understood=meaning)
+                         words="How do computers work?", fit=fit, margin=0.01, clarity=0.9, understood=meaning)
     assert RULES.decide(o).rule == name and RULES.decide(o).action is Action.LISTEN
     if meaning is Understood.UNKNOWN:  # the prosody hears the turn complete: the clear request's gap
         sure = replace(o, p_end=1.0, silence_s=ListeningConfig().sure_silence_s)
@@ -84,6 +85,15 @@ def test_each_meaning_has_its_rule_and_gap(meaning, name) -> None:
     done = RULES.decide(replace(o, silence_s=gaps[name]))
     assert done.rule == name and done.action is Action.RESPOND
     assert gaps["listening.off_topic"] < ListeningConfig().incomplete_silence_s  # no longer the 1.2 s wait
+
+
+def test_a_toss_up_whose_streaming_words_end_unfinished_waits() -> None:
+    o = FloorObservation(npc_speaking=False, in_speech=False, speech_s=1.2, silence_s=0.5, turn_speech_s=1.2,
+                         words="Can you make me one.", partial="can you make me one of the", fit=0.59,
+                         margin=0.0, clarity=0.9, understood=Understood.WHICH)
+    assert RULES.decide(o).rule == "listening.torn_words" and RULES.decide(o).action is Action.LISTEN
+    cut = replace(o, words="I would like to buy.", partial="i would like to buy")  # Whisper's period, a verb left
+    assert RULES.decide(cut).rule == "listening.unfinished_or_unknown" and RULES.decide(cut).action is Action.LISTEN
 
 
 @pytest.mark.parametrize("words", ["I would like to buy", "That's not.", "Sure."])

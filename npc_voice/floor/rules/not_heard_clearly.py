@@ -20,8 +20,8 @@ class NotHeardClearly:
     config: ListeningConfig
 
     def decide(self, obs: FloorObservation) -> FloorDecision | None:
-        if obs.understood is not Understood.UNCLEAR or looks_incomplete(obs.words):
-            return None  # words that end unfinished wait the long silence whatever was heard
+        if obs.understood is not Understood.UNCLEAR or looks_incomplete(obs.words) or looks_incomplete(obs.partial):
+            return None  # words that end unfinished, by either recogniser, wait the long silence whatever was heard
         fit = "none" if obs.fit is None else f"{obs.fit:.2f}"
         return silence_decision(self.name, obs, self.config.unclear_silence_s,
                                 f"not heard clearly (P {obs.clarity:.2f}), fit {fit}")

@@ -12,7 +12,9 @@ from npc_voice.floor.observation import FloorObservation, Understood
 @dataclass(frozen=True)
 class WhichTopic:
     """Words heard clearly that fit two topics equally weakly ("Can you make me something for the road?"): the NPC
-    asks which one ("A sword or a shield, friend?") rather than answer the wrong one, after the middling gap."""
+    asks which one ("A sword or a shield, friend?") rather than answer the wrong one, after the middling gap. Tried
+    after ``listening.torn_words``: "I would like to buy." (sword 0.59, shield 0.59) is often Whisper finishing
+    a fragment the player goes on from ("... | a sword, please"), which the streaming words hear unfinished."""
 
     name: ClassVar[str] = "listening.which_topic"
     config: ListeningConfig
