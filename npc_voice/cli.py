@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from npc_voice.features.asr import DEFAULT_RECOGNISER, RECOGNISERS
 from npc_voice.floor.strategies import STRATEGIES
 from npc_voice.persona.commands import persona
 
@@ -46,6 +47,8 @@ def main(verbose: bool) -> None:
     help="Folder of lines rendered ahead (default: the user's cache folder, npc-voice/lines).",
 )
 @click.option("--workers", default=4, show_default=True, help="Threads that run session steps.")
+@click.option("--asr", type=click.Choice(RECOGNISERS), default=DEFAULT_RECOGNISER, show_default=True,
+              help="The accurate recogniser that reads the player's turns.")
 @click.option("--max-sessions", default=32, show_default=True, help="Capacity: further sessions get `capacity`.")
 @click.option("--allow-remote", is_flag=True, help="Allow binding to a non-loopback address (needs --curve-*).")
 @click.option(
@@ -69,6 +72,7 @@ def serve(
     allow_remote: bool,
     curve_secret: Path | None,
     curve_clients: Path | None,
+    asr: str,
 ) -> None:
     """Run the sidecar until Ctrl-C or SIGTERM."""
     from npc_voice.transport.server import CurveKeys, serve_forever
@@ -77,7 +81,7 @@ def serve(
         raise click.UsageError("--curve-secret and --curve-clients go together")
     curve = CurveKeys(curve_secret, curve_clients) if curve_secret and curve_clients else None
     sys.exit(serve_forever(address, list(personas), workers=workers, allow_remote=allow_remote, curve=curve,
-                           max_sessions=max_sessions, voice_cache=voice_cache))
+                           max_sessions=max_sessions, voice_cache=voice_cache, recogniser=asr))
 
 
 @main.command()
@@ -113,6 +117,8 @@ def bench() -> None:
 @click.option("--personas", default=None, help="Folder of persona files for the sidecar this command starts.")
 @click.option("--policy", type=click.Choice(STRATEGIES), default="rules", show_default=True,
               help="The floor's strategy set: our rules, the learned duplex model, or the pipecat/LiveKit cascade.")
+@click.option("--asr", type=click.Choice(RECOGNISERS), default=DEFAULT_RECOGNISER, show_default=True,
+              help="The accurate recogniser of the sidecar this command starts.")
 @click.option(
     "--json",
     "json_out",
@@ -128,6 +134,7 @@ def bench_duplex(
     sidecar: str | None,
     personas: str | None,
     policy: str,
+    asr: str,
     json_out: Path | None,
 ) -> None:
     """Play every case in CASES through a real sidecar and score the result."""
@@ -136,7 +143,7 @@ def bench_duplex(
 
     t = time.monotonic()
     runs = run_bench(cases, out, realtime=realtime, parallel=parallel, sidecar=sidecar, persona_dir=personas,
-                     policy=policy)
+                     policy=policy, recogniser=asr)
     summary, results = score_folder(cases, out)
     steps = step_figures(runs)
     for key, value in summary.items():
@@ -150,6 +157,22 @@ def bench_duplex(
             click.echo(f"{r.case_id}: {err}", err=True)
     if json_out:
         json_out.write_text(json.dumps({"summary": summary, "steps": steps, "cases": results}, indent=1))
+
+
+@bench.command("score")
+@click.argument("cases", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("results", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the summary and per-case outcomes as JSON.")
+def bench_score(cases: Path, results: Path, json_out: Path | None) -> None:
+    """Score a results folder of ``bench duplex`` again (the shared figures and the project's own)."""
+    from npc_voice.bench.score import score_folder
+
+    summary, outcomes = score_folder(cases, results)
+    for key, value in summary.items():
+        click.echo(f"{key:36} {value}")
+    if json_out:
+        json_out.write_text(json.dumps({"summary": summary, "cases": outcomes}, indent=1))
 
 
 @bench.command("perf")

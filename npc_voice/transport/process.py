@@ -20,7 +20,9 @@ class SidecarProcess:
     Give ``address`` to start a replacement on the address of one that died (the client reconnects).
     """
 
-    def __init__(self, persona_dir: PersonaFolders = None, address: str | None = None) -> None:
+    def __init__(self, persona_dir: PersonaFolders = None, address: str | None = None,
+                 recogniser: str | None = None) -> None:
+        """``recogniser``: the sidecar's accurate recogniser (``npc-voice serve --asr``; None: its default)."""
         self._tmp = None if address else tempfile.mkdtemp(prefix="npc-voice-")
         self.address = address or f"ipc://{self._tmp}/sidecar.sock"
         # -P: the working directory is not put on the path, so the sidecar runs the npc_voice this process
@@ -29,6 +31,8 @@ class SidecarProcess:
         folders = [persona_dir] if isinstance(persona_dir, str | Path) else list(persona_dir or [])
         for folder in folders:  # searched before $NPC_VOICE_PERSONAS and the built-in personas
             cmd += ["--personas", str(folder)]
+        if recogniser:
+            cmd += ["--asr", recogniser]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=None, text=True)
         self.startup_s = 0.0
 

@@ -44,6 +44,8 @@ from npc_voice import events as ev
 from npc_voice.data import PersonaFolders
 from npc_voice.engine.resources import EngineResources
 from npc_voice.engine.session import Session
+from npc_voice.engine.state import Attention
+from npc_voice.features.asr import DEFAULT_RECOGNISER
 from npc_voice.transport import protocol as p
 
 log = logging.getLogger(__name__)
@@ -507,7 +509,8 @@ class Sidecar:
         session: Session | None = None
         try:
             session = Session(self.res, msg.persona, msg.npc_id, msg.state, simulated_clock=msg.clock == "simulated",
-                              floor_events=msg.floor, policy=msg.policy, explain=msg.why)
+                              floor_events=msg.floor, policy=msg.policy, explain=msg.why, talk_mode=msg.talk_mode,
+                              hold_events=msg.held)
             fallback = self.res.voice_problem(msg.persona)
             if fallback is not None:  # the NPC still talks, in its eSpeak NG voice: say why it sounds so
                 slot.notices.append(ev.Notice(code="voice_fallback", message=fallback))
@@ -532,7 +535,9 @@ class Sidecar:
     def _run_step(self, key: tuple[bytes, str], slot: _Slot, msg: p.MicChunk, lost: int) -> None:
         assert slot.session is not None
         try:
-            result = slot.session.step(msg.pcm, msg.played, msg.state, cue=msg.cue)
+            result = slot.session.step(msg.pcm, msg.played, msg.state, cue=msg.cue,
+                                       attention=Attention(**msg.attention) if msg.attention else None,
+                                       talking=msg.talking)
             reply: p.Message = p.StepReply(
                 session=msg.session,
                 seq=msg.seq,
@@ -619,14 +624,16 @@ def serve_forever(
     curve: CurveKeys | None = None,
     max_sessions: int = MAX_SESSIONS,
     voice_cache: str | os.PathLike[str] | None = None,
+    recogniser: str = DEFAULT_RECOGNISER,
 ) -> int:
-    """Load the models, bind, serve until SIGINT/SIGTERM; report step times on exit."""
+    """Load the models, bind, serve until SIGINT/SIGTERM; report step times on exit. ``recogniser``: the accurate
+    recogniser (``features.asr.RECOGNISERS``)."""
     t0 = time.perf_counter()
     check_bind(address, allow_remote, curve)  # before the models load: a refusal should be instant
     import torch
 
     torch.set_num_threads(1)
-    res = EngineResources(persona_dir, voice_cache=voice_cache)
+    res = EngineResources(persona_dir, voice_cache=voice_cache, recogniser=recogniser)
     sidecar = Sidecar(
         res, address, workers=workers, allow_remote=allow_remote, curve=curve, max_sessions=max_sessions
     )
