@@ -35,6 +35,10 @@ _STEP_INITIAL = 0.8  # NLMS step before convergence
 _STEP_SCALE = 2.0  # multiplier on Valin's optimal rate (the leakage estimate is conservative)
 _LEAK_CONVERGED = 0.1  # leave the fixed-step start once the residual echo is 10 dB down...
 _INITIAL_BLOCKS = 250  # ...or after 5 s of far-end audio (blocks of 20 ms), whichever comes first
+# ...but not before 1 s of it: a least-squares fit (below) can take a chunk's echo 30 dB down at once and fits that
+# chunk's spectrum only; declared converged then, the slow optimal-rate step kept its errors in other bands (a plain
+# 200 ms delay: 30 dB removed, then 8-20 dB for seconds, against 30-40 dB from the filter alone).
+_MIN_LEARN_BLOCKS = 50
 # The learnt echo path is moved to a new lag only if that leaves at most a quarter of the residual echo (6 dB
 # less) on the chunk: a reference that jumped by 3-19 ms left 0-1 dB of ERLE until the filter re-learnt.
 _MOVED_RESIDUAL = 0.25
@@ -376,7 +380,7 @@ class EchoCanceller:
             # Before the leakage estimate means anything: a fixed large step to get near the echo path.
             step = np.full_like(err_pow, _STEP_INITIAL)
             self._adapted_blocks += 1
-            if self._adapted_blocks >= k and self._leak < _LEAK_CONVERGED:
+            if self._adapted_blocks >= max(k, _MIN_LEARN_BLOCKS) and self._leak < _LEAK_CONVERGED:
                 self._adapted_blocks = _INITIAL_BLOCKS
 
         gain = step / (self._norm + 2 * n * k * _REF_SILENT)
