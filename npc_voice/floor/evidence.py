@@ -89,16 +89,34 @@ def not_addressed(a: Addressee | None, config: AddresseeConfig) -> str | None:
         return "push-to-talk, and the key was not held"
     if a.speech_s < config.min_speech_s:
         return None
+    for sign in (_another_voice, _distant, _quieter_and_blurred):
+        why = sign(a, config)
+        if why is not None:
+            return why
+    return None
+
+
+def _another_voice(a: Addressee, config: AddresseeConfig) -> str | None:
     if (a.voice_similarity is not None and a.speech_s >= config.voice_speech_s
             and a.voice_similarity < config.other_voice_similarity):
         return f"another voice than the player's (similarity {a.voice_similarity:.2f})"
+    return None
+
+
+def _distant(a: Addressee, config: AddresseeConfig) -> str | None:
+    if a.fall_db is None or a.level_db is None or a.fall_db >= config.reverberant_fall_db:
+        return None
     clear_of_noise = a.snr_db is None or a.snr_db >= config.fall_snr_db
-    quiet = a.level_db is not None and (
-        a.level_db < config.distant_level_db if a.player_level_db is None
-        else a.level_db < a.player_level_db - config.distant_below_player_db)
-    if a.fall_db is not None and a.fall_db < config.reverberant_fall_db and clear_of_noise and quiet:
+    quiet = (a.level_db < config.distant_level_db if a.player_level_db is None
+             else a.level_db < a.player_level_db - config.distant_below_player_db)
+    if clear_of_noise and quiet:
         return f"distant or reverberant: it falls at most {a.fall_db:.1f} dB per 10 ms, at {a.level_db:.0f} dBFS"
-    if (a.level_db is not None and a.player_level_db is not None and a.fall_db is not None
-            and a.level_db < a.player_level_db - config.quieter_db and a.fall_db < config.quieter_fall_db):
+    return None
+
+
+def _quieter_and_blurred(a: Addressee, config: AddresseeConfig) -> str | None:
+    if a.level_db is None or a.player_level_db is None or a.fall_db is None:
+        return None
+    if a.level_db < a.player_level_db - config.quieter_db and a.fall_db < config.quieter_fall_db:
         return f"{a.player_level_db - a.level_db:.0f} dB quieter than the player, and blurred"
     return None

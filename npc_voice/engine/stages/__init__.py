@@ -9,6 +9,8 @@ frame (``engine/frame.py``) and the session's state objects (``engine/state.py``
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from npc_voice.audio.echo import EchoCanceller
 from npc_voice.config import CascadeConfig
@@ -41,16 +43,41 @@ def _duplex_session() -> DuplexState:
     return DuplexModel.shared().session()
 
 
+def _addressee(ctx: SessionContext) -> AddresseeEvidence:
+    """Who the speech is for: its evidence, with the speaker encoder the session was given or the shared one."""
+    encoder, sp = ctx.resources.speaker, ctx.speaking
+    embed = ctx.parts.speaker or (encoder.embed if encoder is not None else None)
+    return AddresseeEvidence(ctx.config.addressee, ctx.addressee, ctx.hearing, ctx.turn, ctx.recognizer,
+                             lambda: sp.line is not None, embed, ctx.resources.listeners)
+
+
+def _heads(ctx: SessionContext) -> Callable[[], Any] | None:
+    """The duplex model's per-session state maker: the session's fake, the trained model, or none (warned)."""
+    parts = ctx.parts
+    if parts.heads is not None:
+        return parts.heads
+    if parts.use_heads and DuplexModel.available():
+        return _duplex_session
+    if parts.use_heads:
+        log.warning("no duplex weights in models/duplex (python -m npc_voice.train.duplex): no echo check by the "
+                    "model, no floor events")
+    return None
+
+
+def _endpoint(ctx: SessionContext) -> Any | None:
+    parts = ctx.parts
+    if parts.endpoint is None and parts.use_endpoint and EndOfTurn.available():
+        return EndOfTurn.shared()
+    return parts.endpoint
+
+
 def pipeline(ctx: SessionContext, floor_events: bool, explain: bool = True) -> list[Stage]:
     """The stages of ``ctx``'s step. The duplex model runs in every session when its weights are here: its
     player head tells the player's voice over the NPC from the NPC's own echo for the rules, and its heads go
     out in ``floor`` events when asked (``floor_events``; ``explain``: with the rule that decided)."""
     c, parts = ctx.config, ctx.parts
     h, t, s, sp = ctx.hearing, ctx.turn, ctx.stretch, ctx.speaking
-    encoder = ctx.resources.speaker
-    embed = parts.speaker or (encoder.embed if encoder is not None else None)
-    addressee = AddresseeEvidence(c.addressee, ctx.addressee, h, t, ctx.recognizer, lambda: sp.line is not None,
-                                  embed, ctx.resources.listeners)
+    addressee = _addressee(ctx)
     stages: list[Stage] = [
         PersonaRefresh(ctx.resources, ctx.persona, ctx.recognizer, sp, t),
         GameCue(ctx.barks),
@@ -61,23 +88,15 @@ def pipeline(ctx: SessionContext, floor_events: bool, explain: bool = True) -> l
         Recognition(c.reading, ctx.recognizer, h, t, sp, ctx.reader, ctx.stretch_reader),
         Tone(ctx.tone, ctx.feelings, h, ctx.game_state),
     ]
-    heads = parts.heads
-    if heads is None and parts.use_heads and DuplexModel.available():
-        heads = _duplex_session
+    heads = _heads(ctx)
     if heads is not None:
         stages.append(DuplexHeads(c.hearing, heads, ctx.resources, ctx.strategy.needs_heads, h, t, s, sp))
-    elif parts.use_heads:
-        log.warning("no duplex weights in models/duplex (python -m npc_voice.train.duplex): no echo check by the "
-                    "model, no floor events")
     if ctx.strategy.needs_turn_model:
         cascade = CascadeConfig()
         stages.append(SmartTurn(cascade, h, t, parts.turn_model or smart_turn_analyzer(cascade)))
-    endpoint = parts.endpoint
-    if endpoint is None and parts.use_endpoint and EndOfTurn.available():
-        endpoint = EndOfTurn.shared()
     stages += [
-        Floor(c.reading, ctx.strategy, ctx.clock, ctx.recognizer, endpoint, ctx.reader, ctx.stretch_reader, h, t, s,
-              sp, addressee),
+        Floor(c.reading, ctx.strategy, ctx.clock, ctx.recognizer, _endpoint(ctx), ctx.reader, ctx.stretch_reader,
+              h, t, s, sp, addressee),
         Temperament(c.temperament, ctx.strategy, ctx.persona, ctx.barks, ctx.speaker, h, t, s, sp, ctx.game_state,
                     ctx.rng),
         HoldLine(c.addressee, ctx.strategy, h, sp, ctx.hold_events),

@@ -85,26 +85,42 @@ class AddresseeEvidence:
             self.tilts = []
         assert frame.clean is not None
         tail, self.tail = self.tail, frame.clean[-(WINDOW - FRAME) :]
-        voiced = frame.started or frame.was_speaking or h.in_speech
-        if not voiced:
+        if not (frame.started or frame.was_speaking or h.in_speech):
             # the room between voices: its level is what the voice's falls are measured against
             self.quiet = [*self.quiet, *frame_levels(tail, frame.clean).tolist()][-QUIET_FRAMES:]
             return
+        self._gather(frame, tail)
+        if self._fading(frame):
+            self._embed()
+
+    def _gather(self, frame: StepFrame, tail: np.ndarray) -> None:
+        """The voiced chunk's evidence: the game's word, the key, its 10 ms levels and spectral tilt."""
+        s = self.state
+        assert frame.clean is not None
         s.away = s.away or s.attention.away
         s.key_held = s.key_held or bool(frame.talking)
         s.levels += [math.nan, *frame_levels(tail, frame.clean).tolist()]
         del s.levels[:-MAX_LEVEL_FRAMES]
-        s.speech_s = h.speech_s if self.npc_speaking() else self.turn.speech_s
+        s.speech_s = self.hearing.speech_s if self.npc_speaking() else self.turn.speech_s
         t = tilt(frame.clean)
         if t is not None:
             self.tilts.append(t)
+
+    def _fading(self, frame: StepFrame) -> bool:
+        """The voice is ending or pausing, and 0.3 s more of it was heard since the last embedding: embed now."""
+        h, s = self.hearing, self.state
         fading = not h.in_speech or h.below >= 1 or h.quiet_for(frame.end_s) >= 0.08
-        if (fading and self.embed is not None and self.executor is not None
-                and s.speech_s >= self.config.profile_speech_s and s.speech_s - s.embedded_s >= 0.3):
-            if s.embedding is not None:
-                s.embedding.cancel()
-            voice = self._voice(self.recognizer.audio())
-            s.embedding, s.embedded_s = self.executor.submit(self.embed, voice), s.speech_s
+        return (fading and self.embed is not None and self.executor is not None
+                and s.speech_s >= self.config.profile_speech_s and s.speech_s - s.embedded_s >= 0.3)
+
+    def _embed(self) -> None:
+        """The speaker embedding of the voice so far, on its own thread (a newer one replaces a pending one)."""
+        s = self.state
+        assert self.embed is not None and self.executor is not None
+        if s.embedding is not None:
+            s.embedding.cancel()
+        voice = self._voice(self.recognizer.audio())
+        s.embedding, s.embedded_s = self.executor.submit(self.embed, voice), s.speech_s
 
     @staticmethod
     def _voice(audio: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ from npc_voice.engine.frame import StepFrame
 from npc_voice.engine.state import HearingState, SpeakingState
 from npc_voice.floor.decision import Action
 from npc_voice.floor.evidence import not_addressed
+from npc_voice.floor.observation import FloorObservation
 from npc_voice.floor.rules.awaiting_read import AwaitingRead
 from npc_voice.floor.rules.ended_awaiting_read import EndedAwaitingRead
 from npc_voice.floor.rules.short_stretch import ShortStretch
@@ -44,25 +45,37 @@ class HoldLine:
 
     def run(self, frame: StepFrame) -> None:
         line, decision, obs = self.speaking.line, frame.decision, frame.observation
-        after = self.strategy.hold_after_s
-        if line is None or obs is None or after is None or decision.action is Action.INTERRUPTED:
+        if line is None or obs is None or self.strategy.hold_after_s is None or decision.action is Action.INTERRUPTED:
             return  # an interruption stops the line anyway
         undecided = decision.action is Action.CONTINUE and decision.rule in UNDECIDED
-        h = self.hearing
         if line.held:
-            if undecided and h.in_speech and h.quiet_for(frame.end_s) < QUIET_S:
-                return  # still talking over it: held until a rule decides, or the voice falls quiet
-            line.release()  # the decision stands as the rule that judged the speech made it
+            if not (undecided and self._still_over_it(frame)):  # else held until a rule decides or the voice stops
+                self._release(frame)
+        elif undecided and self._holds(frame, obs):
+            line.hold(REWIND_S)
+            frame.decision = decision.overruled(Action.CONTINUE, "gate.hold_line",
+                                                f"the player's voice {self.hearing.speech_s:.2f} s over the line")
             if self.events:
-                frame.events.append(ev.Held(line_id=line.line_id, held=False))
-            return
-        if not (undecided and h.in_speech and h.speech_s >= after and h.quiet_for(frame.end_s) < QUIET_S
-                and not obs.stretch_is_echo and not obs.stretch_at_onset
-                and (obs.stretch_player_p or 0.0) >= self.strategy.hold_player_p
-                and not_addressed(obs.addressee, self.addressee) is None):
-            return
-        line.hold(REWIND_S)
-        frame.decision = decision.overruled(Action.CONTINUE, "gate.hold_line",
-                                            f"the player's voice {h.speech_s:.2f} s over the line")
+                frame.events.append(ev.Held(offset=0.0, line_id=line.line_id, held=True))
+
+    def _still_over_it(self, frame: StepFrame) -> bool:
+        """The voice is still going over the line (not quiet by its loudness for ``QUIET_S``)."""
+        h = self.hearing
+        return h.in_speech and h.quiet_for(frame.end_s) < QUIET_S
+
+    def _holds(self, frame: StepFrame, obs: FloorObservation) -> bool:
+        """The player's own voice, addressed to the NPC, past the hold time and not at the line's start."""
+        if not self._still_over_it(frame) or self.hearing.speech_s < (self.strategy.hold_after_s or 0.0):
+            return False
+        if obs.stretch_is_echo or obs.stretch_at_onset:
+            return False
+        return (obs.stretch_player_p or 0.0) >= self.strategy.hold_player_p and \
+            not_addressed(obs.addressee, self.addressee) is None
+
+    def _release(self, frame: StepFrame) -> None:
+        """The decision stands as the rule that judged the speech made it; the line goes on."""
+        line = self.speaking.line
+        assert line is not None
+        line.release()
         if self.events:
-            frame.events.append(ev.Held(offset=0.0, line_id=line.line_id, held=True))
+            frame.events.append(ev.Held(line_id=line.line_id, held=False))
