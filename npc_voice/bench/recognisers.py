@@ -26,22 +26,14 @@ from npc_voice.bench.asr_wer import PERSONA, PHONE_CALL, edit_distance, normalis
 from npc_voice.features.asr import RECOGNISERS, AsrModels, persona_prompt
 from npc_voice.features.lm import build_persona_lm
 from npc_voice.persona.loader import load_persona
-from npc_voice.train.clarity import PLAYER_ROLES
+from npc_voice.train.clarity import segments
 
 READ_SPEECH = PHONE_CALL.parent / "read_speech"
 
 
 def case_turns(folder: Path) -> list[tuple[str, np.ndarray]]:
     """(what was said, its audio) for every player segment of the cases in ``folder``."""
-    out = []
-    for case_json in sorted(folder.glob("*/case.json")):
-        case = json.loads(case_json.read_text())
-        audio = read_wav(case_json.parent / "user.wav")
-        for s in case["user_segments"]:
-            if s["role"] in PLAYER_ROLES:
-                a, b = max(0, int((s["start"] - 0.15) * SAMPLE_RATE)), int((s["end"] + 0.15) * SAMPLE_RATE)
-                out.append((s["text"], audio[a:b]))
-    return out
+    return segments([folder])
 
 
 def phone_turns() -> list[tuple[str, np.ndarray]]:
