@@ -109,91 +109,110 @@ def _answer(runs: Runs, events: list[dict], after: float, topics: list[str] | No
     return True, max(0.0, r[0] - after), topics is None or topic in topics
 
 
+ANSWERED_TASKS = ("smooth_turn", "pause_handling", "user_backchannel", "user_interruption", "echo", "off_topic",
+                  "game_noise")
+
+
 def score_case(case: dict[str, Any], runs: Runs, events: list[dict]) -> dict[str, Any]:
-    """Per-case outcomes, as the shared scorer defines them."""
+    """Per-case outcomes, as the shared scorer defines them (and the project's own figures beside them)."""
     ex, task = case["expect"], case["task"]
     res: dict[str, Any] = {"id": case["id"], "task": task}
     res["npc_angry"] = _angry(events, "npc", NPC_ANGRY_INTENSITY)
     res["player_read_angry"] = _angry(events, "player", PLAYER_ANGRY_INTENSITY)
-    if task in ("smooth_turn", "pause_handling", "user_backchannel", "user_interruption", "echo", "off_topic",
-                "game_noise") or (task == "not_addressed" and "respond_after" in ex):
-        res["taken"], res["latency"], res["relevant"] = _answer(
-            runs, events, ex["respond_after"], ex.get("topics")
-        )
+    if task in ANSWERED_TASKS or (task == "not_addressed" and "respond_after" in ex):
         after = ex["respond_after"]
+        res["taken"], res["latency"], res["relevant"] = _answer(runs, events, after, ex.get("topics"))
         res["say_again"] = _topic(events, after - 0.5, after + RESPONSE_WINDOW) == "fallback"
-    if task == "off_topic":
-        res["unknown_at_gap"] = bool(res["relevant"] and res["taken"] and res["latency"] <= NORMAL_GAP)
-        heard = [e.get("text", "") for e in events if e.get("type") == "transcript" and e.get("final")
-                 and ex["respond_after"] - 0.5 <= e.get("t", -1) <= ex["respond_after"] + RESPONSE_WINDOW]
-        said = case["user_segments"][0]["text"]
-        res["heard_clearly"] = bool(heard) and _word_error_rate(said, heard[0]) <= CLEAR_WER
-    if task == "not_addressed":
-        windows = ex["not_addressed"]
-        res["kind"] = ex.get("kind")
-        res["answered"] = any(e.get("type") == "response" and a <= e.get("t", -1) <= b + RESPONSE_WINDOW
-                              for e in events for a, b in windows)
-        res["bystander_takeover"] = any(_first_run(runs, a, b) for a, b in ex["no_takeover"])
-        res["bystander_interrupted"] = any(_interrupted(events, a, b + 1.0) for a, b in windows)
     if task in ("pause_handling", "silence"):
         res["pause_takeover"] = any(_first_run(runs, a, b) for a, b in ex["no_takeover"])
-    if task in ("smooth_turn", "pause_handling"):
-        first = case["user_segments"][0]["start"]
-        res["talked_over_user"] = _first_run(runs, first + 0.3, ex["respond_after"] - 0.3) is not None
-        res["withdrawn"] = _interrupted(events, 0.0, ex["respond_after"] + RESPONSE_WINDOW)
-    elif task == "user_backchannel":
-        res["continued"] = all(
-            _run_at(runs, s) is not None
-            and _coverage(runs, e + 0.2, e + 1.7) >= 0.7
-            and not _interrupted(events, s, e + 1.7)
-            for s, e in ex["backchannels"]
-        )
-    elif task == "user_interruption":
-        s, e = ex["interrupt"]
-        cur = _run_at(runs, s)
-        res["npc_was_speaking"] = cur is not None
-        if cur is not None:
-            t = s
-            while t < cur[1] and _coverage(runs, t, t + 0.3) > 0.5:
-                t += 0.05
-            res["stop_latency"] = max(0.0, t - s)
-            res["stopped"] = res["stop_latency"] <= (e - s) + 0.5
-        else:
-            res["stop_latency"], res["stopped"] = None, False
-        r = _first_run(runs, e - 0.3, e + RESPONSE_WINDOW)
-        res["reply_taken"] = r is not None
-        res["reply_latency"] = None if r is None else max(0.0, r[0] - e)
-        res["reply_relevant"] = (
-            r is not None and _topic(events, s, e + RESPONSE_WINDOW) in ex["topics_after_interrupt"]
-        )
-    elif task == "echo":
-        r = _first_run(runs, ex["respond_after"] - 0.3, ex["respond_after"] + RESPONSE_WINDOW)
-        res["self_interrupted"] = (
-            r is None
-            or _interrupted(events, r[0], case["duration"])
-            or _coverage(runs, r[0], r[0] + 8.0) < 0.8
-        )
-    elif task == "emotion":
-        seg = case["user_segments"][0]
-        said = [
-            e
-            for e in events
-            if e.get("type") == "emotion"
-            and e.get("who") == "player"
-            and seg["start"] <= e.get("t", -1) <= seg["end"] + 1.0
-        ]
-        last = said[-1] if said else {}
-        res["expected"], res["heard"] = ex["emotion"], last.get("emotion")
-        res["four_class_hit"] = (
-            FOUR_CLASS.get(res["heard"]) == FOUR_CLASS[ex["emotion"]] if ex["emotion"] in FOUR_CLASS else None
-        )
-        a = last.get("arousal")
-        res["arousal_hit"] = (
-            a is not None and (a > 0) == (ex["arousal"] == "high")
-            if ex.get("arousal") in ("high", "low")
-            else None
-        )
+    if task in _TASK_SCORES:
+        res.update(_TASK_SCORES[task](case, runs, events, res))
     return res
+
+
+def _turn(case: dict[str, Any], runs: Runs, events: list[dict], res: dict[str, Any]) -> dict[str, Any]:
+    ex = case["expect"]
+    first = case["user_segments"][0]["start"]
+    return {"talked_over_user": _first_run(runs, first + 0.3, ex["respond_after"] - 0.3) is not None,
+            "withdrawn": _interrupted(events, 0.0, ex["respond_after"] + RESPONSE_WINDOW)}
+
+
+def _backchannel(case: dict[str, Any], runs: Runs, events: list[dict], res: dict[str, Any]) -> dict[str, Any]:
+    return {"continued": all(
+        _run_at(runs, s) is not None
+        and _coverage(runs, e + 0.2, e + 1.7) >= 0.7
+        and not _interrupted(events, s, e + 1.7)
+        for s, e in case["expect"]["backchannels"]
+    )}
+
+
+def _interruption(case: dict[str, Any], runs: Runs, events: list[dict], res: dict[str, Any]) -> dict[str, Any]:
+    ex = case["expect"]
+    s, e = ex["interrupt"]
+    cur = _run_at(runs, s)
+    out: dict[str, Any] = {"npc_was_speaking": cur is not None, "stop_latency": None, "stopped": False}
+    if cur is not None:
+        t = s
+        while t < cur[1] and _coverage(runs, t, t + 0.3) > 0.5:
+            t += 0.05
+        out["stop_latency"] = max(0.0, t - s)
+        out["stopped"] = out["stop_latency"] <= (e - s) + 0.5
+    r = _first_run(runs, e - 0.3, e + RESPONSE_WINDOW)
+    out["reply_taken"] = r is not None
+    out["reply_latency"] = None if r is None else max(0.0, r[0] - e)
+    out["reply_relevant"] = r is not None and _topic(events, s, e + RESPONSE_WINDOW) in ex["topics_after_interrupt"]
+    return out
+
+
+def _echo(case: dict[str, Any], runs: Runs, events: list[dict], res: dict[str, Any]) -> dict[str, Any]:
+    after = case["expect"]["respond_after"]
+    r = _first_run(runs, after - 0.3, after + RESPONSE_WINDOW)
+    return {"self_interrupted": (
+        r is None or _interrupted(events, r[0], case["duration"]) or _coverage(runs, r[0], r[0] + 8.0) < 0.8
+    )}
+
+
+def _emotion(case: dict[str, Any], runs: Runs, events: list[dict], res: dict[str, Any]) -> dict[str, Any]:
+    ex, seg = case["expect"], case["user_segments"][0]
+    said = [e for e in events if e.get("type") == "emotion" and e.get("who") == "player"
+            and seg["start"] <= e.get("t", -1) <= seg["end"] + 1.0]
+    last = said[-1] if said else {}
+    heard, a = last.get("emotion"), last.get("arousal")
+    return {
+        "expected": ex["emotion"], "heard": heard,
+        "four_class_hit": FOUR_CLASS.get(heard) == FOUR_CLASS[ex["emotion"]] if ex["emotion"] in FOUR_CLASS else None,
+        "arousal_hit": (a is not None and (a > 0) == (ex["arousal"] == "high")
+                        if ex.get("arousal") in ("high", "low") else None),
+    }
+
+
+def _off_topic(case: dict[str, Any], runs: Runs, events: list[dict], res: dict[str, Any]) -> dict[str, Any]:
+    after = case["expect"]["respond_after"]
+    heard = [e.get("text", "") for e in events if e.get("type") == "transcript" and e.get("final")
+             and after - 0.5 <= e.get("t", -1) <= after + RESPONSE_WINDOW]
+    said = case["user_segments"][0]["text"]
+    return {"unknown_at_gap": bool(res["relevant"] and res["taken"] and res["latency"] <= NORMAL_GAP),
+            "heard_clearly": bool(heard) and _word_error_rate(said, heard[0]) <= CLEAR_WER}
+
+
+def _not_addressed(case: dict[str, Any], runs: Runs, events: list[dict], res: dict[str, Any]) -> dict[str, Any]:
+    ex = case["expect"]
+    windows = ex["not_addressed"]
+    return {
+        "kind": ex.get("kind"),
+        "answered": any(e.get("type") == "response" and a <= e.get("t", -1) <= b + RESPONSE_WINDOW
+                        for e in events for a, b in windows),
+        "bystander_takeover": any(_first_run(runs, a, b) for a, b in ex["no_takeover"]),
+        "bystander_interrupted": any(_interrupted(events, a, b + 1.0) for a, b in windows),
+    }
+
+
+# Each task's own outcomes, after the answer (if the task has one) is scored.
+_TASK_SCORES = {
+    "smooth_turn": _turn, "pause_handling": _turn, "user_backchannel": _backchannel,
+    "user_interruption": _interruption, "echo": _echo, "emotion": _emotion, "off_topic": _off_topic,
+    "not_addressed": _not_addressed,
+}
 
 
 def _words(text: str) -> list[str]:
@@ -221,51 +240,76 @@ def _pct(xs: list[Any], q: float = 50) -> float | None:
 
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
-    def by(*tasks: str) -> list[dict[str, Any]]:
-        return [r for r in results if r["task"] in tasks]
+    """The shared scorer's figures, then the project's own, then the held-out tasks' (``bench cases``)."""
+    return {"cases": len(results), **_shared_figures(results), **_own_figures(results), **_held_out_figures(results)}
 
-    turn, intr = by("smooth_turn", "pause_handling"), by("user_interruption")
-    plain = [r for r in results if r["task"] != "emotion"]
+
+def _by(results: list[dict[str, Any]], *tasks: str) -> list[dict[str, Any]]:
+    return [r for r in results if r["task"] in tasks]
+
+
+def _shared_figures(results: list[dict[str, Any]]) -> dict[str, Any]:
+    return {**_turn_figures(results), **_long_answer_figures(results)}
+
+
+def _turn_figures(results: list[dict[str, Any]]) -> dict[str, Any]:
+    turn = _by(results, "smooth_turn", "pause_handling")
     return {
-        "cases": len(results),
-        "pause_takeover_rate": _rate([r["pause_takeover"] for r in by("pause_handling")]),
-        "silence_takeover_rate": _rate([r["pause_takeover"] for r in by("silence")]),
+        "pause_takeover_rate": _rate([r["pause_takeover"] for r in _by(results, "pause_handling")]),
+        "silence_takeover_rate": _rate([r["pause_takeover"] for r in _by(results, "silence")]),
         "talked_over_user_rate": _rate([r["talked_over_user"] for r in turn]),
         "turn_taking_rate": _rate([r["taken"] for r in turn]),
         "turn_latency_median_s": _pct([r["latency"] for r in turn]),
         "turn_latency_p90_s": _pct([r["latency"] for r in turn], 90),
         "turn_relevance": _rate([r["relevant"] for r in turn if r["taken"]]),
-        "backchannel_continue_rate": _rate([r["continued"] for r in by("user_backchannel")]),
+    }
+
+
+def _long_answer_figures(results: list[dict[str, Any]]) -> dict[str, Any]:
+    intr, emotion = _by(results, "user_interruption"), _by(results, "emotion")
+    long_answers = _by(results, "user_backchannel", "user_interruption", "echo")
+    return {
+        "backchannel_continue_rate": _rate([r["continued"] for r in _by(results, "user_backchannel")]),
         "interrupt_stop_rate": _rate([r["stopped"] for r in intr]),
         "interrupt_stop_latency_median_s": _pct([r["stop_latency"] for r in intr]),
         "interrupt_reply_rate": _rate([r["reply_taken"] for r in intr]),
         "interrupt_reply_latency_median_s": _pct([r["reply_latency"] for r in intr]),
         "interrupt_relevance": _rate([r["reply_relevant"] for r in intr]),
-        "echo_self_interrupt_rate": _rate([r["self_interrupted"] for r in by("echo")]),
-        "emotion_four_class_accuracy": _rate([r["four_class_hit"] for r in by("emotion")]),
-        "emotion_arousal_accuracy": _rate([r["arousal_hit"] for r in by("emotion")]),
-        "long_answer_relevance": _rate(
-            [r["relevant"] for r in by("user_backchannel", "user_interruption", "echo") if r["taken"]]
-        ),
+        "echo_self_interrupt_rate": _rate([r["self_interrupted"] for r in _by(results, "echo")]),
+        "emotion_four_class_accuracy": _rate([r["four_class_hit"] for r in emotion]),
+        "emotion_arousal_accuracy": _rate([r["arousal_hit"] for r in emotion]),
+        "long_answer_relevance": _rate([r["relevant"] for r in long_answers if r["taken"]]),
+    }
+
+
+def _own_figures(results: list[dict[str, Any]]) -> dict[str, Any]:
+    turn = _by(results, "smooth_turn", "pause_handling")
+    plain = [r for r in results if r["task"] != "emotion"]
+    return {
         "withdrawn_answer_rate": _rate([r["withdrawn"] for r in turn]),
         "npc_angry_case_rate": _rate([r["npc_angry"] for r in plain]),
         "npc_angry_cases": sum(r["npc_angry"] for r in plain),
         "player_angry_case_rate": _rate([r["player_read_angry"] for r in plain]),
         "player_angry_cases": sum(r["player_read_angry"] for r in plain),
-        "say_again_rate": _rate([r["say_again"] for r in by("smooth_turn", "pause_handling", "game_noise")]),
-        "off_topic_unknown_rate": _rate([r["relevant"] and r["taken"] for r in by("off_topic")]),
-        "off_topic_unknown_at_gap_rate": _rate([r["unknown_at_gap"] for r in by("off_topic")]),
-        "off_topic_latency_median_s": _pct([r["latency"] for r in by("off_topic")]),
-        "off_topic_heard_clearly": sum(bool(r["heard_clearly"]) for r in by("off_topic")),
-        "off_topic_clear_unknown_at_gap_rate": _rate([r["unknown_at_gap"] for r in by("off_topic")
-                                                      if r["heard_clearly"]]),
-        "bystander_cases": len(by("not_addressed")),
-        "bystander_answered": sum(bool(r["answered"]) for r in by("not_addressed")),
-        "bystander_takeover_rate": _rate([r["bystander_takeover"] for r in by("not_addressed")]),
-        "bystander_interrupted": sum(bool(r["bystander_interrupted"]) for r in by("not_addressed")),
-        "game_noise_taking_rate": _rate([r["taken"] for r in by("game_noise")]),
-        "game_noise_latency_median_s": _pct([r["latency"] for r in by("game_noise")]),
-        "game_noise_relevance": _rate([r["relevant"] for r in by("game_noise") if r["taken"]]),
+        "say_again_rate": _rate([r["say_again"] for r in _by(results, "smooth_turn", "pause_handling", "game_noise")]),
+    }
+
+
+def _held_out_figures(results: list[dict[str, Any]]) -> dict[str, Any]:
+    off, away, noise = _by(results, "off_topic"), _by(results, "not_addressed"), _by(results, "game_noise")
+    return {
+        "off_topic_unknown_rate": _rate([r["relevant"] and r["taken"] for r in off]),
+        "off_topic_unknown_at_gap_rate": _rate([r["unknown_at_gap"] for r in off]),
+        "off_topic_latency_median_s": _pct([r["latency"] for r in off]),
+        "off_topic_heard_clearly": sum(bool(r["heard_clearly"]) for r in off),
+        "off_topic_clear_unknown_at_gap_rate": _rate([r["unknown_at_gap"] for r in off if r["heard_clearly"]]),
+        "bystander_cases": len(away),
+        "bystander_answered": sum(bool(r["answered"]) for r in away),
+        "bystander_takeover_rate": _rate([r["bystander_takeover"] for r in away]),
+        "bystander_interrupted": sum(bool(r["bystander_interrupted"]) for r in away),
+        "game_noise_taking_rate": _rate([r["taken"] for r in noise]),
+        "game_noise_latency_median_s": _pct([r["latency"] for r in noise]),
+        "game_noise_relevance": _rate([r["relevant"] for r in noise if r["taken"]]),
     }
 
 
