@@ -104,12 +104,16 @@ class RenderReport:
 
 
 def render_lines(voices: Voices, persona: Persona, levels: int | None = None,
-                 stop: Callable[[], bool] = lambda: False) -> RenderReport:
+                 stop: Callable[[], bool] = lambda: False, backwards: bool = False) -> RenderReport:
     """Render every missing sentence of ``persona`` into ``voices.cache`` on the calling thread; ``levels``:
-    only the first so many voice levels (the resting one first); ``stop`` is asked between sentences."""
+    only the first so many voice levels (the resting one first); ``stop`` is asked between sentences;
+    ``backwards``: last level and sentence first, so that a pass beside the render process (which goes forwards)
+    meets it in the middle instead of rendering the same sentences at the same time."""
     start = time.perf_counter()
     texts = spoken_texts(persona)
     chosen = voice_levels(persona)[:levels]
+    if backwards:
+        texts, chosen = texts[::-1], chosen[::-1]
     keys: set[str] = set()
     rendered = present = 0
     complete = not stop()
@@ -195,10 +199,11 @@ class RenderAhead:
                      "there, %d old dropped)", persona_id, report.texts, report.levels, report.rendered,
                      report.seconds, report.present, dropped)
 
-    def render(self, persona: Persona, levels: int | None = None) -> RenderReport:
+    def render(self, persona: Persona, levels: int | None = None, backwards: bool = False) -> RenderReport:
         """Render every missing line of ``persona`` now, on the calling thread; ``levels``: only the first so
-        many voice levels. A full pass also deletes the previous version's files no persona says any more."""
-        report = render_lines(self.voices, persona, levels)
+        many voice levels; ``backwards``: see ``render_lines``. A full pass also deletes the previous version's
+        files no persona says any more."""
+        report = render_lines(self.voices, persona, levels, backwards=backwards)
         dropped = self._forget_old(persona.id, set(report.keys)) if report.complete and levels is None else 0
         if report.complete:
             log.info("persona %s: %d lines x %d voice levels ready ahead (%d rendered in %.1f s)", persona.id,
