@@ -144,6 +144,7 @@ class FakeResources:
     learned: bool = True
     predictive: bool = True
     reads: int = 0
+    memory: Any = None  # a MemoryStore, for sessions that name their player
 
     def persona(self, persona_id: str) -> FakeLoaded:
         return smith()
@@ -168,11 +169,12 @@ class FakeResources:
 class Line:
     text: str
     emotion: str | None = None
+    actions: tuple = ()
 
 
 @dataclass
 class FakePersona:
-    """Topics by keyword; one line per topic; the real temperament and voice records."""
+    """Topics by keyword; one line per topic (with its actions, if any); the real temperament and voice records."""
 
     lines: dict[str, str]
     reactions: dict[str, list[str]] = field(default_factory=dict)
@@ -180,14 +182,15 @@ class FakePersona:
     temperament: Temperament = field(default_factory=Temperament)
     voice: Voice = field(default_factory=Voice)
     source: str = "fake.yaml"
+    actions: dict[str, tuple] = field(default_factory=dict)  # topic -> its line's LineActions
 
-    def choose_line(self, topic: str, state: dict, rng: random.Random) -> Line:
-        return Line(self.lines.get(topic, "Eh? Say that again."))
+    def choose_line(self, topic: str, state: dict, rng: random.Random, memory: Any = None) -> Line:
+        return Line(self.lines.get(topic, "Eh? Say that again."), actions=self.actions.get(topic, ()))
 
-    def reaction(self, kind: str, state: dict, rng: random.Random) -> Line | None:
+    def reaction(self, kind: str, state: dict, rng: random.Random, memory: Any = None) -> Line | None:
         return Line(self.reactions[kind][0]) if self.reactions.get(kind) else None
 
-    def bark(self, kind: str, state: dict, rng: random.Random) -> Line | None:
+    def bark(self, kind: str, state: dict, rng: random.Random, memory: Any = None) -> Line | None:
         return Line(self.barks[kind][0]) if self.barks.get(kind) else None
 
 

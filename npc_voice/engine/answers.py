@@ -2,7 +2,8 @@
 
 The floor decision needs only the words; the voice of the line's first sentence is synthesised on the voice
 thread as soon as the line is chosen, so that when the turn ends the answer can start in the same step.
-Successive reads of one turn mostly choose the same line: its voice is made once.
+Successive reads of one turn mostly choose the same line: its voice is made once. The line is chosen with what
+the NPC remembers of the player, plus the facts these words state ("I'm Aria": the answer may say the name).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from npc_voice.engine.resources import EngineResources, LoadedPersona
 from npc_voice.features.words import is_backchannel, strip_discourse
 from npc_voice.model.sentiment import TextSentiment, analyse
 from npc_voice.model.topics import TopicChoice
+from npc_voice.persona.loader import LineAction
 from npc_voice.speech.stream import Synthesized, SynthFn
 from npc_voice.speech.tts import split_sentences
 
@@ -36,6 +38,7 @@ class PreparedAnswer:
     # "Hm? Go on.") or "resume" (the cut-in was only "mm-hm": the NPC takes its line up again).
     reaction: Literal["interrupted", "resume"] | None = None
     readings: tuple[tuple[str, float], ...] = ()  # Whisper's best readings the words were picked from
+    actions: tuple[LineAction, ...] = ()  # what the game does as the line is said
 
 
 @dataclass(frozen=True)
@@ -51,10 +54,11 @@ class AnswerBuilder:
     the look-ahead workers build answers while the step thread builds its own."""
 
     def __init__(self, resources: EngineResources, synth: SynthFn,
-                 sentiment: Callable[[str], TextSentiment | None] = analyse) -> None:
+                 sentiment: Callable[[str], TextSentiment | None] = analyse, memory: Any = None) -> None:
         self.resources = resources
         self.synth = synth  # text -> Synthesized in the NPC's voice as it feels now
         self.sentiment = sentiment  # what the words say about the player's mood (``model/sentiment.py``)
+        self.memory = memory  # ``ConversationMemory``: what the NPC remembers of this player (None: nothing)
         self._lock = threading.Lock()
         self._voiced: VoicedSentence | None = None
 
@@ -67,15 +71,16 @@ class AnswerBuilder:
             return PreparedAnswer(heard="", choice=None, text="", first=None)
         if after_interrupt and unsaid and is_backchannel(heard):
             return self.resume(unsaid, heard)
+        memory = self.memory.for_words(heard) if self.memory is not None else None
         if after_interrupt and not strip_discourse(heard):
-            reaction = loaded.persona.reaction("interrupted", state, rng)
+            reaction = loaded.persona.reaction("interrupted", state, rng, memory)
             if reaction is not None:
                 return PreparedAnswer(heard=heard, choice=None, text=reaction.text, emotion=reaction.emotion,
                                       first=self.voice_ahead(reaction.text), reaction="interrupted")
         choice, _ = loaded.matcher.match_after(heard, previous)
-        line = loaded.persona.choose_line(choice.topic, state, rng)
+        line = loaded.persona.choose_line(choice.topic, state, rng, memory)
         return PreparedAnswer(heard=heard, choice=choice, text=line.text, first=self.voice_ahead(line.text),
-                              sentiment=self.sentiment(heard), emotion=line.emotion)
+                              sentiment=self.sentiment(heard), emotion=line.emotion, actions=line.actions)
 
     def resume(self, unsaid: str, heard: str = "") -> PreparedAnswer:
         """Taking the cut-off line up again from the sentence it was cut in."""

@@ -18,6 +18,7 @@ from npc_voice.features.asr import AsrModels, persona_prompt
 from npc_voice.features.embed import Embedder
 from npc_voice.features.lm import PersonaLM, build_persona_lm
 from npc_voice.features.vad import shared_session
+from npc_voice.memory.store import MemoryStore
 from npc_voice.model.topics import TopicMatcher
 from npc_voice.persona.loader import Persona, PersonaStore, default_persona_dir
 from npc_voice.speech.tts import Synthesizer
@@ -55,8 +56,11 @@ class EngineResources:
     otherwise idle (``read_ahead``), so it never queues ahead of a read someone waits for;
     ``predictive`` is turned off by the sidecar first when it falls behind."""
 
-    def __init__(self, persona_dir: Path | str | None = None, workers: int = 2) -> None:
+    def __init__(self, persona_dir: Path | str | None = None, workers: int = 2,
+                 memory: MemoryStore | None = None) -> None:
+        """``memory``: where sessions that name their player remember them (None: only within a session)."""
         self.personas = PersonaStore(persona_dir or default_persona_dir())
+        self.memory = memory
         self.embedder = Embedder.shared()
         shared_session()  # load the VAD model now rather than in the first session's first step
         self.asr = AsrModels()
@@ -191,3 +195,5 @@ class EngineResources:
         self.voices.shutdown(wait=False, cancel_futures=True)
         self._reloader.shutdown(wait=False, cancel_futures=True)
         self.asr.close()
+        if self.memory is not None:
+            self.memory.close()

@@ -28,6 +28,7 @@ from npc_voice.engine.resources import EngineResources, LoadedPersona
 from npc_voice.engine.stages import pipeline
 from npc_voice.floor.decision import Action, FloorDecision
 from npc_voice.floor.strategies import StrategySet
+from npc_voice.memory.record import Memory
 from npc_voice.model.emotion import NpcFeelings
 
 Cue = Literal["greeting", "farewell"]
@@ -59,6 +60,7 @@ class Session:
         config: EngineConfig | None = None,
         explain: bool = True,
         parts: EngineParts | None = None,
+        player: str | None = None,
     ) -> None:
         """``simulated_clock``: chunks arrive faster than real time (a bench), so a due answer waits for its
         look-ahead work in the step, where the step's measured time charges it to the simulated clock.
@@ -66,11 +68,13 @@ class Session:
         ``explain``, also the rule that decided it and why.
         ``policy``: the floor's strategy set, ``rules`` (default), ``duplex`` or ``cascade``
         (``npc_voice/floor/strategies.py``). ``parts``: fakes in place of the real VAD, recogniser, models.
+        ``player``: the game's id of the player; the NPC remembers them across sessions (``npc_voice/memory``) when
+        the resources have a memory store, else only within this session.
         Raises ``KeyError`` for an unknown persona, ``ValueError`` for a
         broken one or an unknown policy."""
         self.npc_id = npc_id
         self.context: SessionContext = new_context(resources, persona_id, npc_id, state, seed, simulated_clock,
-                                                   policy, config, parts)
+                                                   policy, config, parts, player)
         self.stages = pipeline(self.context, floor_events, explain)
         self.steps = 0
 
@@ -95,6 +99,11 @@ class Session:
     def loaded(self) -> LoadedPersona:
         """The persona in use (an edited file is picked up between turns)."""
         return self.context.persona.loaded
+
+    @property
+    def memory(self) -> Memory:
+        """What the NPC remembers of the player now."""
+        return self.context.memory.view
 
     @property
     def feelings(self) -> NpcFeelings:
