@@ -94,6 +94,8 @@ class _SessionInfo:
     clock: str
     floor: bool
     policy: str
+    player: str | None = None
+    actions: bool = True
     inbox: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_INBOX))
     opened: threading.Event = field(default_factory=threading.Event)
     error: str | None = None
@@ -158,6 +160,7 @@ class _SessionInfo:
         return p.OpenSession(
             session=session, persona=self.persona, npc_id=self.npc_id, state=self.state, clock=self.clock,
             floor=self.floor, policy=self.policy, why=self.floor,  # this client reads a floor event's rule
+            player=self.player, actions=self.actions,
         )
 
 
@@ -284,16 +287,22 @@ class SidecarClient:
         clock: str = "realtime",
         floor: bool = False,
         policy: str = "rules",
+        player: str | None = None,
+        actions: bool = True,
     ) -> ClientSession:
         """Ask the sidecar for a session; returns at once (see ``ClientSession.opened``).
 
         ``clock="simulated"`` is for benches that send chunks faster than real time. ``floor=True`` asks for
         a ``floor`` event in every step (the duplex model's probabilities, the action and the rule that took
-        it). ``policy``: the floor's strategy set, ``rules``, ``duplex`` or ``cascade``.
+        it). ``policy``: the floor's strategy set, ``rules``, ``duplex`` or ``cascade``. ``player``: the game's id
+        of the player, so the NPC remembers them across sessions (None: only within this one). ``actions``: the
+        lines' actions come as ``action`` events.
         """
+        if player is not None and (not player.strip() or len(player) > p.MAX_PLAYER_ID or not player.isprintable()):
+            raise ValueError(f"player must be a non-empty id of at most {p.MAX_PLAYER_ID} printable characters")
         sid = session_id or f"{npc_id}-{uuid.uuid4().hex[:8]}"
         info = _SessionInfo(persona=persona, npc_id=npc_id, state=dict(state or {}), clock=clock, floor=floor,
-                            policy=policy)
+                            policy=policy, player=player, actions=actions)
         with self._lock:
             self._sessions[sid] = info
         self._post(info.open_message(sid))

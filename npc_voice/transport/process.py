@@ -14,10 +14,13 @@ import time
 class SidecarProcess:
     """A sidecar started as its own process on a private ipc:// address, stopped on exit.
 
-    Give ``address`` to start a replacement on the address of one that died (the client reconnects).
+    Give ``address`` to start a replacement on the address of one that died (the client reconnects). ``memory``:
+    the memory file in which NPCs remember the players the game names (next to the game's saves; None: the
+    sidecar's default, ``$NPC_VOICE_MEMORY`` or the user's data folder).
     """
 
-    def __init__(self, persona_dir: str | None = None, address: str | None = None) -> None:
+    def __init__(self, persona_dir: str | None = None, address: str | None = None,
+                 memory: str | os.PathLike | None = None) -> None:
         self._tmp = None if address else tempfile.mkdtemp(prefix="npc-voice-")
         self.address = address or f"ipc://{self._tmp}/sidecar.sock"
         # -P: the working directory is not put on the path, so the sidecar runs the npc_voice this process
@@ -25,6 +28,8 @@ class SidecarProcess:
         cmd = [sys.executable, "-P", "-m", "npc_voice.cli", "serve", "--address", self.address]
         if persona_dir:
             cmd += ["--personas", persona_dir]
+        if memory is not None:
+            cmd += ["--memory", os.fspath(memory)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=None, text=True)
         self.startup_s = 0.0
 
