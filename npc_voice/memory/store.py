@@ -269,10 +269,11 @@ class MemoryStore:
             db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             app = db.execute("PRAGMA application_id").fetchone()[0]
             version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         except sqlite3.DatabaseError as exc:
             raise MemoryStoreError(f"{self.path} is not an npc-voice memory file ({exc}); move it away or "
                                    "choose another file") from exc
-        if app not in (0, APPLICATION_ID) or (app == 0 and version != 0):
+        if app != APPLICATION_ID and (app != 0 or version != 0 or tables):  # ours, or a new empty file
             db.close()
             raise MemoryStoreError(f"{self.path} is an SQLite file of another program; choose another file")
         if version > len(self.migrations):

@@ -53,6 +53,7 @@ class LineStream:
         self._marks = list(marks)
         self._mark_at: dict[int, float] = {}  # mark index -> where its word starts in _audio (s)
         self._fired: set[int] = set()
+        self._cancelled = False
         sentences = split_sentences(text) or [text]
         if first is None:
             first = synth(sentences[0])
@@ -116,6 +117,8 @@ class LineStream:
         )
         self._append_ready()
         out.finished = self.finished
+        if self._cancelled:  # what was cut off was never said
+            return out
         due = sorted((t, i) for i, t in self._mark_at.items() if i not in self._fired and t < t1)
         if out.finished:  # a word the synthesiser wrote otherwise was still said: report it at the line's end
             lost = [i for i in range(len(self._marks)) if i not in self._fired and i not in self._mark_at]
@@ -174,7 +177,8 @@ class LineStream:
         return max(0, sum(1 for s in self._starts if s <= self._pos) - 1)
 
     def cancel(self) -> None:
-        """Stop: drop pending synthesis."""
+        """Stop: drop pending synthesis; marks not reached are never reported."""
+        self._cancelled = True
         for fut in self._pending:
             fut.cancel()
         self._pending.clear()
