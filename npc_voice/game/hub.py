@@ -90,6 +90,8 @@ class VoiceHub:
 
     ``audio``: ``"auto"`` (microphone when there is one), ``"typed"`` (type to speak, voices on the
     speaker) or ``"silent"`` (no sound card at all). ``status`` says in plain words what was chosen.
+    ``player``: the game's id of the player (a save slot, an account): every NPC remembers them across
+    sessions, in the sidecar's memory file. None: NPCs remember the player only while the game runs.
     """
 
     def __init__(
@@ -99,7 +101,9 @@ class VoiceHub:
         audio: str = "auto",
         device: int | str | None = None,
         player_voice: VoiceSettings = PLAYER_VOICE,
+        player: str | None = None,
     ) -> None:
+        self.player = player
         self.client = SidecarClient(address)
         self.mixer = Mixer()
         self.typed = TypedMic()
@@ -126,7 +130,8 @@ class VoiceHub:
 
     def attach(self, npc_id: str, persona: str, state: dict[str, Any] | None = None) -> NpcLink:
         """Open a session for an NPC (returns at once; ``NPC_READY`` is posted when it is open)."""
-        session = self.client.open_session(persona=persona, npc_id=npc_id, state=state, floor=True)
+        session = self.client.open_session(persona=persona, npc_id=npc_id, state=state, floor=True,
+                                           player=self.player, actions=True)
         link = NpcLink(npc_id=npc_id, persona=persona, session=session, channel=self.mixer.add(npc_id))
         link.channel.buffer.on_start = lambda seq, t: self._on_start(link, seq, t)
         with self._lock:
