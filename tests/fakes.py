@@ -108,6 +108,20 @@ class FakeAccurate:
         return readings[0][0] if readings else ""
 
 
+class FakeAccurateByLevel(FakeAccurate):
+    """The accurate reader for scripted microphone levels: each level in the audio read says its words (a question
+    at 3000, a cut-in at 2000), however many times the engine reads it."""
+
+    def __init__(self, said: dict[int, str]) -> None:
+        super().__init__()
+        self.said = said
+
+    def readings(self, audio: np.ndarray, prompt: str | None = None, *args: Any) -> list[tuple[str, float]]:
+        self.calls.append(len(audio) / SAMPLE_RATE)
+        heard = [words for level, words in self.said.items() if (np.abs(audio) == level).any()]
+        return [(" ".join(heard), -0.2)] if heard else []
+
+
 class FakeSynthesizer:
     """0.3 s of a tone per word, with the word timing the real synthesiser gives."""
 
@@ -145,12 +159,13 @@ class FakeResources:
     predictive: bool = True
     reads: int = 0
     memory: Any = None  # a MemoryStore, for sessions that name their player
+    loaded: Any = None  # the persona every session speaks as (None: ``smith()``)
 
     def persona(self, persona_id: str) -> FakeLoaded:
-        return smith()
+        return self.loaded or smith()
 
     def current(self, persona_id: str) -> FakeLoaded:
-        return smith()
+        return self.loaded or smith()
 
     def persona_problem(self, persona_id: str) -> None:
         return None
