@@ -203,7 +203,7 @@ class Game:
                 self._report_frametime()
             pygame.quit()
 
-    def _awake(self) -> bool:
+    def awake(self) -> bool:
         """Every villager's session is open, or was refused for good (a broken persona is worth a shot too):
         the client asks again only after a ``capacity`` refusal."""
         for v in self.villagers:
@@ -243,7 +243,7 @@ class Game:
             self.frame_ms.append(((time.perf_counter() - t_work) * 1000.0, active))
             frame += 1
             if self.screenshot is not None and frame >= self.frames and (
-                self._awake() or time.monotonic() - started > SHOT_WAIT_S
+                self.awake() or time.monotonic() - started > SHOT_WAIT_S
             ):
                 self._save(self.screenshot)
                 return 0

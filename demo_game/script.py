@@ -67,6 +67,12 @@ def pause(seconds: float, shot: str | None = None) -> Beat:
     return beat
 
 
+def awake(timeout: float = 60.0) -> Beat:
+    """Wait until every villager's session is open (the sidecar may be slow to open them on a busy machine): what
+    the player says before is heard by nobody."""
+    return Beat("wait for the villagers to wake", done=lambda g: g.awake(), timeout=timeout)
+
+
 def until_action(kind: str, npc: str, timeout: float = 20.0, shot: str | None = None) -> Beat:
     """Wait for the NPC to say the word one of its line's actions of ``kind`` waits for."""
     return until(f"action:{kind}", npc, timeout, shot)
@@ -74,10 +80,11 @@ def until_action(kind: str, npc: str, timeout: float = 20.0, shot: str | None = 
 
 def trade_beats() -> list[Beat]:
     return [
+        awake(),
         pause(2.0),
         approach("smith"),
         quiet("smith"),
-        say("My name is Aria."),
+        say("My name is Clara."),
         until("response", "smith"),
         pause(2.0, shot="trade_name"),
         until("speech_end", "smith"),
@@ -106,6 +113,7 @@ def trade_beats() -> list[Beat]:
 
 def return_beats() -> list[Beat]:
     return [
+        awake(),
         pause(2.0),
         approach("smith", greet_within=4.0),
         pause(1.2, shot="return_greeting"),

@@ -173,6 +173,15 @@ def bench_perf(cases: Path, out: Path, levels: str, seconds: float, soak_minutes
     click.echo((out / "table.md").read_text())
 
 
+@bench.command("memory")
+@click.option("--steps", default=200_000, show_default=True, help="Steps through the two memory stages.")
+def bench_memory(steps: int) -> None:
+    """What memory costs: per step (the step thread), per answer, per commit, per player on disk."""
+    from npc_voice.bench.memory import run_memory_bench
+
+    click.echo(run_memory_bench(steps=steps).table())
+
+
 @bench.command("topics")
 @click.option("--persona", "persona_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, show_default="assets/personas/blacksmith.yaml", help="The persona file to measure.")
