@@ -332,3 +332,19 @@ def test_memory_show_and_forget_for_designers_and_players(tmp_path: Path) -> Non
     assert MemoryStore(path).players() == ["bob"]
     missing = runner.invoke(main, ["memory", "show", "clara", "--db", str(tmp_path / "nope.sqlite3")])
     assert missing.exit_code != 0 and "no memory file" in missing.output
+
+
+def test_a_memory_file_that_cannot_be_used_is_told_to_the_game_and_the_session_goes_on(tmp_path: Path) -> None:
+    junk = tmp_path / "memory.sqlite3"
+    junk.write_bytes(b"not a database" * 100)
+    resources = FakeResources(memory=MemoryStore(junk))
+    session = Session(resources, "smith", "smith", seed=1, simulated_clock=True, player="p1",  # type: ignore[arg-type]
+                      parts=EngineParts(vad=lambda: FakeVAD([]), canceller=FakeCanceller,
+                                        recognizer=lambda asr, lm: FakeRecognizer(), use_heads=False,
+                                        use_endpoint=False, sentiment=lambda text: None))
+    steps = [session.step(np.zeros(CHUNK_SAMPLES, np.int16), None).events for _ in range(3)]
+    notices = [e for step in steps for e in step if isinstance(e, ev.Notice)]
+    assert [n.code for n in notices] == ["memory_error"] and "not an npc-voice memory file" in notices[0].message
+    assert session.memory.player == "p1" and session.memory.visits == 0  # remembered within the session only
+    session.close()
+    assert junk.read_bytes() == b"not a database" * 100
