@@ -3,9 +3,9 @@
 Each beat waits on what the NPCs actually do (the events they post), never on fixed timings alone.
 
 - ``tour`` shows every duplex behaviour: a greeting (walking up to the smith; the hub cues it, the game
-  does nothing special), an answer, a backchannel ("uh huh" while the smith talks), an interruption (a
-  question over his story) and an emotion change (haggling angers him), then visits the others (the
-  smith sees the player off as they leave).
+  does nothing special), a polite purchase that leaves him content, an answer, a backchannel ("uh huh"
+  while the smith talks), an interruption (a question over his story) and an emotion change (rude haggling
+  moves him), then visits the others (the smith sees the player off as they leave).
 - ``trade`` shows talk changing the game: the player gives their name, asks the price (the smith's
   line offers the sword), takes it (his answer gives it: the purse drops by 40, the longsword is in the
   satchel), asks again ("you already have one"), and hears the guard's news (the quest moves on).
@@ -135,6 +135,10 @@ def demo_beats() -> list[Beat]:
         until("response", "smith"),
         pause(1.2, shot="greeting"),
         until("speech_end", "smith"),
+        say("I would like to buy a sword."),  # a polite purchase: his face stays content (issue 34)
+        until("response", "smith"),
+        pause(1.5, shot="polite_purchase"),
+        until("speech_end", "smith"),
         say("What can you tell me about the dragon?"),
         until("speech_start", "smith"),
         pause(2.5, shot="answer"),
@@ -146,7 +150,7 @@ def demo_beats() -> list[Beat]:
         pause(0.25, shot="interrupted"),
         until("speech_start", "smith"),
         until("speech_end", "smith"),
-        say("That is far too much money! Give me a discount."),
+        say("That is far too much money, you old cheat! Give me a discount."),  # rude words: they anger him
         until("response", "smith"),
         pause(1.8, shot="haggle"),
         until("speech_end", "smith"),

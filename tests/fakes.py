@@ -13,6 +13,7 @@ import numpy as np
 
 from npc_voice.audio.echo import EchoStats
 from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE
+from npc_voice.engine.resources import LoadLevel
 from npc_voice.floor.observation import DuplexOutputs
 from npc_voice.model.topics import TopicChoice
 from npc_voice.persona.loader import Temperament, Voice
@@ -163,6 +164,9 @@ class FakeResources:
 
     def persona(self, persona_id: str) -> FakeLoaded:
         return self.loaded or smith()
+
+    def load_level(self) -> LoadLevel:
+        return LoadLevel(predictive=self.predictive, learned=self.learned)
 
     def current(self, persona_id: str) -> FakeLoaded:
         return self.loaded or smith()

@@ -11,6 +11,7 @@ from npc_voice import events as ev
 from npc_voice.audio.echo import EchoStats
 from npc_voice.audio.format import CHUNK_SECONDS
 from npc_voice.engine.answers import PreparedAnswer
+from npc_voice.engine.resources import LoadLevel
 from npc_voice.floor.decision import Action, FloorDecision
 from npc_voice.floor.observation import DuplexOutputs, FloorObservation
 
@@ -34,6 +35,7 @@ class StepFrame:
     played: np.ndarray | None
     cue: Literal["greeting", "farewell"] | None = None
     state: dict[str, Any] | None = None
+    load: LoadLevel = field(default_factory=LoadLevel)  # the overload level, as the step began
     events: list[ev.Event] = field(default_factory=list)
     # echo gate
     clean: np.ndarray | None = None  # the microphone with the NPC's own voice cancelled

@@ -87,7 +87,8 @@ class Session:
         ctx.clock.begin_step()
         if state:
             ctx.game_state.update(state)
-        frame = StepFrame(index=self.steps, mic=mic, played=played, cue=cue, state=state)
+        frame = StepFrame(index=self.steps, mic=mic, played=played, cue=cue, state=state,
+                          load=ctx.resources.load_level())
         for stage in self.stages:
             stage.run(frame)
         self.steps += 1

@@ -130,14 +130,16 @@ class TurnReader:
 
     # ------------------------------------------------------------------------------------------- reading
 
-    def read_ahead(self, now_s: float) -> None:
+    def read_ahead(self, now_s: float, predictive: bool = True) -> None:
         """Start the read the turn needs now (the step's recognition, while the NPC is silent); ``now_s``: the
-        session time at the end of this chunk. The stretch fades when silero hears it fade, or when the voice
-        has been quiet ``quiet_fade_s`` by its loudness (silero hears it late)."""
+        session time at the end of this chunk; ``predictive``: reads while the player talks are on (the step's
+        load level). The stretch fades when silero hears it fade, or when the voice has been quiet
+        ``quiet_fade_s`` by its loudness (silero hears it late)."""
         h, c = self.hearing, self.config
         fading = h.in_speech and (h.below >= c.fading_frames or h.quiet_for(now_s) >= c.quiet_fade_s)
         if h.in_speech and not fading:
-            if self.turn.speech_s >= c.predict_after_s and (self.prepared is None or self.prepared.future.done()):
+            if (predictive and self.turn.speech_s >= c.predict_after_s
+                    and (self.prepared is None or self.prepared.future.done())):
                 self.keep_finished()  # the read it replaces may be the newest the projection gets
                 self.submit(now_s, spare=True)
             return

@@ -29,10 +29,11 @@ import torch
 from torch import nn
 
 from npc_voice.audio.echo import EchoStats
+from npc_voice.data import model_dir
 from npc_voice.features.duplex_features import N_FEATURES, DuplexFeatures
 from npc_voice.floor.observation import DuplexOutputs
 
-MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "duplex"
+MODEL_DIR = model_dir("duplex")  # package data: models/duplex in the repository
 WINDOW = 16  # chunks of latent kept for attention (3.2 s)
 LATENT = 48
 N_OUT = 6  # shift, soon, over x3, player

@@ -9,6 +9,9 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
+
+from npc_voice.data import PersonaFolders
 
 
 class SidecarProcess:
@@ -19,15 +22,16 @@ class SidecarProcess:
     sidecar's default, ``$NPC_VOICE_MEMORY`` or the user's data folder).
     """
 
-    def __init__(self, persona_dir: str | None = None, address: str | None = None,
+    def __init__(self, persona_dir: PersonaFolders = None, address: str | None = None,
                  memory: str | os.PathLike | None = None) -> None:
         self._tmp = None if address else tempfile.mkdtemp(prefix="npc-voice-")
         self.address = address or f"ipc://{self._tmp}/sidecar.sock"
         # -P: the working directory is not put on the path, so the sidecar runs the npc_voice this process
         # imported (the installed one, or PYTHONPATH's), never a checkout that happens to be the cwd.
         cmd = [sys.executable, "-P", "-m", "npc_voice.cli", "serve", "--address", self.address]
-        if persona_dir:
-            cmd += ["--personas", persona_dir]
+        folders = [persona_dir] if isinstance(persona_dir, str | Path) else list(persona_dir or [])
+        for folder in folders:  # searched before $NPC_VOICE_PERSONAS and the built-in personas
+            cmd += ["--personas", str(folder)]
         if memory is not None:
             cmd += ["--memory", os.fspath(memory)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=None, text=True)

@@ -41,6 +41,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 from npc_voice import events as ev
+from npc_voice.data import PersonaFolders
 from npc_voice.engine.resources import EngineResources
 from npc_voice.engine.session import Session
 from npc_voice.transport import protocol as p
@@ -509,6 +510,9 @@ class Sidecar:
         try:
             session = Session(self.res, msg.persona, msg.npc_id, msg.state, simulated_clock=msg.clock == "simulated",
                               floor_events=msg.floor, policy=msg.policy, explain=msg.why, player=msg.player)
+            fallback = self.res.voice_problem(msg.persona)
+            if fallback is not None:  # the NPC still talks, in its eSpeak NG voice: say why it sounds so
+                slot.notices.append(ev.Notice(code="voice_fallback", message=fallback))
             reply: p.Message = p.Opened(session=msg.session, persona=msg.persona, npc_id=msg.npc_id)
         except KeyError as exc:
             reply = p.Error(session=msg.session, code="unknown_persona", message=str(exc.args[0]))
@@ -611,11 +615,12 @@ class Sidecar:
 
 def serve_forever(
     address: str,
-    persona_dir: str | None = None,
+    persona_dir: PersonaFolders = None,
     workers: int = STEP_WORKERS,
     allow_remote: bool = False,
     curve: CurveKeys | None = None,
     max_sessions: int = MAX_SESSIONS,
+    voice_cache: str | os.PathLike[str] | None = None,
     memory: Path | str | None = None,
 ) -> int:
     """Load the models, bind, serve until SIGINT/SIGTERM; report step times on exit. ``memory``: the memory file
@@ -627,7 +632,8 @@ def serve_forever(
     torch.set_num_threads(1)
     from npc_voice.memory.store import MemoryStore
 
-    res = EngineResources(persona_dir, memory=MemoryStore(memory) if memory is not None else None)
+    res = EngineResources(persona_dir, voice_cache=voice_cache,
+                          memory=MemoryStore(memory) if memory is not None else None)
     sidecar = Sidecar(
         res, address, workers=workers, allow_remote=allow_remote, curve=curve, max_sessions=max_sessions
     )

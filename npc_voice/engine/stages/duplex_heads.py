@@ -40,7 +40,7 @@ class DuplexHeads:
 
     def run(self, frame: StepFrame) -> None:
         line = self.speaking.line
-        on = self.resources.learned or line is not None or self.always
+        on = frame.load.learned or line is not None or self.always
         if on and not self.stretch.model_heard and frame.index:
             self.state = self.new_state()  # back from an overload pause: a fresh window
         self.stretch.model_heard = on

@@ -49,7 +49,8 @@ class SettleProjection:
             self.speaker.stop_line(frame.events, self.turn.partial)
             restore_turn(self.speaking, self.turn, frame)
             self.stretch.judged = True
-            why = f"the player went on ({voiced / SAMPLE_RATE:.2f} s of voice) before the answer could be heard"
+            how = "still loud there" if loud[-1] else f"{voiced / SAMPLE_RATE:.2f} s of it"
+            why = f"the player's voice came back before the answer could reach them ({how})"
             frame.yielded = FloorDecision(Action.INTERRUPTED, self.name, why)
             return
         self.reset_turn()

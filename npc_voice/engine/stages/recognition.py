@@ -34,4 +34,4 @@ class Recognition:
         if self.speaking.line is not None and h.in_speech and h.speech_s >= self.config.stretch_read_after_s:
             self.stretch_reader.start_read()
         if self.speaking.line is None:
-            self.reader.read_ahead(frame.end_s)
+            self.reader.read_ahead(frame.end_s, predictive=frame.load.predictive)
