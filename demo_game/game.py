@@ -2,7 +2,10 @@
 
 The game starts the sidecar itself on a background thread (a loading screen keeps the window alive
 while the models load) and stops it on exit. Each villager is an ``NPCVoice``; the HUD shows the
-microphone level, who is speaking, the villager's feeling and the last response latency.
+microphone level, who is speaking, the villager's feeling and the last response latency, and the
+player's purse, satchel and quest. Talking changes the game: the villagers' lines carry actions
+(an offer, a sale, the quest moving on) that arrive as ``NPC_ACTION`` events, and the villagers
+remember the player (by the ``--player`` id) in a memory file next to the game's save.
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ import numpy as np
 import pygame
 
 from demo_game import art
-from demo_game.script import Script, demo_beats
+from demo_game.save import SaveGame, default_dir
+from demo_game.script import SCENARIOS, Script
 from npc_voice.game import NPCVoice, VoiceHub
 from npc_voice.game import events as ge
 from npc_voice.transport.process import SidecarProcess
 
 SPEED = 150.0  # px/s
 TALK_RADIUS = 260.0
+QUEST = {"none": "ask around the village", "dragon_seen": "a dragon was seen: get armed",
+         "dragon_slain": "the dragon is slain"}
 SHOT_WAIT_S = 60.0  # --screenshot waits this long at most for the villagers to wake (a slow or overloaded sidecar)
 PLAYER_LOOK = art.Look(skin=(240, 200, 170), hair=(200, 120, 50), tunic=(60, 110, 180), extra=(150, 40, 50),
                        style="hero")
@@ -47,7 +53,7 @@ def villagers() -> list[Villager]:
     return [
         Villager("smith", "Brom Ironhand, blacksmith", "blacksmith", (225, 262),
                  art.Look((214, 160, 120), (92, 52, 30), (120, 60, 40), (90, 64, 44), "smith"),
-                 {"quest_stage": "dragon_seen", "reputation": 10, "time_of_day": "day"}),
+                 {"reputation": 10, "time_of_day": "day"}),
         Villager("herbalist", "Mirela Thornwick, herbalist", "herbalist", (630, 262),
                  art.Look((236, 196, 170), (214, 214, 220), (110, 140, 90), (170, 80, 120), "herbalist"),
                  {"player_health": 80, "time_of_day": "day", "herb_quest": "not_started", "season": "summer"}),
@@ -71,6 +77,10 @@ class Game:
         frames: int = 0,
         shots: Path | None = None,
         frametime: bool = False,
+        scenario: str = "tour",
+        player: str = "player1",
+        save_dir: Path | None = None,
+        new_game: bool = False,
     ) -> None:
         pygame.init()
         pygame.display.set_caption("Emberbrook: a village that talks back")
@@ -96,15 +106,34 @@ class Game:
         self.load_error: str | None = None
         self.seen: list[tuple[str, str, float]] = []
         self.log: list[tuple[float, str]] = []
-        self.script = Script(demo_beats(), self._shot) if scripted else None
+        self.script = Script(SCENARIOS[scenario](), self._shot) if scripted else None
+        self.player_id = player
+        self.save_dir = save_dir or default_dir()
+        self.save_path = self.save_dir / "save.json"
+        self.memory_path = self.save_dir / "memory.sqlite3"
+        if new_game:
+            self._new_game()
+        self.save = SaveGame.load(self.save_path)
         self.frame_ms: list[tuple[float, bool]] = []
         self.t0 = time.monotonic()
 
     # ------------------------------------------------------------------ start-up
 
+    def _new_game(self) -> None:
+        """Start over: the save goes, and every villager forgets this player."""
+        self.save_path.unlink(missing_ok=True)
+        if self.memory_path.exists():
+            from npc_voice.memory.store import MemoryStore
+
+            store = MemoryStore(self.memory_path)
+            try:
+                store.forget(self.player_id)
+            finally:
+                store.close()
+
     def _start_sidecar(self) -> None:
         try:
-            self.proc = SidecarProcess()
+            self.proc = SidecarProcess(memory=self.memory_path)
             self.proc.wait_ready()
             self.sidecar_address = self.proc.address
         except Exception as exc:  # noqa: BLE001 - shown on the loading screen
@@ -152,7 +181,8 @@ class Game:
 
     def _connect(self) -> None:
         assert self.sidecar_address is not None
-        self.hub = VoiceHub(self.sidecar_address, audio=self.audio_mode, device=self.device)
+        self.hub = VoiceHub(self.sidecar_address, audio=self.audio_mode, device=self.device,
+                            player=self.player_id)
         for v in self.villagers:
             v.voice = NPCVoice(self.hub, v.npc_id, v.persona, position=v.pos, state=v.state,
                                hearing_radius=TALK_RADIUS)
@@ -175,7 +205,7 @@ class Game:
                 self._report_frametime()
             pygame.quit()
 
-    def _awake(self) -> bool:
+    def awake(self) -> bool:
         """Every villager's session is open, or was refused for good (a broken persona is worth a shot too):
         the client asks again only after a ``capacity`` refusal."""
         for v in self.villagers:
@@ -207,16 +237,17 @@ class Game:
             self._move(dt)
             assert self.hub is not None
             self.hub.listen_from((self.player[0], self.player[1]), self.facing)
+            world = self.save.state()
             for v in self.villagers:
                 if v.voice is not None:
-                    v.voice.update(dt, v.state)
+                    v.voice.update(dt, {**v.state, **world})
             self._draw()
             pygame.display.flip()
             active = self.hub.player_speaking or any(v.voice is not None and v.voice.speaking for v in self.villagers)
             self.frame_ms.append(((time.perf_counter() - t_work) * 1000.0, active))
             frame += 1
             if self.screenshot is not None and frame >= self.frames and (
-                self._awake() or time.monotonic() - started > SHOT_WAIT_S
+                self.awake() or time.monotonic() - started > SHOT_WAIT_S
             ):
                 self._save(self.screenshot)
                 return 0
@@ -265,7 +296,10 @@ class Game:
         if kind is not None:
             self.seen.append((kind, v.npc_id, time.monotonic()))
         short = v.name.split(",")[0].split()[0]
-        if event.type == ge.NPC_RESPONSE:
+        if event.type == ge.NPC_ACTION:
+            self.seen.append((f"action:{event.kind}", v.npc_id, time.monotonic()))
+            self._act(short, v.npc_id, event)
+        elif event.type == ge.NPC_RESPONSE:
             self._note(f"{short}: {event.text}")
         elif event.type == ge.NPC_INTERRUPTED:
             self._note(f"{short} stops: interrupted")
@@ -277,6 +311,31 @@ class Game:
             self._note(f"{short} feels {event.emotion}")
         elif event.type == ge.NPC_ERROR and not any(f"error {event.code}" in line for _, line in self.log):
             self._note(f"{short}: sidecar error {event.code} ({event.message})")
+
+    def _act(self, who: str, npc_id: str, event: pygame.event.Event) -> None:
+        """A villager said the word its line's action waits for: the game does it, by its own rules."""
+        save = self.save
+        if event.kind == "offer":
+            save.offer = {"item": event.item, "price": event.price, "npc": npc_id}
+            self._note(f"{who} offers a {event.item} for {event.price} gold")
+        elif event.kind == "give":
+            price, count = getattr(event, "price", 0), getattr(event, "count", 1)
+            if price > save.gold:  # the persona's conditions should not let this happen: the game still refuses
+                self._note(f"{who} would sell a {event.item} for {price} gold: you cannot pay")
+                return
+            save.gold -= price
+            save.satchel += [event.item] * count
+            if save.offer and save.offer["item"] == event.item:
+                save.offer = None
+            self._note(f"{who} hands you a {event.item}" + (f" for {price} gold" if price else ""))
+        elif event.kind == "set_state":
+            for key, value in event.state.items():
+                if key == "quest_stage":
+                    save.quest_stage = value
+                    self._note(f"quest: {QUEST.get(value, value)}")
+        else:
+            self._note(f"{who}: {event.name}")
+        save.write(self.save_path)
 
     def _note(self, text: str) -> None:
         self.log.append((time.monotonic(), text))
@@ -416,6 +475,7 @@ class Game:
         elif not self.script:
             tip = self.font.render("walk up to a villager to talk", True, (255, 255, 240))
             s.blit(tip, tip.get_rect(midbottom=(art.W // 2, art.H - 14)))
+        self._draw_satchel()
         # conversation log, between the microphone panel and the portrait
         now = time.monotonic()
         lines = [(stamp, line) for stamp, line in self.log if now - stamp < 12][-4:]
@@ -434,6 +494,19 @@ class Game:
             cursor = "|" if int(now * 2) % 2 else " "
             s.blit(self.font.render(f"You say: {self.typing}{cursor}", True, (255, 255, 255)),
                    (box.x + 12, box.y + 11))
+
+    def _draw_satchel(self) -> None:
+        """The purse, the satchel, a deal on offer and the quest, above the microphone panel."""
+        s, save = self.screen, self.save
+        box = pygame.Rect(10, art.H - 96 - 8 - 92, 300, 92)
+        self._panel(box)
+        s.blit(self.bold.render(f"Purse: {save.gold} gold", True, (250, 215, 120)), (box.x + 12, box.y + 8))
+        items = ", ".join(save.satchel) if save.satchel else "empty"
+        s.blit(self.font.render(f"Satchel: {items}", True, (235, 235, 240)), (box.x + 12, box.y + 30))
+        offer = (f"On offer: {save.offer['item']}, {save.offer['price']} gold" if save.offer else "On offer: —")
+        s.blit(self.small.render(offer, True, (200, 220, 240)), (box.x + 12, box.y + 52))
+        quest = f"Quest: {QUEST.get(save.quest_stage, save.quest_stage)}"
+        s.blit(self.small.render(quest, True, (200, 220, 240)), (box.x + 12, box.y + 70))
 
     # ------------------------------------------------------------------ output
 

@@ -1,10 +1,15 @@
-"""The hands-free demo: the player walks and "types" on their own, showing every duplex behaviour.
+"""The hands-free demos: the player walks and "types" on their own.
 
-Each beat waits on what the NPCs actually do (the events they post), never on fixed timings alone,
-so the script shows a greeting (walking up to the smith; the hub cues it, the game does nothing
-special), a polite purchase that leaves him content, an answer, a backchannel ("uh huh" while the smith
-talks), an interruption (a question over his story) and an emotion change (rude haggling moves him), then
-visits the others (the smith sees the player off as they leave).
+Each beat waits on what the NPCs actually do (the events they post), never on fixed timings alone.
+
+- ``tour`` shows every duplex behaviour: a greeting (walking up to the smith; the hub cues it, the game
+  does nothing special), a polite purchase that leaves him content, an answer, a backchannel ("uh huh"
+  while the smith talks), an interruption (a question over his story) and an emotion change (rude haggling
+  moves him), then visits the others (the smith sees the player off as they leave).
+- ``trade`` shows talk changing the game: the player gives their name, asks the price (the smith's
+  line offers the sword), takes it (his answer gives it: the purse drops by 40, the longsword is in the
+  satchel), asks again ("you already have one"), and hears the guard's news (the quest moves on).
+- ``return`` is the same player in a new run of the game: the smith greets them by name.
 """
 
 from __future__ import annotations
@@ -62,6 +67,64 @@ def pause(seconds: float, shot: str | None = None) -> Beat:
     return beat
 
 
+def awake(timeout: float = 60.0) -> Beat:
+    """Wait until every villager's session is open (the sidecar may be slow to open them on a busy machine): what
+    the player says before is heard by nobody."""
+    return Beat("wait for the villagers to wake", done=lambda g: g.awake(), timeout=timeout)
+
+
+def until_action(kind: str, npc: str, timeout: float = 20.0, shot: str | None = None) -> Beat:
+    """Wait for the NPC to say the word one of its line's actions of ``kind`` waits for."""
+    return until(f"action:{kind}", npc, timeout, shot)
+
+
+def trade_beats() -> list[Beat]:
+    return [
+        awake(),
+        pause(2.0),
+        approach("smith"),
+        quiet("smith"),
+        say("My name is Clara."),
+        until("response", "smith"),
+        pause(2.0, shot="trade_name"),
+        until("speech_end", "smith"),
+        say("How much is a longsword?"),
+        until_action("offer", "smith"),
+        pause(1.0, shot="trade_offer"),
+        until("speech_end", "smith"),
+        say("I'll take the sword."),
+        until_action("give", "smith"),
+        pause(1.2, shot="trade_sold"),
+        until("speech_end", "smith"),
+        say("How much is a longsword?"),
+        until("response", "smith"),
+        pause(2.5, shot="trade_again"),
+        until("speech_end", "smith"),
+        approach("guard"),
+        quiet("guard"),
+        say("Any news?"),
+        until_action("set_state", "guard"),
+        pause(1.0, shot="trade_quest"),
+        until("speech_end", "guard"),
+        say("Goodbye."),
+        until("speech_end", "guard"),
+    ]
+
+
+def return_beats() -> list[Beat]:
+    return [
+        awake(),
+        pause(2.0),
+        approach("smith", greet_within=4.0),
+        pause(1.2, shot="return_greeting"),
+        quiet("smith"),
+        say("Hello there!"),
+        until("response", "smith"),
+        pause(1.5, shot="return_hello"),
+        until("speech_end", "smith"),
+    ]
+
+
 def demo_beats() -> list[Beat]:
     return [
         pause(4.0, shot="village"),  # idle frames first: the frame-time baseline
@@ -105,6 +168,9 @@ def demo_beats() -> list[Beat]:
         pause(1.5, shot="guard"),
         until("speech_end", "guard"),
     ]
+
+
+SCENARIOS: dict[str, Callable[[], list[Beat]]] = {"tour": demo_beats, "trade": trade_beats, "return": return_beats}
 
 
 class Script:

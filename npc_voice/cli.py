@@ -8,12 +8,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from npc_voice.features.asr import DEFAULT_RECOGNISER, RECOGNISERS
 from npc_voice.floor.strategies import STRATEGIES
 from npc_voice.persona.commands import persona
+
+if TYPE_CHECKING:
+    from npc_voice.memory.store import MemoryStore
 
 
 @click.group()
@@ -51,6 +55,10 @@ def main(verbose: bool) -> None:
               help="The accurate recogniser that reads the player's turns.")
 @click.option("--max-sessions", default=32, show_default=True, help="Capacity: further sessions get `capacity`.")
 @click.option("--allow-remote", is_flag=True, help="Allow binding to a non-loopback address (needs --curve-*).")
+@click.option("--memory", "memory_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The memory file (SQLite) in which NPCs remember players the game names "
+                   "[default: $NPC_VOICE_MEMORY, else memory.sqlite3 in the user's data folder].")
+@click.option("--no-memory", is_flag=True, help="Remember players only within a session; write no file.")
 @click.option(
     "--curve-secret",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -70,18 +78,24 @@ def serve(
     workers: int,
     max_sessions: int,
     allow_remote: bool,
+    memory_path: Path | None,
+    no_memory: bool,
     curve_secret: Path | None,
     curve_clients: Path | None,
     asr: str,
 ) -> None:
     """Run the sidecar until Ctrl-C or SIGTERM."""
+    from npc_voice.memory.store import default_path
     from npc_voice.transport.server import CurveKeys, serve_forever
 
     if (curve_secret is None) != (curve_clients is None):
         raise click.UsageError("--curve-secret and --curve-clients go together")
     curve = CurveKeys(curve_secret, curve_clients) if curve_secret and curve_clients else None
+    if no_memory and memory_path is not None:
+        raise click.UsageError("--memory and --no-memory contradict each other")
+    memory = None if no_memory else (memory_path or default_path())
     sys.exit(serve_forever(address, list(personas), workers=workers, allow_remote=allow_remote, curve=curve,
-                           max_sessions=max_sessions, voice_cache=voice_cache, recogniser=asr))
+                           max_sessions=max_sessions, voice_cache=voice_cache, recogniser=asr, memory=memory))
 
 
 @main.command()
@@ -190,6 +204,15 @@ def bench_perf(cases: Path | None, out: Path, levels: str, seconds: float, soak_
     cases = cases or shared_eval_dir() / "dev"
     run_perf(cases, out, tuple(int(x) for x in levels.split(",")), seconds, soak_minutes)
     click.echo((out / "table.md").read_text())
+
+
+@bench.command("memory")
+@click.option("--steps", default=200_000, show_default=True, help="Steps through the two memory stages.")
+def bench_memory(steps: int) -> None:
+    """What memory costs: per step (the step thread), per answer, per commit, per player on disk."""
+    from npc_voice.bench.memory import run_memory_bench
+
+    click.echo(run_memory_bench(steps=steps).table())
 
 
 @bench.command("topics")
@@ -384,6 +407,77 @@ def info() -> None:
     click.echo(f"personas: {', '.join(store.known()) or 'none'}")
     if problems:
         sys.exit(1)
+
+
+@main.group()
+def memory() -> None:
+    """What NPCs remember of players (the memory file the sidecar writes)."""
+
+
+def _memory_store(db: Path | None) -> MemoryStore:
+    from npc_voice.memory.store import MemoryStore, default_path
+
+    path = db or default_path()
+    if not path.exists():
+        raise click.ClickException(f"no memory file at {path} (nothing remembered yet; --db names another file)")
+    return MemoryStore(path)
+
+
+_DB_OPTION = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                          help="The memory file [default: $NPC_VOICE_MEMORY, else the user's data folder].")
+
+
+@memory.command("show")
+@click.argument("player")
+@click.argument("npc", required=False)
+@_DB_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def memory_show(player: str, npc: str | None, db: Path | None, as_json: bool) -> None:
+    """What every NPC (or NPC) remembers of PLAYER."""
+    from npc_voice.memory.store import MemoryStoreError
+
+    store = _memory_store(db)
+    try:
+        records = store.records(player, npc)
+    except MemoryStoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        store.close()
+    if not records:
+        who = f"NPC {npc!r}" if npc else "any NPC"
+        raise click.ClickException(f"{who} remembers nothing of player {player!r} in {store.path}")
+    summaries = [r.summary() for r in records]
+    if as_json:
+        click.echo(json.dumps(summaries, indent=2, ensure_ascii=False))
+        return
+    for s in summaries:
+        click.echo(f"{s['npc']} remembers {s['player']}: {s['visits']} visit(s), first {s['first_seen']}, "
+                   f"last {s['last_seen']}, last ended: {s['last_ended'] or '-'}, feels {s['feeling'] or '-'} "
+                   f"(regard {s['regard']:+.2f})")
+        for fact, value in s["facts"].items():
+            click.echo(f"  fact {fact}: {value}")
+        if s["topics"]:
+            click.echo("  topics: " + ", ".join(f"{t} x{v['count']}" for t, v in s["topics"].items()))
+        for t in s["recent_turns"]:
+            cut = "" if t["completed"] else " (cut off)"
+            click.echo(f"  {t['at']}  player: {t['heard']!r} -> [{t['topic']}] {t['said']!r}{cut}")
+
+
+@memory.command("forget")
+@click.argument("player")
+@_DB_OPTION
+def memory_forget(player: str, db: Path | None) -> None:
+    """Erase everything every NPC remembers of PLAYER (a player's right to erase)."""
+    from npc_voice.memory.store import MemoryStoreError
+
+    store = _memory_store(db)
+    try:
+        gone = store.forget(player)
+    except MemoryStoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        store.close()
+    click.echo(f"forgot player {player!r}: {gone} NPC record(s) erased from {store.path}")
 
 
 main.add_command(persona)

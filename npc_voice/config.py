@@ -1,6 +1,6 @@
 """Every threshold of the micro-turn engine and of its floor rules, in one place, each with its why.
 
-Engine stages read ``EngineConfig`` (hearing, reading, the answer's onset, temperament); floor rules read
+Engine stages read ``EngineConfig`` (hearing, reading, the answer's onset, temperament, memory); floor rules read
 ``FloorConfig`` (listening, speaking, projection) for the default ``rules`` strategy set, ``DuplexConfig``
 for the learned one and ``CascadeConfig`` for the pipecat/LiveKit-style baseline. Seconds unless named
 otherwise; fits are cosine similarities of the words to a persona topic's examples (MiniLM).
@@ -155,6 +155,18 @@ class AddresseeConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MemoryConfig:
+    """What the NPC remembers of the player (``npc_voice/memory``): when a visit begins, how its regard moves."""
+
+    # Contact after this long apart is a new visit: a player who steps out of earshot and back, or restarts the
+    # game, within two minutes is still on the same visit ("visits" counts comings back, not cue flicker).
+    visit_gap_s: float = 120.0
+    # Each answered turn moves the NPC's regard for the player this far toward its feeling's valence then: about
+    # ten turns of one mood set it, so one insult in a friendly acquaintance does not.
+    regard_weight: float = 0.2
+
+
+@dataclass(frozen=True, kw_only=True)
 class EngineConfig:
     """Everything the engine's stages read."""
 
@@ -164,6 +176,7 @@ class EngineConfig:
     reading: ReadingConfig = field(default_factory=ReadingConfig)
     onset: OnsetConfig = field(default_factory=OnsetConfig)
     temperament: TemperamentConfig = field(default_factory=TemperamentConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
 
 
 # ----------------------------------------------------------------------------------------------- floor

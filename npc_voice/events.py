@@ -169,6 +169,28 @@ class Floor(Event):
     why: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class GameAction(Event):
+    """The NPC just said the word a line's action waits for (or the line's first word): the game should do it.
+
+    Sent once per action per spoken line, at the ``offset`` of that word in this reply's audio, and never for the
+    part of a line the player cut off. ``kind``: ``offer`` (``item``, ``price``, maybe ``count``: a deal the game
+    may hold open), ``give`` (``item``, maybe ``price`` the player pays and ``count``), ``set_state`` (``state``:
+    game state keys and values), ``trigger`` (``name``: an event the game handles). ``(line_id, index)`` names it
+    uniquely in the session. Only for sessions opened with ``actions``."""
+
+    type: Literal["action"] = "action"
+    line_id: str
+    index: int  # its place among the line's actions
+    kind: Literal["offer", "give", "set_state", "trigger"]
+    item: str | None = None
+    price: float | None = None
+    count: int | None = None
+    state: dict[str, Any] | None = None
+    name: str | None = None
+    word: str | None = None  # the word it waited for (None: the line's first word)
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__dataclass_fields__["type"].default: cls  # type: ignore[misc]
     for cls in (
@@ -185,6 +207,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Emotion,
         Notice,
         Floor,
+        GameAction,
     )
 }
 

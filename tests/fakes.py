@@ -116,6 +116,20 @@ class FakeAccurate:
         return readings[0][0] if readings else ""
 
 
+class FakeAccurateByLevel(FakeAccurate):
+    """The accurate reader for scripted microphone levels: each level in the audio read says its words (a question
+    at 3000, a cut-in at 2000), however many times the engine reads it."""
+
+    def __init__(self, said: dict[int, str]) -> None:
+        super().__init__()
+        self.said = said
+
+    def readings(self, audio: np.ndarray, prompt: str | None = None, *args: Any) -> list[tuple[str, float]]:
+        self.calls.append(len(audio) / SAMPLE_RATE)
+        heard = [words for level, words in self.said.items() if (np.abs(audio) == level).any()]
+        return [(" ".join(heard), -0.2)] if heard else []
+
+
 class FakeSynthesizer:
     """0.3 s of a tone per word, with the word timing the real synthesiser gives."""
 
@@ -155,15 +169,17 @@ class FakeResources:
     clarity: Any = None  # a model of P(heard right) (``model/clarity.py``); None: the recogniser does not say
     speaker: Any = None  # the speaker encoder (``features/speaker.py``); None: no voice profile
     listeners: Immediate = field(default_factory=Immediate)
+    memory: Any = None  # a MemoryStore, for sessions that name their player
+    loaded: Any = None  # the persona every session speaks as (None: ``smith()``)
 
     def persona(self, persona_id: str) -> FakeLoaded:
-        return smith()
+        return self.loaded or smith()
 
     def load_level(self) -> LoadLevel:
         return LoadLevel(predictive=self.predictive, learned=self.learned)
 
     def current(self, persona_id: str) -> FakeLoaded:
-        return smith()
+        return self.loaded or smith()
 
     def persona_problem(self, persona_id: str) -> None:
         return None
@@ -182,11 +198,12 @@ class FakeResources:
 class Line:
     text: str
     emotion: str | None = None
+    actions: tuple = ()
 
 
 @dataclass
 class FakePersona:
-    """Topics by keyword; one line per topic; the real temperament and voice records."""
+    """Topics by keyword; one line per topic (with its actions, if any); the real temperament and voice records."""
 
     lines: dict[str, str]
     reactions: dict[str, list[str]] = field(default_factory=dict)
@@ -194,14 +211,15 @@ class FakePersona:
     temperament: Temperament = field(default_factory=Temperament)
     voice: Voice = field(default_factory=Voice)
     source: str = "fake.yaml"
+    actions: dict[str, tuple] = field(default_factory=dict)  # topic -> its line's LineActions
 
-    def choose_line(self, topic: str, state: dict, rng: random.Random) -> Line:
-        return Line(self.lines.get(topic, "Eh? Say that again."))
+    def choose_line(self, topic: str, state: dict, rng: random.Random, memory: Any = None) -> Line:
+        return Line(self.lines.get(topic, "Eh? Say that again."), actions=self.actions.get(topic, ()))
 
-    def reaction(self, kind: str, state: dict, rng: random.Random) -> Line | None:
+    def reaction(self, kind: str, state: dict, rng: random.Random, memory: Any = None) -> Line | None:
         return Line(self.reactions[kind][0]) if self.reactions.get(kind) else None
 
-    def bark(self, kind: str, state: dict, rng: random.Random) -> Line | None:
+    def bark(self, kind: str, state: dict, rng: random.Random, memory: Any = None) -> Line | None:
         return Line(self.barks[kind][0]) if self.barks.get(kind) else None
 
     def unknown_line(self, said: str | None, state: dict, rng: random.Random) -> Line | None:

@@ -267,3 +267,15 @@ def test_submit_renders_in_a_process_of_its_own(tmp_path: Path) -> None:
     assert report.complete and report.rendered == report.texts * len(VOICE_LEVELS)
     assert voices.cache.has(voices.key("Balanced it myself.", voice_levels(persona)[0][1]))
     ahead.close()
+
+
+def test_lines_with_actions_are_rendered_ahead_and_lines_naming_the_player_are_said_when_known() -> None:
+    texts = spoken_texts(load_persona(PERSONAS / "blacksmith.yaml"))
+    # a line's actions ride on its words' timing, which a rendered sentence keeps: the offer and the sale are ahead
+    assert "A fine longsword, forty gold." in texts and "Here, the longsword is yours." in texts
+    assert "As I said, forty gold for the longsword, and worth every coin." in texts  # memory in `when:` only
+    assert "You already have one of my longswords." in texts
+    # the player's name is known only when the NPC remembers it: those lines are synthesised when said
+    assert not any("{" in t or "player_name" in t for t in texts)
+    assert not any(t.startswith("Well met,") and "Brom" in t for t in texts)
+    assert not any("Good to see you again" in t for t in texts)

@@ -6,7 +6,8 @@ persona has no answer for (its ``unknown`` line, topic ``unknown``), a toss-up b
 
 The floor decision needs only the words; the voice of the line's first sentence is synthesised on the voice
 thread as soon as the line is chosen, so that when the turn ends the answer can start in the same step.
-Successive reads of one turn mostly choose the same line: its voice is made once.
+Successive reads of one turn mostly choose the same line: its voice is made once. The line is chosen with what
+the NPC remembers of the player, plus the facts these words state ("I'm Aria": the answer may say the name).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from npc_voice.floor.evidence import understand
 from npc_voice.floor.observation import Understood
 from npc_voice.model.sentiment import TextSentiment, analyse
 from npc_voice.model.topics import TopicChoice
-from npc_voice.persona.loader import FALLBACK
+from npc_voice.persona.loader import FALLBACK, Line, LineAction, Persona
 from npc_voice.speech.stream import Synthesized, SynthFn
 from npc_voice.speech.tts import split_sentences
 
@@ -49,6 +50,7 @@ class PreparedAnswer:
     readings: tuple[tuple[str, float], ...] = ()  # Whisper's best readings the words were picked from
     clarity: float | None = None  # P(the recogniser heard them right), if it says how sure it was
     understood: Understood | None = None  # what the words mean to the persona (None: streaming words, no confidence)
+    actions: tuple[LineAction, ...] = ()  # what the game does as the line is said
 
 
 @dataclass(frozen=True)
@@ -65,11 +67,12 @@ class AnswerBuilder:
 
     def __init__(self, resources: EngineResources, synth: SynthFn,
                  sentiment: Callable[[str], TextSentiment | None] = analyse,
-                 understanding: UnderstandingConfig | None = None) -> None:
+                 understanding: UnderstandingConfig | None = None, memory: Any = None) -> None:
         self.resources = resources
         self.understanding = understanding or UnderstandingConfig()
         self.synth = synth  # text -> Synthesized in the NPC's voice as it feels now
         self.sentiment = sentiment  # what the words say about the player's mood (``model/sentiment.py``)
+        self.memory = memory  # ``ConversationMemory``: what the NPC remembers of this player (None: nothing)
         self._lock = threading.Lock()
         self._voiced: VoicedSentence | None = None
 
@@ -84,13 +87,23 @@ class AnswerBuilder:
             return PreparedAnswer(heard="", choice=None, text="", first=None)
         if after_interrupt and unsaid and is_backchannel(heard):
             return self.resume(unsaid, heard)
+        memory = self.memory.for_words(heard) if self.memory is not None else None
         if after_interrupt and not strip_discourse(heard):
-            reaction = loaded.persona.reaction("interrupted", state, rng)
+            reaction = loaded.persona.reaction("interrupted", state, rng, memory)
             if reaction is not None:
                 return PreparedAnswer(heard=heard, choice=None, text=reaction.text, emotion=reaction.emotion,
                                       first=self.voice_ahead(reaction.text), reaction="interrupted")
         choice, followed = loaded.matcher.match_after(heard, previous)
-        persona = loaded.persona
+        chosen, line, understood = self._line_for(choice, followed, heard, loaded.persona, state, rng, memory,
+                                                  clarity)
+        return PreparedAnswer(heard=heard, choice=chosen, text=line.text, first=self.voice_ahead(line.text),
+                              sentiment=self.sentiment(heard), emotion=line.emotion, clarity=clarity,
+                              understood=understood, actions=line.actions)
+
+    def _line_for(self, choice: TopicChoice, followed: bool, heard: str, persona: Persona, state: dict[str, Any],
+                  rng: random.Random, memory: Any, clarity: float | None) -> tuple[TopicChoice, Line, Understood]:
+        """What the words mean to the persona, and the line that says it: the topic's, "never heard of it"
+        (``unknown``), "a sword or a shield?" (``which``) or "say that again" (``fallback``)."""
         which = (None if followed or choice.runner_up is None
                  else persona.which_line(choice.topic, choice.runner_up, state, rng))
         understood = understand(choice.similarity, choice.margin, clarity, which is not None, self.understanding)
@@ -105,12 +118,10 @@ class AnswerBuilder:
         else:
             chosen = choice
         if line is None:  # a topic, "say that again", or a persona with no unknown lines
-            line = persona.choose_line(chosen.topic, state, rng)
+            line = persona.choose_line(chosen.topic, state, rng, memory)
             if chosen.topic == UNKNOWN_TOPIC:
                 chosen = replace(choice, topic=FALLBACK)
-        return PreparedAnswer(heard=heard, choice=chosen, text=line.text, first=self.voice_ahead(line.text),
-                              sentiment=self.sentiment(heard), emotion=line.emotion, clarity=clarity,
-                              understood=understood)
+        return chosen, line, understood
 
     def resume(self, unsaid: str, heard: str = "") -> PreparedAnswer:
         """Taking the cut-off line up again from the sentence it was cut in."""

@@ -16,6 +16,7 @@ from npc_voice.engine.speaker import Speaker
 from npc_voice.engine.state import HearingState, PersonaRef, SpeakingState, TurnState
 from npc_voice.engine.turn_reader import TurnReader
 from npc_voice.features.words import looks_incomplete
+from npc_voice.persona.loader import LineAction
 from npc_voice.speech.stream import Synthesized
 from npc_voice.speech.tts import split_sentences
 
@@ -29,13 +30,15 @@ class PreparedBark:
     kind: str
     text: str
     first: Synthesized
+    actions: tuple[LineAction, ...] = ()
 
 
 class BarkScheduler:
     def __init__(self, config: TemperamentConfig, persona: PersonaRef, game_state: dict[str, Any], rng: random.Random,
                  voices: Executor, speaker: Speaker, hearing: HearingState, turn: TurnState, speaking: SpeakingState,
-                 reader: TurnReader) -> None:
+                 reader: TurnReader, memory: Any = None) -> None:
         self.config, self.persona, self.game_state, self.rng, self.voices = config, persona, game_state, rng, voices
+        self.memory = memory  # ``ConversationMemory``: a greeting may remember the player
         self.speaker, self.hearing, self.turn, self.speaking, self.reader = speaker, hearing, turn, speaking, reader
         self.near = False  # the game cued the player's approach (and not yet their leaving)
         self.quiet_s = 0.0  # the floor has been free this long
@@ -76,7 +79,7 @@ class BarkScheduler:
             if bark is not None:
                 line_id = self.speaker.new_line_id()
                 events.append(ev.Bark(offset=0.0, kind=bark.kind, line_id=line_id, text=bark.text))  # type: ignore[arg-type]
-                self.speaker.start_line(line_id, bark.text, bark.first, events, step)
+                self.speaker.start_line(line_id, bark.text, bark.first, events, step, actions=bark.actions)
 
     def offer_backchannel(self, events: list[ev.Event]) -> None:
         """The NPC's own "mm-hm" in a pause of a player who is not done: the accurate words so far need more
@@ -88,7 +91,8 @@ class BarkScheduler:
             return
         if self.own_backchannel is None:  # synthesised ahead: a pause is over before a synthesis would be
             self.own_backchannel = self.voices.submit(
-                self.bark_line, "backchannel", self.persona.loaded, dict(self.game_state), self.rng.random())
+                self.bark_line, "backchannel", self.persona.loaded, dict(self.game_state), self.rng.random(),
+                self._remembered())
         lo, hi = self.config.own_backchannel_pause_s
         h = self.hearing
         if (self.speaking.aside is not None or h.in_speech or not lo <= h.silence_s < hi
@@ -117,17 +121,24 @@ class BarkScheduler:
             if future is not None:
                 future.cancel()
 
-    def bark_line(self, kind: str, loaded: LoadedPersona, state: dict[str, Any], seed: float) -> PreparedBark | None:
-        """Worker thread: a bark (greeting, idle, farewell) or reaction line, its first sentence synthesised."""
+    def bark_line(self, kind: str, loaded: LoadedPersona, state: dict[str, Any], seed: float,
+                  memory: Any = None) -> PreparedBark | None:
+        """Worker thread: a bark (greeting, idle, farewell) or reaction line, its first sentence synthesised.
+        ``memory``: what the NPC remembered of the player when the bark was asked for."""
         persona, rng = loaded.persona, random.Random(seed)
-        line = persona.bark(kind, state, rng) if kind in persona.barks else persona.reaction(kind, state, rng)
+        line = (persona.bark(kind, state, rng, memory) if kind in persona.barks
+                else persona.reaction(kind, state, rng, memory))
         if line is None:
             return None
-        return PreparedBark(kind=kind, text=line.text, first=self.speaker.synth(split_sentences(line.text)[0]))
+        return PreparedBark(kind=kind, text=line.text, first=self.speaker.synth(split_sentences(line.text)[0]),
+                            actions=line.actions)
+
+    def _remembered(self) -> Any:
+        return self.memory.view if self.memory is not None else None
 
     def _queue(self, kind: str) -> None:
         self.bark = self.voices.submit(
-            self.bark_line, kind, self.persona.loaded, dict(self.game_state), self.rng.random())
+            self.bark_line, kind, self.persona.loaded, dict(self.game_state), self.rng.random(), self._remembered())
 
     def _next_idle_after(self) -> float:
         terse, chatty = self.config.idle_after_s

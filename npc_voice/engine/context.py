@@ -14,6 +14,7 @@ from npc_voice.config import EngineConfig
 from npc_voice.engine.answers import AnswerBuilder
 from npc_voice.engine.barks import BarkScheduler
 from npc_voice.engine.clock import Clock, RealTimeClock, SimulatedClock
+from npc_voice.engine.memory import ConversationMemory
 from npc_voice.engine.resources import EngineResources
 from npc_voice.engine.speaker import Speaker
 from npc_voice.engine.state import (
@@ -77,6 +78,7 @@ class SessionContext:
     barks: BarkScheduler
     parts: EngineParts
     addressee: AddresseeState
+    memory: ConversationMemory
     hold_events: bool = False  # the client asked for ``held`` events (it drops queued audio on them)
 
     def reset_turn(self) -> None:
@@ -90,6 +92,7 @@ class SessionContext:
             self.recognizer.finish(accurate=False)
 
     def close(self) -> None:
+        self.memory.close(npc_speaking=self.speaking.line is not None)
         self.speaker.close()
         self.barks.close()
         self.reset_turn()
@@ -98,9 +101,10 @@ class SessionContext:
 def new_context(resources: EngineResources, persona_id: str, npc_id: str, state: dict[str, Any] | None,
                 seed: int | None, simulated_clock: bool, policy: str, config: EngineConfig | None = None,
                 parts: EngineParts | None = None, push_to_talk: bool = False,
-                hold_events: bool = False) -> SessionContext:
+                hold_events: bool = False, player: str | None = None) -> SessionContext:
     """Wire a session's parts for ``persona_id`` (raises ``KeyError``/``PersonaError`` as the resources do).
-    ``push_to_talk``: only speech while the game says the key is held is the player's."""
+    ``push_to_talk``: only speech while the game says the key is held is the player's. ``player``: the game's id
+    of the player, whose memory is read now and written as the conversation goes."""
     config, parts = config or EngineConfig(), parts or EngineParts()
     loaded = resources.persona(persona_id)
     persona = PersonaRef(persona_id, loaded)
@@ -117,12 +121,14 @@ def new_context(resources: EngineResources, persona_id: str, npc_id: str, state:
     recognizer = (parts.recognizer or StreamingRecognizer)(resources.asr, loaded.lm)
     feelings = NpcFeelings(loaded.persona.temperament)
     speaker = Speaker(npc_id, resources.tts, resources.voices, persona, feelings, speaking, stretch)
-    answers = AnswerBuilder(resources, speaker.synth, parts.sentiment or analyse, config.understanding)
+    memory = ConversationMemory(config.memory, resources.memory, player, npc_id)
+    answers = AnswerBuilder(resources, speaker.synth, parts.sentiment or analyse, config.understanding, memory)
     reader = TurnReader(config.reading, resources, recognizer, answers, persona, game_state, turn, hearing, clock)
     stretch_reader = StretchReader(config.reading, resources, recognizer, hearing, turn, stretch, speaking, strategy,
                                    clock)
     barks = BarkScheduler(config.temperament, persona, game_state, rng, resources.voices, speaker, hearing, turn,
-                          speaking, reader)
+                          speaking, reader, memory)
     return SessionContext(config, resources, npc_id, persona, game_state, rng, clock, strategy, hearing, turn,
                           stretch, speaking, recognizer, PlayerTone(), feelings, answers, speaker, reader,
-                          stretch_reader, barks, parts, AddresseeState(push_to_talk=push_to_talk), hold_events)
+                          stretch_reader, barks, parts, AddresseeState(push_to_talk=push_to_talk), memory,
+                          hold_events)

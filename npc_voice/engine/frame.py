@@ -61,6 +61,7 @@ class StepFrame:
     projected: ProjectedStart | None = None
     yielded: FloorDecision | None = None  # the step yielded a projected answer at its onset
     npc_was_speaking: bool = False  # a line held the floor when the step acted
+    withdrawn: str | None = None  # the line of an answer withdrawn at its onset: the player was going on
     # out
     pcm: np.ndarray | None = None
 

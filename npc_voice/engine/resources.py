@@ -20,6 +20,7 @@ from npc_voice.features.embed import Embedder
 from npc_voice.features.lm import PersonaLM, build_persona_lm
 from npc_voice.features.speaker import SpeakerEncoder
 from npc_voice.features.vad import shared_session
+from npc_voice.memory.store import MemoryStore
 from npc_voice.model.clarity import Clarity
 from npc_voice.model.topics import TopicMatcher
 from npc_voice.persona.loader import Persona, PersonaStore, load_persona
@@ -71,10 +72,13 @@ class EngineResources:
     ``predictive`` is turned off by the sidecar first when it falls behind."""
 
     def __init__(self, persona_dir: PersonaFolders = None, workers: int = 2,
-                 voice_cache: Path | str | None = None, recogniser: str = DEFAULT_RECOGNISER) -> None:
-        """``recogniser``: the accurate recogniser, one of ``features.asr.RECOGNISERS``."""
+                 voice_cache: Path | str | None = None, recogniser: str = DEFAULT_RECOGNISER,
+                 memory: MemoryStore | None = None) -> None:
+        """``recogniser``: the accurate recogniser, one of ``features.asr.RECOGNISERS``. ``memory``: where sessions
+        that name their player remember them (None: only within a session)."""
         # The user's persona folders (and $NPC_VOICE_PERSONAS) first, then the built-in personas.
         self.personas = PersonaStore(persona_dirs(persona_dir))
+        self.memory = memory
         self.embedder = Embedder.shared()
         shared_session()  # load the VAD model now rather than in the first session's first step
         self.asr = AsrModels(recogniser=recogniser)
@@ -241,3 +245,5 @@ class EngineResources:
         self.listeners.shutdown(wait=False, cancel_futures=True)
         self._reloader.shutdown(wait=False, cancel_futures=True)
         self.asr.close()
+        if self.memory is not None:
+            self.memory.close()

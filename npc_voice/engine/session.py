@@ -29,6 +29,7 @@ from npc_voice.engine.stages import pipeline
 from npc_voice.engine.state import Attention
 from npc_voice.floor.decision import Action, FloorDecision
 from npc_voice.floor.strategies import StrategySet
+from npc_voice.memory.record import Memory
 from npc_voice.model.emotion import NpcFeelings
 
 Cue = Literal["greeting", "farewell"]
@@ -62,6 +63,7 @@ class Session:
         parts: EngineParts | None = None,
         talk_mode: str = "open",
         hold_events: bool = False,
+        player: str | None = None,
     ) -> None:
         """``simulated_clock``: chunks arrive faster than real time (a bench), so a due answer waits for its
         look-ahead work in the step, where the step's measured time charges it to the simulated clock.
@@ -72,6 +74,8 @@ class Session:
         ``talk_mode``: ``open`` (an open microphone) or ``push_to_talk`` (only speech with the key held is the
         player's: ``step``'s ``talking``). ``hold_events``: the client drops its queued NPC audio on a ``held``
         event (the NPC paused its line as the player began to talk over it), so the pause is heard at once.
+        ``player``: the game's id of the player; the NPC remembers them across sessions (``npc_voice/memory``) when
+        the resources have a memory store, else only within this session.
         Raises ``KeyError`` for an unknown persona, ``ValueError`` for a
         broken one or an unknown policy."""
         self.npc_id = npc_id
@@ -79,7 +83,7 @@ class Session:
             raise ValueError(f"unknown talk mode {talk_mode!r}; known: open, push_to_talk")
         self.context: SessionContext = new_context(resources, persona_id, npc_id, state, seed, simulated_clock,
                                                    policy, config, parts, push_to_talk=talk_mode == "push_to_talk",
-                                                   hold_events=hold_events)
+                                                   hold_events=hold_events, player=player)
         self.stages = pipeline(self.context, floor_events, explain)
         self.steps = 0
 
@@ -107,6 +111,11 @@ class Session:
     def loaded(self) -> LoadedPersona:
         """The persona in use (an edited file is picked up between turns)."""
         return self.context.persona.loaded
+
+    @property
+    def memory(self) -> Memory:
+        """What the NPC remembers of the player now."""
+        return self.context.memory.view
 
     @property
     def feelings(self) -> NpcFeelings:

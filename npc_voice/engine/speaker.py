@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import Executor, Future
 
 import numpy as np
 
 from npc_voice import events as ev
 from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE, silence
-from npc_voice.engine.state import PersonaRef, SpeakingState, StretchState
+from npc_voice.engine.state import CutLine, PersonaRef, SpeakingState, StretchState
 from npc_voice.model.emotion import NpcFeelings
+from npc_voice.persona.loader import LineAction
+from npc_voice.speech.marks import Mark
 from npc_voice.speech.stream import LineStream, Synthesized
 from npc_voice.speech.tts import Synthesizer, VoiceSettings
 
 
 class Speaker:
-    """Starts, stops and plays the NPC's lines (``SpeakingState``); synthesises in its current voice."""
+    """Starts, stops and plays the NPC's lines (``SpeakingState``); synthesises in its current voice. A line's
+    actions go out as ``action`` events as their words play: each once, none of a part that was cut off."""
 
     def __init__(self, npc_id: str, tts: Synthesizer, voices: Executor, persona: PersonaRef, feelings: NpcFeelings,
                  speaking: SpeakingState, stretch: StretchState) -> None:
@@ -34,9 +38,16 @@ class Speaker:
         return f"{self.npc_id}-{next(self.speaking.line_ids)}"
 
     def start_line(self, line_id: str, text: str, first: Synthesized | Future[Synthesized] | None,
-                   events: list[ev.Event], step: int, lead_in: float = 0.0) -> None:
-        """The line takes the floor (in step ``step``), after ``lead_in`` s of silence in this reply."""
-        self.speaking.line = LineStream(line_id, text, self.synth, self.voices, first=first, lead_in=lead_in)
+                   events: list[ev.Event], step: int, lead_in: float = 0.0,
+                   actions: Sequence[LineAction] = ()) -> None:
+        """The line takes the floor (in step ``step``), after ``lead_in`` s of silence in this reply. The rest of a
+        line that was cut off, taken up again, keeps the actions it had not reached."""
+        marks = [Mark(a.at, (i, a)) for i, a in enumerate(actions)]
+        cut, self.speaking.cut = self.speaking.cut, None
+        if not marks and cut is not None and cut.unsaid == text:
+            marks = list(cut.marks)
+        self.speaking.line = LineStream(line_id, text, self.synth, self.voices, first=first, lead_in=lead_in,
+                                        marks=marks)
         self.speaking.line_step = step
         self.speaking.aside = None
         self.stretch.player_p = 0.0  # the player's voice before the line does not speak for what comes over it
@@ -50,6 +61,7 @@ class Speaker:
         """Stop the line at once (the client flushes what it queued of it); returns it."""
         line, self.speaking.line = self.speaking.line, None
         assert line is not None
+        self.speaking.cut = CutLine(line.unsaid(), tuple(line.unsaid_marks()))
         line.cancel()
         events.append(ev.Interrupted(offset=0.0, line_id=line.line_id, heard=heard))
         events.append(ev.SpeechEnd(offset=0.0, line_id=line.line_id, completed=False))
@@ -65,6 +77,9 @@ class Speaker:
             events.append(ev.Words(offset=0.0, words=chunk.words))
         if chunk.visemes:
             events.append(ev.Visemes(offset=0.0, visemes=chunk.visemes))
+        for offset, (index, action) in chunk.marks:
+            events.append(ev.GameAction(offset=offset, line_id=stream.line_id, index=index, word=action.at,
+                                        **action.fields()))
         if chunk.finished and stream is self.speaking.aside:
             self.speaking.aside = None  # an aside has no speech_start/speech_end: the floor stayed with the player
         elif chunk.finished:

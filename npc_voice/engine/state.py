@@ -20,6 +20,7 @@ import numpy as np
 
 from npc_voice.audio.format import silence
 from npc_voice.engine.resources import LoadedPersona, PersonaProblem
+from npc_voice.speech.marks import Mark
 from npc_voice.speech.stream import LineStream
 
 
@@ -127,6 +128,15 @@ class ProjectedAnswer:
     loud_db: float  # a block this loud is the player's voice
 
 
+@dataclass(frozen=True)
+class CutLine:
+    """The rest of a line the player cut off, from the sentence it was in, with the marks (its actions) not yet
+    reached: if the cut-in was only "mm-hm" the NPC takes the line up again, and its actions with it."""
+
+    unsaid: str
+    marks: tuple[Mark, ...]
+
+
 @dataclass
 class SpeakingState:
     """What the NPC is saying."""
@@ -138,6 +148,7 @@ class SpeakingState:
     onset: AnswerOnset | None = None
     projected: ProjectedAnswer | None = None
     line_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    cut: CutLine | None = None  # the last line stopped before its end
 
 
 @dataclass

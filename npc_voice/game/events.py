@@ -29,6 +29,9 @@ NPC_VISEMES = pygame.event.custom_type()  # visemes: [(t, viseme)] with absolute
 NPC_EMOTION = pygame.event.custom_type()  # who, emotion, intensity, valence, arousal
 NPC_NOTICE = pygame.event.custom_type()  # code, message
 NPC_FLOOR = pygame.event.custom_type()  # action, rule, why, p_yield, p_yield_soon, p_player, p_backchannel, ..., p_end
+# kind (offer, give, set_state, trigger), line_id, index, and item, price, count / state / name, word: the NPC just
+# said the word a line's action waits for; the game carries it out (or refuses it) itself
+NPC_ACTION = pygame.event.custom_type()
 # Not about one NPC (no npc_id): the hub changed sound device (the one in use was lost): status, has_mic, reason
 VOICE_DEVICE = pygame.event.custom_type()
 
@@ -46,6 +49,7 @@ BY_KIND: dict[str, int] = {
     "emotion": NPC_EMOTION,
     "notice": NPC_NOTICE,
     "floor": NPC_FLOOR,
+    "action": NPC_ACTION,
 }
 ALL_TYPES: frozenset[int] = frozenset(BY_KIND.values()) | {NPC_READY, NPC_ERROR}
 

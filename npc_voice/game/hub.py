@@ -94,6 +94,8 @@ class VoiceHub:
     speaker) or ``"silent"`` (no sound card at all). ``status`` says in plain words what was chosen.
     ``talk_mode``: ``"open"`` (an open microphone: the NPCs tell the player's speech from the room's) or
     ``"push_to_talk"`` (only speech while ``push_to_talk(True)`` holds is the player's).
+    ``player``: the game's id of the player (a save slot, an account): every NPC remembers them across
+    sessions, in the sidecar's memory file. None: NPCs remember the player only while the game runs.
     """
 
     def __init__(
@@ -104,11 +106,13 @@ class VoiceHub:
         device: int | str | None = None,
         player_voice: VoiceSettings = PLAYER_VOICE,
         talk_mode: str = "open",
+        player: str | None = None,
     ) -> None:
         if talk_mode not in ("open", "push_to_talk"):
             raise ValueError(f"talk_mode must be 'open' or 'push_to_talk', not {talk_mode!r}")
         self.talk_mode = talk_mode
         self.key_held = False  # push-to-talk: the game's talk key is down
+        self.player = player
         self.client = SidecarClient(address)
         self.mixer = Mixer()
         self.typed = TypedMic()
@@ -138,7 +142,7 @@ class VoiceHub:
     def attach(self, npc_id: str, persona: str, state: dict[str, Any] | None = None) -> NpcLink:
         """Open a session for an NPC (returns at once; ``NPC_READY`` is posted when it is open)."""
         session = self.client.open_session(persona=persona, npc_id=npc_id, state=state, floor=True,
-                                           talk_mode=self.talk_mode)
+                                           talk_mode=self.talk_mode, player=self.player, actions=True)
         link = NpcLink(npc_id=npc_id, persona=persona, session=session, channel=self.mixer.add(npc_id))
         link.channel.buffer.on_start = lambda seq, t: self._on_start(link, seq, t)
         with self._lock:

@@ -297,9 +297,13 @@ def _typed_lines() -> Iterator[str]:
 def chat(path: Path, state_items: tuple[str, ...], seed: int | None) -> None:
     """Type at the NPC: see the chosen topic, the matcher's confidence, and the emotions.
 
-    Lines starting with '/' are commands: /state key=value, /state, /bark greeting, /quit.
-    The file is reloaded whenever it changes; a broken edit keeps the last good version.
+    Lines starting with '/' are commands: /state key=value, /state, /bark greeting, /memory, /quit.
+    The NPC remembers the conversation as in the game (asked_before, knows: player_name, {player_name}); the file is
+    reloaded whenever it changes; a broken edit keeps the last good version.
     """
+    import time
+
+    from npc_voice.memory import Memory, Turn, stated_facts
     from npc_voice.persona.live import LivePersona, chat_reply
 
     live = LivePersona(path)
@@ -311,6 +315,7 @@ def chat(path: Path, state_items: tuple[str, ...], seed: int | None) -> None:
     click.echo(f"Talking to {live.persona.name}. /quit to stop, /state key=value to change the game state.")
     previous: str | None = None
     feelings = live.feelings()
+    memory = Memory("", live.persona.id).with_visit(time.time())
     for raw in _typed_lines():
         text = raw.strip()
         if not text:
@@ -329,10 +334,17 @@ def chat(path: Path, state_items: tuple[str, ...], seed: int | None) -> None:
             continue
         if text.startswith("/bark"):
             kind = (text.split() + ["greeting"])[1]
-            line = live.persona.bark(kind, state, rng)
+            line = live.persona.bark(kind, state, rng, memory)
             click.echo(f"{live.persona.name}: {line.text if line else '(no bark fits)'}")
             continue
-        reply = chat_reply(live, text, state, previous, feelings, rng)
+        if text == "/memory":
+            summary = memory.summary()
+            click.echo(f"remembers: facts {summary['facts']}, topics "
+                       f"{ {t: v['count'] for t, v in summary['topics'].items()} }, visits {summary['visits']}")
+            continue
+        heard = memory.with_facts(stated_facts(text))
+        reply = chat_reply(live, text, state, previous, feelings, rng, heard)
+        memory = heard.with_turn(Turn(time.time(), text, reply.topic, reply.line.text))
         previous = reply.topic
         click.echo(
             f"  [topic {reply.topic}, confidence {reply.confidence:.2f}"
@@ -340,3 +352,6 @@ def chat(path: Path, state_items: tuple[str, ...], seed: int | None) -> None:
             f"NPC feels {reply.npc_emotion} {reply.npc_intensity:.2f}]"
         )
         click.echo(f"{live.persona.name}{f' ({reply.line.emotion})' if reply.line.emotion else ''}: {reply.line.text}")
+        for action in reply.line.actions:
+            what = ", ".join(f"{k} {v}" for k, v in action.fields().items() if k != "kind")
+            click.echo(f"  [action {action.kind}: {what}, at {repr(action.at) if action.at else 'the first word'}]")

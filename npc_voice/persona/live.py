@@ -82,11 +82,13 @@ def chat_reply(
     previous: str | None,
     feelings: NpcFeelings,
     rng: random.Random,
+    memory: Any = None,
 ) -> ChatReply:
-    """Match the typed line, pick the answer for the game state, and move the NPC's feelings."""
+    """Match the typed line, pick the answer for the game state (and what the NPC remembers of the player,
+    ``memory``: a ``npc_voice.memory.Memory`` with the facts of these words), and move the NPC's feelings."""
     assert live.persona is not None and live.matcher is not None
     choice, follow_up = live.matcher.match_after(text, previous)
-    line = live.persona.choose_line(choice.topic, state, rng)
+    line = live.persona.choose_line(choice.topic, state, rng, memory)
     sentiment = analyse(text)
     feelings.update(0.0, text_sentiment=sentiment, game_state=state, line_tags=[line.emotion] if line.emotion else ())
     emotion, intensity, _, _ = feelings.current()

@@ -17,6 +17,9 @@ from typing import Any
 
 import yaml
 
+from npc_voice.memory.record import ENDINGS, FACTS
+from npc_voice.speech.marks import spoken_word
+
 MAX_FILE_BYTES = 1_000_000
 FALLBACK = "fallback"
 # The emotion tags a line may carry: the NPC feelings model's categories (npc_voice.model.emotion.PAD).
@@ -51,7 +54,12 @@ DEFAULT_PIPER_MODEL = "en_US-joe-medium"  # the English Piper voice that ships i
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TEMPER_KEYS = ("patience", "backchannel_rate", "talkativeness", "baseline_mood", "volatility", "cares_about")
 TOPIC_KEYS = ("examples", "lines", "follow_ups", "name")
-LINE_KEYS = ("text", "variants", "emotion", "when")
+LINE_KEYS = ("text", "variants", "emotion", "when", "actions")
+# What a line can make the game do when the NPC says it (docs/personas.md, "Actions"), and what each one takes.
+ACTION_KINDS = ("offer", "give", "set_state", "trigger")
+ITEM_KEYS = ("item", "price", "count")
+# Conditions on what the NPC remembers of the player (docs/personas.md, "Memory"); not game state keys.
+MEMORY_CONDITIONS = ("asked_before", "visits", "knows", "last_ended", "regard")
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -145,16 +153,74 @@ class Condition:
         value = state[self.key]
         if self.op is None:
             return any(_same(value, v) for v in self.values)
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        return _compare(value, self.op, self.number)
+
+    def test(self, state: Mapping[str, Any], memory: Any = None) -> bool:
+        return self.holds(state)
+
+
+def _compare(value: Any, op: str, number: float) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return {
+        "<": value < number,
+        "<=": value <= number,
+        ">": value > number,
+        ">=": value >= number,
+        "==": value == number,
+        "!=": value != number,
+    }[op]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemoryCondition:
+    """One test on what the NPC remembers of the player (``npc_voice.memory.Memory``): ``asked_before`` a topic,
+    ``visits`` compared with a number, ``knows`` a fact, ``last_ended`` one way, ``regard`` compared. False when
+    the NPC remembers nothing (no memory given)."""
+
+    key: str
+    values: tuple[Any, ...] = ()
+    op: str | None = None
+    number: float = 0.0
+
+    def test(self, state: Mapping[str, Any], memory: Any = None) -> bool:
+        if memory is None:
             return False
-        return {
-            "<": value < self.number,
-            "<=": value <= self.number,
-            ">": value > self.number,
-            ">=": value >= self.number,
-            "==": value == self.number,
-            "!=": value != self.number,
-        }[self.op]
+        if self.key == "asked_before":
+            return any(memory.asked(t) > 0 for t in self.values)
+        if self.key == "knows":
+            return all(memory.knows(f) for f in self.values)
+        if self.key == "last_ended":
+            return memory.last_ended in self.values
+        value = memory.visits if self.key == "visits" else memory.regard
+        if self.op is None:
+            return any(value == v for v in self.values)
+        return _compare(value, self.op, self.number)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LineAction:
+    """Something the game does when the NPC says a line: at its first word, or at the word ``at``.
+
+    ``offer`` (an item at a price: the game may hold the offer open), ``give`` (the NPC hands the item over; with
+    a price the player pays it), ``set_state`` (game state keys to set), ``trigger`` (a named event the game
+    handles). The engine sends each as an ``action`` event the moment its word is heard."""
+
+    kind: str
+    item: str | None = None
+    price: float | None = None
+    count: int | None = None
+    state: tuple[tuple[str, Any], ...] = ()
+    name: str | None = None
+    at: str | None = None  # the word (as ``spoken_word`` writes it) it waits for; None: the line's first word
+    line: int | None = field(default=None, compare=False)
+
+    def fields(self) -> dict[str, Any]:
+        """What the game is told: the kind's own fields, None left out."""
+        out: dict[str, Any] = {"kind": self.kind, "item": self.item, "count": self.count, "name": self.name,
+                               "price": int(self.price) if self.price is not None and float(self.price).is_integer()
+                               else self.price, "state": dict(self.state) if self.state else None}
+        return {k: v for k, v in out.items() if v is not None}
 
 
 def _same(value: Any, wanted: Any) -> bool:
@@ -171,6 +237,7 @@ class Line:
 
     text: str
     emotion: str | None = None
+    actions: tuple[LineAction, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -179,12 +246,15 @@ class LineOption:
 
     variants: tuple[str, ...]
     emotion: str | None = None
-    when: tuple[Condition, ...] = ()
+    when: tuple[Condition | MemoryCondition, ...] = ()
     needs: tuple[str, ...] = ()  # game-state keys its {placeholders} read: it is only said when set
     line: int | None = field(default=None, compare=False)
+    actions: tuple[LineAction, ...] = ()
+    needs_facts: tuple[str, ...] = ()  # remembered facts its {placeholders} read ({player_name})
 
-    def usable(self, state: Mapping[str, Any]) -> bool:
-        return all(c.holds(state) for c in self.when) and all(k in state for k in self.needs)
+    def usable(self, state: Mapping[str, Any], memory: Any = None) -> bool:
+        return (all(c.test(state, memory) for c in self.when) and all(k in state for k in self.needs)
+                and all(memory is not None and memory.knows(f) for f in self.needs_facts))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -232,7 +302,7 @@ class Persona:
     def unknown_line(self, said: str | None, game_state: Mapping[str, Any], rng: random.Random) -> Line | None:
         """An ``unknown`` line, echoing ``said`` (the player's key word) where a line asks for it; a line that
         needs it is not said without it. None if the persona has none that fits."""
-        return self._pick(self.unknown, game_state, rng, {SAID: said} if said else {})
+        return self._pick(self.unknown, game_state, rng, words={SAID: said} if said else {})
 
     def which_line(self, first: str, second: str, game_state: Mapping[str, Any],
                    rng: random.Random) -> Line | None:
@@ -240,28 +310,31 @@ class Persona:
         a, b = self.topics.get(first), self.topics.get(second)
         if a is None or b is None or not a.name or not b.name:
             return None
-        return self._pick(self.which, game_state, rng, {"first": a.name, "second": b.name})
+        return self._pick(self.which, game_state, rng, words={"first": a.name, "second": b.name})
 
-    def choose_line(self, topic_id: str, game_state: Mapping[str, Any], rng: random.Random) -> Line:
+    def choose_line(self, topic_id: str, game_state: Mapping[str, Any], rng: random.Random,
+                    memory: Any = None) -> Line:
         """A line for the topic (the fallback topic's if unknown or nothing fits the game state).
 
         Among the lines whose conditions hold, the most specific (most conditions) win, so a line
-        written for a quest stage replaces the everyday ones while that stage lasts.
+        written for a quest stage replaces the everyday ones while that stage lasts. ``memory``: what the NPC
+        remembers of the player (``npc_voice.memory.Memory``), for memory conditions and ``{player_name}``.
         """
         topic = self.topics.get(topic_id) or self.topics[FALLBACK]
-        line = self._pick(topic.lines, game_state, rng)
+        line = self._pick(topic.lines, game_state, rng, memory)
         if line is None:
-            line = self._pick(self.topics[FALLBACK].lines, game_state, rng)
+            line = self._pick(self.topics[FALLBACK].lines, game_state, rng, memory)
         assert line is not None, "validation guarantees the fallback topic an unconditional line"
         return line
 
-    def bark(self, kind: str, game_state: Mapping[str, Any], rng: random.Random) -> Line | None:
+    def bark(self, kind: str, game_state: Mapping[str, Any], rng: random.Random, memory: Any = None) -> Line | None:
         """A bark (``greeting`` when the player approaches, ``idle``, ``farewell``), if one fits."""
-        return self._pick(self.barks.get(kind, ()), game_state, rng)
+        return self._pick(self.barks.get(kind, ()), game_state, rng, memory)
 
-    def reaction(self, kind: str, game_state: Mapping[str, Any], rng: random.Random) -> Line | None:
+    def reaction(self, kind: str, game_state: Mapping[str, Any], rng: random.Random,
+                 memory: Any = None) -> Line | None:
         """What the NPC says when ``interrupted``, when it ``holds_floor``, or as a ``backchannel``."""
-        return self._pick(self.reactions.get(kind, ()), game_state, rng)
+        return self._pick(self.reactions.get(kind, ()), game_state, rng, memory)
 
     def follow_ups(self, topic_id: str | None) -> tuple[str, ...]:
         """Topics the player is likely to ask about after this one."""
@@ -278,30 +351,34 @@ class Persona:
         return [ex for t in self.topics.values() for ex in t.examples]
 
     def _pick(self, options: Iterable[LineOption], state: Mapping[str, Any], rng: random.Random,
-              words: Mapping[str, str] | None = None) -> Line | None:
-        """A line among the usable ``options`` (the most specific win); ``words``: what the engine fills in
-        (``said``, ``first``, ``second``): a variant that asks for one not given is not said."""
+              memory: Any = None, words: Mapping[str, str] | None = None) -> Line | None:
+        """A line among the usable ``options`` (the most specific win); ``memory``: what the NPC remembers of the
+        player, for memory conditions and ``{player_name}``; ``words``: what the engine fills in (``said``,
+        ``first``, ``second``): a variant that asks for one not given is not said."""
         words = words or {}
 
         def sayable(text: str) -> bool:
             return all(n in words for n in _PLACEHOLDER.findall(text) if n == SAID or n in WHICH_NAMES)
 
-        usable = [o for o in options if o.usable(state) and any(sayable(v) for v in o.variants)]
+        usable = [o for o in options if o.usable(state, memory) and any(sayable(v) for v in o.variants)]
         if not usable:
             return None
         most = max(len(o.when) for o in usable)
         option = rng.choice([o for o in usable if len(o.when) == most])
-        text = self.fill(rng.choice([v for v in option.variants if sayable(v)]), state, words)
+        text = self.fill(rng.choice([v for v in option.variants if sayable(v)]), state, words, memory)
         if words and text[:1].islower():  # "{first} or {second}?" -> "A sword or a shield?"
             text = text[0].upper() + text[1:]
-        return Line(text=text, emotion=option.emotion)
+        return Line(text=text, emotion=option.emotion, actions=option.actions)
 
-    def fill(self, text: str, state: Mapping[str, Any], words: Mapping[str, str] | None = None) -> str:
+    def fill(self, text: str, state: Mapping[str, Any], words: Mapping[str, str] | None = None,
+             memory: Any = None) -> str:
+        facts = memory.facts if memory is not None else {}
+
         def value(m: re.Match[str]) -> str:
             name = m.group(1)
             if words and name in words:
                 return words[name]
-            got = self.knowledge.get(name, state.get(name, m.group(0)))
+            got = self.knowledge.get(name, state.get(name, facts.get(name, m.group(0))))
             if isinstance(got, float) and got.is_integer():
                 got = int(got)
             return str(got)
@@ -381,6 +458,7 @@ class _Checker:
         self.problems: list[Problem] = []
         self.state: dict[str, StateKey] = {}
         self.knowledge: dict[str, str] = {}
+        self.asked: list[tuple[str, int | None, str]] = []  # (topic, line, where) of asked_before conditions
 
     def add(self, line: int | None, what: str, fix: str) -> None:
         self.problems.append(Problem(self.path, line, what, fix))
@@ -527,6 +605,12 @@ class _Checker:
                     f"state key '{name}' is not a simple name",
                     "use lowercase letters, digits and _ (the game sends it by this name)",
                 )
+            if name in MEMORY_CONDITIONS:  # a state key named like a fact ({player_name}) is the game's to send
+                self.add(
+                    at,
+                    f"state key '{name}' has the name of a memory condition",
+                    "rename it: a condition with this name tests what the NPC remembers of the player",
+                )
             if isinstance(spec, list) and spec and all(isinstance(v, str) and v.strip() for v in spec):
                 self.state[name] = StateKey(name=name, kind="choice", choices=tuple(v.strip() for v in spec))
             elif isinstance(spec, str) and spec.strip() in STATE_TYPES:
@@ -569,14 +653,16 @@ class _Checker:
                     "rename one: a {placeholder} must mean one thing",
                 )
 
-    def condition(self, key: str, test: Any, at: int | None, where: str) -> Condition | None:
+    def condition(self, key: str, test: Any, at: int | None, where: str) -> Condition | MemoryCondition | None:
+        if key in MEMORY_CONDITIONS:
+            return self.memory_condition(key, test, at, where)
         spec = self.state.get(key)
         if spec is None:
             known = list(self.state)
             self.add(
                 at,
                 f"condition in {where} tests '{key}', which is not declared under 'state:'",
-                did_you_mean(key, known, f"declare it, e.g. 'state: {{{key}: number}}'"),
+                did_you_mean(key, [*known, *MEMORY_CONDITIONS], f"declare it, e.g. 'state: {{{key}: number}}'"),
             )
             return None
         tests = test if isinstance(test, list) else [test]
@@ -633,6 +719,183 @@ class _Checker:
                     return None
         return Condition(key=key, values=tuple(t.strip() for t in tests))
 
+    def memory_condition(self, key: str, test: Any, at: int | None, where: str) -> MemoryCondition | None:
+        """``asked_before: topic`` (or a list: any of them), ``knows: player_name`` (a list: all of them),
+        ``last_ended: goodbye`` (a list: any), ``visits: "> 1"`` and ``regard: ">= 0.3"`` (a number or a comparison)."""
+        tests = test if isinstance(test, list) else [test]
+        if not tests or any(t is None or isinstance(t, dict | list) for t in tests):
+            self.add(at, f"memory condition '{key}' in {where} is {_kind(test)}",
+                     "write a value or a list of values, e.g. 'asked_before: buy_sword'")
+            return None
+        if key in ("visits", "regard"):
+            low, high = (1, 1_000_000) if key == "visits" else (-1, 1)
+            if len(tests) == 1 and isinstance(tests[0], str):
+                m = _COMPARE.match(tests[0])
+                if m is None:
+                    self.add(at, f"condition '{key}: {tests[0]}' in {where} is not a comparison",
+                             "write one of <, <=, >, >=, ==, != and a number, in quotes: '> 1'")
+                    return None
+                if not low - 1 <= float(m.group(2)) <= high:
+                    self.add(at, f"condition '{key}: {tests[0]}' in {where} compares with a number outside "
+                             f"{low}..{high}", f"{key} is always from {low} to {high}")
+                    return None
+                return MemoryCondition(key=key, op=m.group(1), number=float(m.group(2)))
+            if not all(isinstance(t, int | float) and not isinstance(t, bool) for t in tests):
+                self.add(at, f"'{key}' is a number but the condition in {where} gives {_kind(test)}",
+                         "write a number or a comparison in quotes, e.g. '> 1'")
+                return None
+            return MemoryCondition(key=key, values=tuple(tests))
+        if not all(isinstance(t, str) and t.strip() for t in tests):
+            self.add(at, f"memory condition '{key}' in {where} gives {_kind(test)}",
+                     "write names, not numbers or yes/no")
+            return None
+        names = tuple(str(t).strip() for t in tests)
+        valid = {"knows": FACTS, "last_ended": ENDINGS}.get(key)
+        if valid is not None:
+            for name in names:
+                if name not in valid:
+                    self.add(at, f"condition '{key}: {name}' in {where} names nothing the NPC can remember",
+                             did_you_mean(name, valid, f"use one of {', '.join(valid)}"))
+                    return None
+        else:  # asked_before: topic ids, checked once every topic is known
+            self.asked += [(name, at, where) for name in names]
+        return MemoryCondition(key=key, values=names)
+
+    def asked_topics(self, topics: Mapping[str, Topic]) -> None:
+        """Every ``asked_before`` names a topic of this persona."""
+        for name, at, where in self.asked:
+            if name not in topics:
+                self.add(at, f"condition 'asked_before: {name}' in {where} names no topic",
+                         did_you_mean(name, topics, f"use one of {', '.join(topics)}"))
+
+    def item_spec(self, kind: str, spec: Any, at: int | None, where: str) -> dict[str, Any] | None:
+        if isinstance(spec, str) and kind == "give":
+            spec = {"item": spec}
+        if not isinstance(spec, dict):
+            self.add(at, f"'{kind}' in {where} is {_kind(spec)}",
+                     f"write '{kind}: {{item: longsword, price: 40}}'")
+            return None
+        self.keys(spec, ITEM_KEYS, f"'{kind}' of {where}")
+        item = spec.get("item")
+        if not isinstance(item, str) or not _NAME.match(item.strip()):
+            self.add(at, f"'{kind}' in {where} needs an 'item' that is a simple name, but it is {_kind(item)}",
+                     "name the item as the game does, in lowercase letters, digits and _ (e.g. longsword)")
+            return None
+        out: dict[str, Any] = {"item": item.strip()}
+        price = spec.get("price")
+        if price is None and kind == "offer":
+            self.add(at, f"'offer' in {where} has no 'price'", "add 'price: 40' (what the player would pay)")
+            return None
+        if price is not None:
+            if isinstance(price, bool) or not isinstance(price, int | float) or price < 0:
+                self.add(at, f"'price' of '{kind}' in {where} should be a number of 0 or more, but is {_kind(price)}",
+                         "write the price as a number, e.g. 40")
+                return None
+            out["price"] = price
+        count = spec.get("count")
+        if count is not None:
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                self.add(at, f"'count' of '{kind}' in {where} should be a whole number of 1 or more, but is "
+                         f"{_kind(count)}", "write how many, e.g. 2, or leave it out for one")
+                return None
+            out["count"] = count
+        return out
+
+    def state_values(self, spec: Any, at: int | None, where: str) -> tuple[tuple[str, Any], ...] | None:
+        """``set_state``: declared state keys and values the game would accept for them."""
+        if not isinstance(spec, dict) or not spec:
+            self.add(at, f"'set_state' in {where} is {_kind(spec)}",
+                     "write the keys to set and their values, e.g. 'set_state: {quest_stage: dragon_seen}'")
+            return None
+        out: list[tuple[str, Any]] = []
+        for key, value in spec.items():
+            name = str(key)
+            state = self.state.get(name)
+            if state is None:
+                self.add(at, f"'set_state' in {where} sets '{name}', which is not declared under 'state:'",
+                         did_you_mean(name, self.state, f"declare it, e.g. 'state: {{{name}: text}}'"))
+                return None
+            fits = {
+                "number": isinstance(value, int | float) and not isinstance(value, bool),
+                "flag": isinstance(value, bool),
+                "text": isinstance(value, str),
+                "choice": isinstance(value, str) and value.strip() in state.choices,
+            }[state.kind]
+            if not fits:
+                wanted = {"number": "a number", "flag": "true or false", "text": "some text",
+                          "choice": f"one of {', '.join(state.choices)}"}[state.kind]
+                self.add(at, f"'set_state' in {where} sets '{name}' to {_kind(value)}",
+                         did_you_mean(str(value), state.choices, f"write {wanted}") if state.kind == "choice"
+                         else f"write {wanted}")
+                return None
+            out.append((name, value.strip() if isinstance(value, str) else value))
+        return tuple(out)
+
+    def line_actions(self, data: _Map, where: str, line: int | None) -> tuple[LineAction, ...] | None:
+        """The ``actions:`` of a line; None if any is broken (the line is then left out, as for conditions)."""
+        value = data.get("actions")
+        at = self.line_of(data, "actions", line)
+        if value is None:
+            self.add(at, f"'actions' in {where} is empty", "add '- offer: ...' items or delete it")
+            return None
+        if not isinstance(value, list):
+            value = [value]
+        out = [self.line_action(item, i, self.line_of(value, i, at), where) for i, item in enumerate(value)]
+        return None if any(a is None for a in out) else tuple(a for a in out if a is not None)
+
+    def line_action(self, item: Any, i: int, item_at: int | None, where: str) -> LineAction | None:
+        if not isinstance(item, dict):
+            self.add(item_at, f"action {i + 1} in {where} is {_kind(item)}",
+                     f"write one of {', '.join(ACTION_KINDS)} with what it takes, e.g. "
+                     "'- offer: {item: longsword, price: 40}'")
+            return None
+        self.keys(item, (*ACTION_KINDS, "at"), f"action {i + 1} of {where}")
+        kinds = [str(k) for k in item if str(k) in ACTION_KINDS]
+        if len(kinds) != 1:
+            if not any(str(k) not in (*ACTION_KINDS, "at") for k in item):  # an unknown key is reported
+                self.add(item_at, f"action {i + 1} in {where} has {len(kinds)} kinds ({', '.join(kinds) or 'none'})",
+                         f"give each action exactly one of {', '.join(ACTION_KINDS)}, as its own '- ' item")
+            return None
+        kind = kinds[0]
+        spec, kind_at = item[kind], self.line_of(item, kind, item_at)
+        word = item.get("at")
+        if word is not None and (not isinstance(word, str | int) or isinstance(word, bool)
+                                 or not spoken_word(str(word)) or len(str(word).split()) != 1):
+            self.add(self.line_of(item, "at", item_at), f"'at' of action {i + 1} in {where} is {_kind(word)}",
+                     "write one word of the line, e.g. 'at: forty', or leave 'at' out for the line's start")
+            return None
+        mark = spoken_word(str(word)) if word is not None else None
+        if kind in ("offer", "give"):
+            fields = self.item_spec(kind, spec, kind_at, where)
+            if fields is None:
+                return None
+            return LineAction(kind=kind, at=mark, line=kind_at, **fields)
+        elif kind == "set_state":
+            pairs = self.state_values(spec, kind_at, where)
+            if pairs is None:
+                return None
+            return LineAction(kind=kind, state=pairs, at=mark, line=kind_at)
+        else:
+            if not isinstance(spec, str) or not _NAME.match(spec.strip()):
+                self.add(kind_at, f"'trigger' in {where} should be a simple name, but is {_kind(spec)}",
+                         "name the event the game handles, in lowercase letters, digits and _ (e.g. open_gate)")
+                return None
+            return LineAction(kind=kind, name=spec.strip(), at=mark, line=kind_at)
+
+    def marks_said(self, actions: tuple[LineAction, ...], variants: list[str], where: str) -> bool:
+        """Every action's word is said in every wording of the line (not only inside a {state} placeholder)."""
+        for action in actions:
+            if action.at is None:
+                continue
+            for text in variants:
+                said = _PLACEHOLDER.sub(lambda m: self.knowledge.get(m.group(1), " "), text)
+                if action.at not in {spoken_word(w) for w in said.split()}:
+                    self.add(action.line, f"the {action.kind} action in {where} waits for the word "
+                             f"'{action.at}', which the line '{text[:40]}' does not say",
+                             "use a word of every wording of the line, or leave 'at' out (the line's start)")
+                    return False
+        return True
+
     def line_option(self, item: Any, at: int | None, where: str, fills: tuple[str, ...] = ()) -> LineOption | None:
         """One line as written; ``fills``: the words the engine fills in that its section's lines may say."""
         if isinstance(item, int | float) and not isinstance(item, bool):
@@ -640,6 +903,7 @@ class _Checker:
         if item is None or (isinstance(item, str) and not item.strip()):
             self.add(at, f"a line in {where} is empty", "write the words after the '- ', or delete the item")
             return None
+        actions: tuple[LineAction, ...] = ()
         if isinstance(item, str):
             variants, emotion, when, line = [" ".join(item.split())], None, (), at
         elif isinstance(item, dict):
@@ -675,8 +939,19 @@ class _Checker:
                 for k, t in conds.items()
                 if (c := self.condition(str(k), t, self.line_of(conds, str(k), line), where))
             )
-            if len(when) != len(conds):
+            got: tuple[LineAction, ...] | None = ()
+            if "actions" in item and where.startswith("reactions."):
+                self.add(self.line_of(item, "actions", line), f"a line of {where} has actions",
+                         "reactions cannot change the game (they are said over or between other lines); "
+                         "put the action on a topic's line or a bark")
+                got = None
+            elif "actions" in item:
+                got = self.line_actions(item, f"a line of {where}", line)
+                if got is not None and not self.marks_said(got, variants, f"a line of {where}"):
+                    got = None
+            if len(when) != len(conds) or got is None:
                 return None
+            actions = got
         else:
             self.add(
                 at,
@@ -685,6 +960,7 @@ class _Checker:
             )
             return None
         needs: list[str] = []
+        facts: list[str] = []
         for text in variants:
             for name in _PLACEHOLDER.findall(text):
                 if name in fills or name in self.knowledge:
@@ -697,18 +973,22 @@ class _Checker:
                 if name in self.state:
                     needs.append(name)
                     continue
+                if name in FACTS:
+                    facts.append(name)
+                    continue
                 self.add(
                     line,
                     f"line '{text[:40]}' in {where} says {{{name}}}, which is neither knowledge nor a state key",
                     did_you_mean(
                         name,
-                        [*self.knowledge, *self.state],
+                        [*self.knowledge, *self.state, *FACTS],
                         "add it under 'knowledge:' or 'state:', or remove the braces",
                     ),
                 )
                 return None
         return LineOption(
-            variants=tuple(variants), emotion=emotion, when=when, needs=tuple(dict.fromkeys(needs)), line=line
+            variants=tuple(variants), emotion=emotion, when=when, needs=tuple(dict.fromkeys(needs)), line=line,
+            actions=actions, needs_facts=tuple(dict.fromkeys(facts)),
         )
 
     def lines(self, data: _Map, key: str, where: str, required: bool, line: int | None,
@@ -783,11 +1063,12 @@ class _Checker:
                 f"there is no '{FALLBACK}' topic",
                 "add one whose lines ask the player to say it again, in character",
             )
-        elif FALLBACK in topics and not any(not o.when and not o.needs for o in topics[FALLBACK].lines):
+        elif FALLBACK in topics and not any(not o.when and not o.needs and not o.needs_facts
+                                            for o in topics[FALLBACK].lines):
             self.add(
                 topics[FALLBACK].line,
                 "every fallback line has a condition",
-                "give the fallback topic at least one line without 'when:' or {state} placeholders",
+                "give the fallback topic at least one line without 'when:' or {state} or {player_name} placeholders",
             )
         seen: dict[str, str] = {}
         for topic in topics.values():
@@ -934,6 +1215,7 @@ def load_persona(path: Path | str) -> Persona:
     barks = c.kinds_section(data, "barks", BARK_KINDS)
     reactions = c.kinds_section(data, "reactions", REACTION_KINDS)
     unknown, which = c.understanding_sections(data, topics)
+    c.asked_topics(topics)
     if c.problems:
         raise PersonaError(sorted(c.problems, key=lambda p: p.line or 0))
     return Persona(

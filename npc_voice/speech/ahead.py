@@ -6,7 +6,9 @@ sentences the engine speaks one by one (``split_sentences``), plus the whole tex
 engine speaks in one piece ("Let me finish."). Each is rendered in each emotion voice level
 (``npc_voice.model.emotion.VOICE_LEVELS``; the resting level first, as the likeliest) into the on-disk
 cache, so an answer's first audio is a file read. A line whose words depend on free game state
-(``{reputation}``) cannot be known: the engine synthesises it when it is said.
+(``{reputation}``) or on what the NPC remembers of the player (``{player_name}``: no name is known ahead)
+cannot be known: the engine synthesises it when it is said. Actions need nothing here: they fire at their
+word's time, which a rendered sentence keeps with its audio.
 
 In the sidecar, rendering runs in a process of its own at the lowest CPU priority (Linux: the idle
 scheduling class), so the voices the engine needs now always go first and its work never holds the

@@ -3,18 +3,23 @@
 The first sentence is usually synthesised ahead, while the player was still finishing their turn (a
 ``Future``, so the floor decision never waits for the voice); otherwise it is synthesised when the line
 starts. Later sentences are synthesised ahead on a worker thread while the earlier ones play.
+
+A line may carry marks (``speech/marks.py``): each is reported once, in the chunk where its word starts to play,
+at that word's offset, and never if the line is stopped before it (its actions wait on them).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE
+from npc_voice.speech.marks import Mark, spoken_word
 from npc_voice.speech.tts import split_sentences
 
 log = logging.getLogger(__name__)
@@ -32,17 +37,23 @@ class SpokenChunk:
     words: list[tuple[float, str]] = field(default_factory=list)
     visemes: list[tuple[float, str]] = field(default_factory=list)
     finished: bool = False
+    marks: list[tuple[float, Any]] = field(default_factory=list)  # (offset s, payload) of marks reached here
 
 
 class LineStream:
     """Plays one line chunk by chunk; sentences after the first are synthesised ahead."""
 
     def __init__(self, line_id: str, text: str, synth: SynthFn, executor: Executor,
-                 first: Synthesized | Future[Synthesized] | None = None, lead_in: float = 0.0) -> None:
+                 first: Synthesized | Future[Synthesized] | None = None, lead_in: float = 0.0,
+                 marks: Sequence[Mark] = ()) -> None:
         """``first``: the first sentence synthesised ahead, or being synthesised (an answer prepared ahead).
         ``lead_in``: seconds of silence before it, so an answer decided early starts a human gap after the
-        player's voice, inside a chunk rather than at its start."""
+        player's voice, inside a chunk rather than at its start. ``marks``: reported as their words play."""
         self.line_id, self.text = line_id, text
+        self._marks = list(marks)
+        self._mark_at: dict[int, float] = {}  # mark index -> where its word starts in _audio (s)
+        self._fired: set[int] = set()
+        self._cancelled = False
         sentences = split_sentences(text) or [text]
         if first is None:
             first = synth(sentences[0])
@@ -76,6 +87,15 @@ class LineStream:
         self._audio = np.concatenate([self._audio, gap, audio])
         self._words += [(t + base, w) for t, w in words]
         self._visemes += [(t + base, v) for t, v in visemes]
+        for i, mark in enumerate(self._marks):  # a mark waits for the first sentence that says its word
+            if i in self._mark_at:
+                continue
+            if mark.word is None:
+                self._mark_at[i] = base + (words[0][0] if words else 0.0)
+                continue
+            t = next((t for t, w in words if spoken_word(w) == mark.word), None)
+            if t is not None:
+                self._mark_at[i] = base + t
 
     @property
     def finished(self) -> bool:
@@ -100,6 +120,18 @@ class LineStream:
         )
         self._append_ready()
         out.finished = self.finished
+        if self._cancelled:  # what was cut off was never said
+            return out
+        due = sorted((t, i) for i, t in self._mark_at.items() if i not in self._fired and t < t1)
+        if out.finished:  # a word the synthesiser wrote otherwise was still said: report it at the line's end
+            lost = [i for i in range(len(self._marks)) if i not in self._fired and i not in self._mark_at]
+            if lost:
+                log.warning("line %s: no word %s in %r; its marks are reported at the end", self.line_id,
+                            [self._marks[i].word for i in lost], self.text)
+            due += [(t1, i) for i in lost]
+        for t, i in due:
+            self._fired.add(i)
+            out.marks.append((round(min(max(0.0, t - t0), t1 - t0), 3), self._marks[i].payload))
         return out
 
     @property
@@ -139,6 +171,8 @@ class LineStream:
 
         self._words = moved(self._words, aside[1])
         self._visemes = moved(self._visemes, aside[2])
+        # a mark not yet reached comes with its word, taken up again after the aside (a reached one stays done)
+        self._mark_at = {i: t + shift_s if t >= resume / SAMPLE_RATE else t for i, t in self._mark_at.items()}
         self._starts = [s for s in self._starts if s < resume] + [s + shift for s in self._starts if s >= resume]
 
     def recent_words(self, seconds: float) -> list[str]:
@@ -152,6 +186,10 @@ class LineStream:
         sentences = split_sentences(self.text) or [self.text]
         return " ".join(sentences[self._current_sentence():])
 
+    def unsaid_marks(self) -> list[Mark]:
+        """The marks not reached yet (a line cut off and taken up again keeps them)."""
+        return [m for i, m in enumerate(self._marks) if i not in self._fired]
+
     def _current_sentence(self) -> int:
         """Index of the sentence being played (``len(_starts)`` between sentences: the next one to come)."""
         if self._pos >= len(self._audio):
@@ -159,7 +197,8 @@ class LineStream:
         return max(0, sum(1 for s in self._starts if s <= self._pos) - 1)
 
     def cancel(self) -> None:
-        """Stop: drop pending synthesis."""
+        """Stop: drop pending synthesis; marks not reached are never reported."""
+        self._cancelled = True
         for fut in self._pending:
             fut.cancel()
         self._pending.clear()

@@ -95,6 +95,8 @@ class _SessionInfo:
     floor: bool
     policy: str
     talk_mode: str = "open"
+    player: str | None = None
+    actions: bool = True
     inbox: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_INBOX))
     opened: threading.Event = field(default_factory=threading.Event)
     error: str | None = None
@@ -160,6 +162,7 @@ class _SessionInfo:
             session=session, persona=self.persona, npc_id=self.npc_id, state=self.state, clock=self.clock,
             floor=self.floor, policy=self.policy, why=self.floor,  # this client reads a floor event's rule
             talk_mode=self.talk_mode, held=True,  # this client drops queued audio on a ``held`` event
+            player=self.player, actions=self.actions,
         )
 
 
@@ -293,6 +296,8 @@ class SidecarClient:
         floor: bool = False,
         policy: str = "rules",
         talk_mode: str = "open",
+        player: str | None = None,
+        actions: bool = True,
     ) -> ClientSession:
         """Ask the sidecar for a session; returns at once (see ``ClientSession.opened``).
 
@@ -300,10 +305,14 @@ class SidecarClient:
         a ``floor`` event in every step (the duplex model's probabilities, the action and the rule that took
         it). ``policy``: the floor's strategy set, ``rules``, ``duplex`` or ``cascade``. ``talk_mode``: ``open``
         (an open microphone) or ``push_to_talk`` (only speech sent with ``talking=True`` is the player's).
+        ``player``: the game's id of the player, so the NPC remembers them across sessions (None: only within this
+        one). ``actions``: the lines' actions come as ``action`` events.
         """
+        if player is not None and (not player.strip() or len(player) > p.MAX_PLAYER_ID or not player.isprintable()):
+            raise ValueError(f"player must be a non-empty id of at most {p.MAX_PLAYER_ID} printable characters")
         sid = session_id or f"{npc_id}-{uuid.uuid4().hex[:8]}"
         info = _SessionInfo(persona=persona, npc_id=npc_id, state=dict(state or {}), clock=clock, floor=floor,
-                            policy=policy, talk_mode=talk_mode)
+                            policy=policy, talk_mode=talk_mode, player=player, actions=actions)
         with self._lock:
             self._sessions[sid] = info
         self._post(info.open_message(sid))

@@ -17,11 +17,13 @@ from npc_voice.data import PersonaFolders
 class SidecarProcess:
     """A sidecar started as its own process on a private ipc:// address, stopped on exit.
 
-    Give ``address`` to start a replacement on the address of one that died (the client reconnects).
+    Give ``address`` to start a replacement on the address of one that died (the client reconnects). ``memory``:
+    the memory file in which NPCs remember the players the game names (next to the game's saves; None: the
+    sidecar's default, ``$NPC_VOICE_MEMORY`` or the user's data folder).
     """
 
     def __init__(self, persona_dir: PersonaFolders = None, address: str | None = None,
-                 recogniser: str | None = None) -> None:
+                 recogniser: str | None = None, memory: str | os.PathLike | None = None) -> None:
         """``recogniser``: the sidecar's accurate recogniser (``npc-voice serve --asr``; None: its default)."""
         self._tmp = None if address else tempfile.mkdtemp(prefix="npc-voice-")
         self.address = address or f"ipc://{self._tmp}/sidecar.sock"
@@ -33,6 +35,8 @@ class SidecarProcess:
             cmd += ["--personas", str(folder)]
         if recogniser:
             cmd += ["--asr", recogniser]
+        if memory is not None:
+            cmd += ["--memory", os.fspath(memory)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=None, text=True)
         self.startup_s = 0.0
 

@@ -23,6 +23,7 @@ DEFAULT_ADDRESS = "tcp://127.0.0.1:5571"
 MAX_HEADER_BYTES = 64 * 1024
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_STATE_ITEMS = 256
+MAX_PLAYER_ID = 128  # characters of a player id (``open``'s ``player``): a save slot, an account id
 # what a ``mic`` message's optional ``cue`` may say: the player just came within earshot, or just left
 CUE_KINDS = ("greeting", "farewell")
 # an ``open`` message's ``talk_mode``: an open microphone (the engine tells the player's speech from the rest
@@ -107,6 +108,18 @@ class OpenSession(Message):
     # True: this client drops its queued NPC audio on a ``held`` event (the NPC pauses its line when the player
     # talks over it). Opt-in: a client of an earlier revision rejects events it does not know.
     held: bool = False
+    # The game's id of the player (a save slot, an account): the NPC remembers them across sessions. None: the
+    # NPC remembers them only within this session. Left out of the header when None.
+    player: str | None = None
+    # True: lines' actions come as ``action`` events. Opt-in: an older client logs every event type it does not
+    # know as a warning, and a game that does not handle actions has no use for them.
+    actions: bool = False
+
+    def header(self) -> dict[str, Any]:
+        out = super().header()
+        if self.player is None:
+            del out["player"]  # absent means anonymous: the header stays what an older sidecar expects
+        return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -331,6 +344,21 @@ def _policy(value: str, session: str) -> str:
     return value
 
 
+def _player(header: dict[str, Any], session: str) -> str | None:
+    """The optional ``player`` of an ``open``: absent or nil is anonymous; else a non-empty id of printable text."""
+    value = header.get("player")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_PLAYER_ID or not value.isprintable():
+        raise ProtocolError(
+            "bad_field",
+            f"player must be a non-empty string of at most {MAX_PLAYER_ID} printable characters; got "
+            f"{type(value).__name__ if not isinstance(value, str) else repr(value[:40])}",
+            session=session,
+        )
+    return value
+
+
 def _cue(header: dict[str, Any], session: str, seq: int) -> str | None:
     """The optional ``cue`` of a ``mic``: absent or nil is none; anything else must be a known kind."""
     value = header.get("cue")
@@ -460,6 +488,8 @@ def decode(frames: list[bytes]) -> Message:
             why=_field(header, "why", bool, session, required=False, default=False),
             talk_mode=_talk_mode(_field(header, "talk_mode", str, session, required=False, default="open"), session),
             held=_field(header, "held", bool, session, required=False, default=False),
+            player=_player(header, session),
+            actions=_field(header, "actions", bool, session, required=False, default=False),
         )
     if cls is Opened:
         return Opened(

@@ -136,6 +136,7 @@ class _Slot:
     pending: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_PENDING))
     started: float = 0.0  # when the chunk now being stepped could start (see ``Sidecar._start_step``)
     realtime: bool = True  # a simulated-clock session (a bench) waits in its steps by design: not counted late
+    actions: bool = False  # the client asked for ``action`` events
     notices: list[ev.Notice] = field(default_factory=list)  # told with the session's next step reply
 
 
@@ -498,7 +499,8 @@ class Sidecar:
                 ),
             )
             return
-        slot = _Slot(identity=identity, client=client, session=None, busy=True, realtime=msg.clock != "simulated")
+        slot = _Slot(identity=identity, client=client, session=None, busy=True, realtime=msg.clock != "simulated",
+                     actions=msg.actions)
         if self.overload.level:
             slot.notices.append(degraded_notice(self.overload.level))
         self._slots[key] = slot
@@ -510,7 +512,7 @@ class Sidecar:
         try:
             session = Session(self.res, msg.persona, msg.npc_id, msg.state, simulated_clock=msg.clock == "simulated",
                               floor_events=msg.floor, policy=msg.policy, explain=msg.why, talk_mode=msg.talk_mode,
-                              hold_events=msg.held)
+                              hold_events=msg.held, player=msg.player)
             fallback = self.res.voice_problem(msg.persona)
             if fallback is not None:  # the NPC still talks, in its eSpeak NG voice: say why it sounds so
                 slot.notices.append(ev.Notice(code="voice_fallback", message=fallback))
@@ -542,7 +544,7 @@ class Sidecar:
                 session=msg.session,
                 seq=msg.seq,
                 pcm=result.pcm,
-                events=[e.to_wire() for e in result.events],
+                events=[e.to_wire() for e in result.events if slot.actions or not isinstance(e, ev.GameAction)],
                 compute_ms=round(result.compute_ms, 3),
                 lost=lost,
             )
@@ -625,15 +627,20 @@ def serve_forever(
     max_sessions: int = MAX_SESSIONS,
     voice_cache: str | os.PathLike[str] | None = None,
     recogniser: str = DEFAULT_RECOGNISER,
+    memory: Path | str | None = None,
 ) -> int:
     """Load the models, bind, serve until SIGINT/SIGTERM; report step times on exit. ``recogniser``: the accurate
-    recogniser (``features.asr.RECOGNISERS``)."""
+    recogniser (``features.asr.RECOGNISERS``); ``memory``: the memory file sessions that name their player are
+    remembered in (None: they are remembered only within a session)."""
     t0 = time.perf_counter()
     check_bind(address, allow_remote, curve)  # before the models load: a refusal should be instant
     import torch
 
     torch.set_num_threads(1)
-    res = EngineResources(persona_dir, voice_cache=voice_cache, recogniser=recogniser)
+    from npc_voice.memory.store import MemoryStore
+
+    res = EngineResources(persona_dir, voice_cache=voice_cache, recogniser=recogniser,
+                          memory=MemoryStore(memory) if memory is not None else None)
     sidecar = Sidecar(
         res, address, workers=workers, allow_remote=allow_remote, curve=curve, max_sessions=max_sessions
     )

@@ -1,9 +1,9 @@
 """The stages of one step, in the order they run (``pipeline``): each a small class with one job over the step's
 frame (``engine/frame.py``) and the session's state objects (``engine/state.py``).
 
-    persona refresh -> game cue -> echo gate -> speech tracking -> addressee evidence -> projection settle
+    persona refresh -> recall -> game cue -> echo gate -> speech tracking -> addressee evidence -> projection settle
     -> recognition -> tone -> duplex heads -> [smart turn] -> floor -> temperament -> hold line -> player profile
-    -> act -> speak -> [floor report]
+    -> act -> speak -> remember -> [floor report]
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from npc_voice.engine.stages.floor import Floor
 from npc_voice.engine.stages.hold import HoldLine
 from npc_voice.engine.stages.onset import SettleProjection
 from npc_voice.engine.stages.persona import PersonaRefresh
+from npc_voice.engine.stages.recall import Recall
 from npc_voice.engine.stages.recognition import Recognition
+from npc_voice.engine.stages.remember import Remember
 from npc_voice.engine.stages.report import FloorReport
 from npc_voice.engine.stages.smart_turn import SmartTurn, smart_turn_analyzer
 from npc_voice.engine.stages.speak import Speak
@@ -80,6 +82,7 @@ def pipeline(ctx: SessionContext, floor_events: bool, explain: bool = True) -> l
     addressee = _addressee(ctx)
     stages: list[Stage] = [
         PersonaRefresh(ctx.resources, ctx.persona, ctx.recognizer, sp, t),
+        Recall(ctx.memory, sp),
         GameCue(ctx.barks),
         EchoGate(c.hearing, h, (parts.vad or VoiceActivity)(), (parts.canceller or EchoCanceller)()),
         SpeechTracking(c.hearing, c.onset, h, t, s, sp, ctx.stretch_reader),
@@ -104,6 +107,7 @@ def pipeline(ctx: SessionContext, floor_events: bool, explain: bool = True) -> l
         Act(c.hearing, c.onset, ctx.strategy, ctx.clock, ctx.persona, ctx.game_state, ctx.rng, ctx.answers,
             ctx.reader, ctx.speaker, ctx.feelings, h, t, s, sp, ctx.reset_turn),
         Speak(ctx.speaker, h),
+        Remember(ctx.memory, ctx.feelings),
     ]
     if floor_events and heads is not None:
         stages.append(FloorReport(h, t, explain))

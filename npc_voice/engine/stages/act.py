@@ -83,7 +83,7 @@ class Act:
         line = self.speaking.line
         assert line is not None
         if self.stretch.at_onset:
-            self.turn.carry = restore_turn(self.speaking, self.turn)
+            self.turn.carry = restore_turn(self.speaking, self.turn, frame)
         else:
             self.turn.unsaid, self.turn.after_interrupt = line.unsaid(), True
         self.speaker.stop_line(frame.events, self.turn.partial)
@@ -146,4 +146,4 @@ class Act:
             events.append(ev.Response(offset=round(lead, 3), topic=answer.choice.topic, text=answer.text,
                                       confidence=round(answer.choice.similarity, 3), heard=answer.heard))
         self.clock.settle(answer.first)  # simulated clock: the voice's time is charged to this step
-        self.speaker.start_line(line_id, answer.text, answer.first, events, frame.index, lead)
+        self.speaker.start_line(line_id, answer.text, answer.first, events, frame.index, lead, answer.actions)

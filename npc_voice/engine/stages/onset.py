@@ -11,13 +11,14 @@ from npc_voice.engine.state import HearingState, SpeakingState, StretchState, Tu
 from npc_voice.floor.decision import Action, FloorDecision
 
 
-def restore_turn(speaking: SpeakingState, turn: TurnState) -> str:
-    """Yielding at an answer's onset: the conversation goes back to before the answer; returns the words the
-    answer was to, which the rest of the turn goes on."""
+def restore_turn(speaking: SpeakingState, turn: TurnState, frame: StepFrame) -> str:
+    """Yielding at an answer's onset: the conversation goes back to before the answer (``frame.withdrawn`` names it);
+    returns the words the answer was to, which the rest of the turn goes on."""
     onset, speaking.onset = speaking.onset, None
     if onset is None:
         return ""
     turn.restore(onset.before)
+    frame.withdrawn = onset.line_id
     return onset.heard
 
 
@@ -46,7 +47,7 @@ class SettleProjection:
         voiced = int(loud.sum()) * block  # samples of loud blocks
         if self.speaking.line is not None and (loud[-1] or voiced >= self.config.yield_voice_s * SAMPLE_RATE):
             self.speaker.stop_line(frame.events, self.turn.partial)
-            restore_turn(self.speaking, self.turn)
+            restore_turn(self.speaking, self.turn, frame)
             self.stretch.judged = True
             how = "still loud there" if loud[-1] else f"{voiced / SAMPLE_RATE:.2f} s of it"
             why = f"the player's voice came back before the answer could reach them ({how})"
