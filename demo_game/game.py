@@ -103,7 +103,7 @@ class Game:
 
     def _start_sidecar(self) -> None:
         try:
-            self.proc = SidecarProcess()
+            self.proc = SidecarProcess(procs=1)  # one player: the sessions in the sidecar's own process
             self.proc.wait_ready()
             self.sidecar_address = self.proc.address
         except Exception as exc:  # noqa: BLE001 - shown on the loading screen

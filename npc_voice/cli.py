@@ -37,8 +37,27 @@ def main(verbose: bool) -> None:
     default=None,
     help="Folder of persona files (default: assets/personas).",
 )
-@click.option("--workers", default=4, show_default=True, help="Threads that run session steps.")
-@click.option("--max-sessions", default=32, show_default=True, help="Capacity: further sessions get `capacity`.")
+@click.option(
+    "--procs",
+    type=click.IntRange(min=1),
+    default=None,
+    show_default="the core count",
+    help="Engine worker processes, each hosting many sessions over its own models; 1 runs them in the "
+    "sidecar's own process (a single-player game). With --ray: the number of actors (default: one per "
+    "--ray-cpus CPUs of the cluster).",
+)
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="Run the engine workers as actors on this Ray cluster ('auto', HOST:6379 or ray://HOST:10001); "
+              "needs npc-voice[ray].")
+@click.option("--capacity", type=click.IntRange(min=1), default=None,
+              help="Sessions per engine worker (default: each worker measures it at start-up; in-process: "
+              "--max-sessions).")
+@click.option("--ray-cpus", default=1.0, show_default=True, help="CPUs each engine actor declares to Ray.")
+@click.option("--ray-memory-mb", default=None, type=int, show_default="1200",
+              help="Memory each engine actor declares to Ray.")
+@click.option("--workers", default=4, show_default=True, help="Threads per engine worker that run session steps.")
+@click.option("--max-sessions", default=32, show_default=True,
+              help="Cap over all workers: further sessions get `capacity`.")
 @click.option("--allow-remote", is_flag=True, help="Allow binding to a non-loopback address (needs --curve-*).")
 @click.option(
     "--curve-secret",
@@ -55,6 +74,11 @@ def main(verbose: bool) -> None:
 def serve(
     address: str,
     personas: str | None,
+    procs: int | None,
+    ray_address: str | None,
+    capacity: int | None,
+    ray_cpus: float,
+    ray_memory_mb: int | None,
     workers: int,
     max_sessions: int,
     allow_remote: bool,
@@ -62,13 +86,18 @@ def serve(
     curve_clients: Path | None,
 ) -> None:
     """Run the sidecar until Ctrl-C or SIGTERM."""
+    import os
+
     from npc_voice.transport.server import CurveKeys, serve_forever
 
     if (curve_secret is None) != (curve_clients is None):
         raise click.UsageError("--curve-secret and --curve-clients go together")
     curve = CurveKeys(curve_secret, curve_clients) if curve_secret and curve_clients else None
+    if ray_address is None and procs is None:
+        procs = os.cpu_count() or 1
     sys.exit(serve_forever(address, personas, workers=workers, allow_remote=allow_remote, curve=curve,
-                           max_sessions=max_sessions))
+                           max_sessions=max_sessions, procs=procs, ray_address=ray_address, capacity=capacity,
+                           ray_cpus=ray_cpus, ray_memory_mb=ray_memory_mb))
 
 
 @main.command()
@@ -206,7 +235,7 @@ def talk(wav: Path | None, persona: str, device: str | None, out: Path | None, s
     from npc_voice.talk import talk_live, talk_wav
     from npc_voice.transport.process import SidecarProcess
 
-    proc = SidecarProcess()
+    proc = SidecarProcess(procs=1)  # one conversation: no worker processes to start
     click.echo("starting the sidecar (loading speech models)...")
     try:
         proc.wait_ready()

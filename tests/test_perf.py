@@ -150,7 +150,7 @@ def test_steps_beside_a_session_being_opened_are_not_judged_late(
 ) -> None:
     """A game opening its villagers costs the machine a second or so once; it must not degrade the sidecar
     (at the last level the villagers being opened would be refused)."""
-    from npc_voice.transport import server as srv
+    from npc_voice.transport import host as srv
 
     client = SidecarClient(overloaded.bound_address)
     try:
