@@ -202,10 +202,11 @@ def test_speech_loops_are_whole_chunks_of_different_cases() -> None:
 
 @pytest.mark.skipif(not CASES.is_dir(), reason="eval cases not present")
 def test_a_short_level_against_a_real_sidecar(sidecar: str, tmp_path: Path) -> None:
-    r = perf.run_level(sidecar, os.getpid(), CASES, sessions=2, seconds=2.0)
+    r = perf.run_level(sidecar, os.getpid(), CASES, sessions=2, seconds=2.0, setup="in-process")
     assert r.steps + sum(r.errors.values()) == 20 and r.missing == 0
     assert r.compute_p50_ms > 0 and r.rtt_p50_ms >= r.compute_p50_ms * 0.5 and r.rss_mb > 10
     perf.write_report(tmp_path, {"machine": perf.machine(), "levels": [r.__dict__]})
     table = (tmp_path / "table.md").read_text().splitlines()
-    assert len(table) == 3 and table[2].startswith("| 2 | ")
+    assert len(table) == 3 and table[2].startswith("| in-process | 2 × 1 | 20 | ")
+    assert r.process_cpu_pct["sidecar"] > 0 and r.machine_cpu_pct >= r.process_cpu_pct["sidecar"] * 0.5
     assert (tmp_path / "perf.png").stat().st_size > 1000

@@ -265,6 +265,8 @@ class Sidecar:
         self._seen: dict[bytes, float] = {}  # client connection -> last time it sent anything
         self._moved: dict[tuple[bytes, str], tuple[float, str]] = {}  # sessions lost with a worker: when, why
         control = overload or OverloadControl()
+        self._control = control  # the settings every worker's controller copies
+        # per worker; the first one's controller is the one given (Ray's actors appear only once started)
         self._loads = {w: _Load(control) if i == 0 else _Load.like(control) for i, w in enumerate(engines.workers)}
         self._local = threading.local()
         self._events: queue.SimpleQueue = queue.SimpleQueue()
@@ -279,6 +281,12 @@ class Sidecar:
         self.announce: Callable[[str, EngineWorker], None] | None = None
         self.lost_at: list[tuple[float, str, int]] = []  # (monotonic time, worker, sessions it took down)
 
+    def _load(self, worker: EngineWorker) -> _Load:
+        load = self._loads.get(worker)
+        if load is None:
+            load = self._loads[worker] = _Load.like(self._control)
+        return load
+
     @property
     def workers(self) -> list[EngineWorker]:
         return self.engines.workers
@@ -286,13 +294,13 @@ class Sidecar:
     @property
     def overload(self) -> OverloadControl:
         """The first worker's controller (the only one in the in-process mode)."""
-        return self._loads[self.engines.workers[0]].overload
+        return self._load(self.engines.workers[0]).overload
 
     def overload_of(self, worker: EngineWorker) -> OverloadControl:
-        return self._loads[worker].overload
+        return self._load(worker).overload
 
     def sessions_on(self, worker: EngineWorker) -> int:
-        return self._loads[worker].sessions
+        return self._load(worker).sessions
 
     @property
     def capacity(self) -> int:
@@ -446,7 +454,7 @@ class Sidecar:
         """The slot is done with: its worker forgets it (``close``: the session there is closed)."""
         if self._by_id.pop(slot.id, None) is None:
             return
-        self._loads[slot.worker].sessions -= 1
+        self._load(slot.worker).sessions -= 1
         if close and slot.opened and slot.worker.alive:
             slot.worker.submit(Request("close", slot.id))
 
@@ -491,19 +499,21 @@ class Sidecar:
             self._send(identity, p.Closed(session=msg.session))
         elif isinstance(msg, p.MicChunk):
             slot = self._slots.get(key)
-            if slot is None or not slot.opened:
-                why = "is still opening" if slot is not None else "is not open (open it first, or it was closed)"
+            if slot is None:
+                why = "is not open (open it first, or it was closed)"
                 self._error(
                     identity,
                     p.ProtocolError("no_session", f"session {msg.session!r} {why}", session=msg.session, seq=msg.seq),
                 )
                 return
+            # a chunk for a session still opening waits for the open like one behind a busy step: a game sends
+            # its first chunks right after asking, and a session reopened after its worker was lost loses none
             lost = self._check_seq(identity, slot, msg)
             if lost is None:
                 return
             now = time.monotonic()
             if slot.busy:
-                keep = 1 if self._loads[slot.worker].overload.off("short_queue") else slot.pending.maxlen
+                keep = 1 if self._load(slot.worker).overload.off("short_queue") else slot.pending.maxlen
                 while len(slot.pending) >= keep:
                     dropped = slot.pending.popleft()[0]
                     self._error(
@@ -544,19 +554,22 @@ class Sidecar:
             log.info("session %r: %d chunk(s) lost before %d", msg.session, lost, msg.seq)
         return lost
 
-    def _choose(self, skip: EngineWorker | None = None) -> tuple[EngineWorker | None, str]:
-        """The live worker with the most room for a new session, or ``None`` and why there is none."""
+    def _choose(self, skip: EngineWorker | None = None, moving: bool = False) -> tuple[EngineWorker | None, str]:
+        """The live worker with the most room for a new session, or ``None`` and why there is none.
+
+        ``moving``: the session is not new, it lost its worker; a worker refusing new sessions for overload
+        still takes it while it has room (the game had it a moment ago)."""
         live = [w for w in self.workers if w.alive and w is not skip]
         if not live:
             return None, "no engine worker is running (starting or restarting); try later"
-        roomy = [w for w in live if self._loads[w].sessions < w.capacity]
+        roomy = [w for w in live if self._load(w).sessions < w.capacity]
         if not roomy:
-            held = sum(self._loads[w].sessions for w in live)
+            held = sum(self._load(w).sessions for w in live)
             return None, f"sidecar is full ({held} sessions: the capacity of its {len(live)} engine worker(s))"
-        calm = [w for w in roomy if self._loads[w].overload.level < len(DEGRADE_ORDER)]
+        calm = [w for w in roomy if moving or self._load(w).overload.level < len(DEGRADE_ORDER)]
         if not calm:
             return None, f"sidecar is overloaded ({len(self._slots)} sessions miss the 200 ms deadline); try later"
-        return min(calm, key=lambda w: (self._loads[w].sessions / w.capacity, self._loads[w].sessions)), ""
+        return min(calm, key=lambda w: (self._load(w).sessions / w.capacity, self._load(w).sessions)), ""
 
     def _open(
         self, identity: bytes, client: bytes, key: tuple[bytes, str], msg: p.OpenSession, raw: tuple[Any, ...]
@@ -573,7 +586,7 @@ class Sidecar:
                 p.ProtocolError("capacity", f"sidecar is full ({self.max_sessions} sessions)", session=msg.session),
             )
             return
-        worker, why = self._choose()
+        worker, why = self._choose(moving=key in self._moved)
         if worker is None:
             self._error(identity, p.ProtocolError("capacity", why, session=msg.session))
             return
@@ -598,7 +611,7 @@ class Sidecar:
         self._submit_open(slot, msg, raw)
 
     def _submit_open(self, slot: _Slot, msg: p.OpenSession, raw: tuple[Any, ...]) -> None:
-        load = self._loads[slot.worker]
+        load = self._load(slot.worker)
         if load.overload.level:
             slot.notices.append(degraded_notice(load.overload.level))
         self._by_id[slot.id] = slot
@@ -615,15 +628,14 @@ class Sidecar:
         # done): the wait for a step thread plus the step. A session catching up on its own backlog (a
         # burst after a network stall, a flood) is not the sidecar being overloaded.
         slot.started = max(arrived, time.monotonic())
-        level = self._loads[slot.worker].overload.level
+        level = self._load(slot.worker).overload.level
         slot.worker.submit(Request("step", slot.id, level, lost, msg=msg, frames=raw))
 
     # ------------------------------------------------------------------ what workers report
 
     def worker_up(self, worker: EngineWorker) -> None:
         """A worker is ready (first start, or started again after it was lost): it takes sessions."""
-        load = self._loads[worker]
-        self._loads[worker] = _Load.like(load.overload)  # a fresh start: full service, nothing held
+        self._loads[worker] = _Load.like(self._control)  # a fresh start: full service, nothing held
         worker.apply_level(0)
         log.info("%s up: %s", worker.describe(), json.dumps(worker.info))
         if self.announce is not None:
@@ -633,7 +645,7 @@ class Sidecar:
         slot = self._by_id.get(slot_id)
         if slot is None or slot.worker is not worker:
             return  # a session given up (closed, or moved after its worker was thought lost)
-        load = self._loads[worker]
+        load = self._load(worker)
         slot.busy = False
         slot.stepping = None
         gone = slot.closed or self._slots.get(slot.key) is not slot
@@ -648,6 +660,10 @@ class Sidecar:
                 if not gone:
                     del self._slots[slot.key]
                     self._send(slot.identity, reply)
+                    for chunk, *_ in slot.pending:  # chunks that waited for the open: each still gets its answer
+                        self._error(slot.identity, p.ProtocolError(
+                            "no_session", f"session {slot.session!r} did not open", session=slot.session, seq=chunk.seq
+                        ))
                 self._release(slot, close=False)
                 return
         elif isinstance(reply, p.StepReply):
@@ -675,7 +691,6 @@ class Sidecar:
         worker had or that waited for it), which makes the client reopen it on a live worker; an open that
         was under way is sent to another worker without the client knowing."""
         now = time.monotonic()
-        control = self._loads[worker].overload
         taken = 0
         for slot in [s for s in self._by_id.values() if s.worker is worker]:
             del self._by_id[slot.id]
@@ -683,7 +698,7 @@ class Sidecar:
                 continue  # closed already; nothing to tell
             if slot.opening is not None:
                 msg, raw = slot.opening
-                other, refusal = self._choose(skip=worker)
+                other, refusal = self._choose(skip=worker, moving=True)
                 if other is not None:
                     slot.worker = other
                     self._submit_open(slot, msg, raw)
@@ -700,7 +715,7 @@ class Sidecar:
                     session=slot.session, seq=seq,
                 ))
             self._moved[slot.key] = (now, why)
-        self._loads[worker] = _Load.like(control)
+        self._loads[worker] = _Load.like(self._control)
         self.lost_at.append((now, worker.name, taken))
         log.error("%s lost (%s): %d session(s) told to reopen", worker.name, why, taken)
         if self.announce is not None:
@@ -708,7 +723,7 @@ class Sidecar:
 
     def _degrade(self, worker: EngineWorker, change: int) -> None:
         """Apply the worker's new overload level and queue a notice for every session on it."""
-        level = self._loads[worker].overload.level
+        level = self._load(worker).overload.level
         worker.apply_level(level)
         if change > 0:
             notice = degraded_notice(level)
