@@ -175,11 +175,22 @@ def bench_duplex(
 @click.option("--levels", default="1,2,4,8,16", show_default=True, help="Concurrent sessions to measure.")
 @click.option("--seconds", default=30.0, show_default=True, help="Real-time seconds per level.")
 @click.option("--soak-minutes", default=60.0, show_default=True, help="Simulated minutes, one session (0: skip).")
-def bench_perf(cases: Path, out: Path, levels: str, seconds: float, soak_minutes: float) -> None:
-    """The 200 ms deadline under load: 1..16 real-time sessions, start-up, a long session; table and plot."""
+@click.option("--procs", default=None, show_default="1 and the core count",
+              help="Setups to measure: engine worker processes, comma-separated (1: in-process).")
+@click.option("--ray", is_flag=True, help="Also measure engine actors on a local Ray cluster (needs npc-voice[ray]).")
+@click.option("--ray-nodes", default=2, show_default=True, help="Nodes of one CPU each in that cluster.")
+@click.option("--failover/--no-failover", default=True, show_default=True,
+              help="Kill a worker (a Ray node) mid-conversation in every setup with more than one.")
+def bench_perf(cases: Path, out: Path, levels: str, seconds: float, soak_minutes: float, procs: str | None,
+               ray: bool, ray_nodes: int, failover: bool) -> None:
+    """The 200 ms deadline under load: 1..16 real-time sessions per setup, start-up, failover, a long session."""
+    import os
+
     from npc_voice.bench.perf import run_perf
 
-    run_perf(cases, out, tuple(int(x) for x in levels.split(",")), seconds, soak_minutes)
+    procs = procs or ",".join(dict.fromkeys(["1", str(os.cpu_count() or 1)]))
+    run_perf(cases, out, tuple(int(x) for x in levels.split(",")), seconds, soak_minutes, procs, ray, ray_nodes,
+             failover)
     click.echo((out / "table.md").read_text())
 
 
