@@ -131,6 +131,8 @@ def bench() -> None:
     "--sidecar", default=None, help="Attach to a running sidecar at this address instead of starting one."
 )
 @click.option("--personas", default=None, help="Folder of persona files for the sidecar this command starts.")
+@click.option("--procs", type=click.IntRange(min=1), default=None, show_default="the sidecar's default: the core count",
+              help="Engine worker processes of the sidecar this command starts (1: in-process).")
 @click.option(
     "--json",
     "json_out",
@@ -145,6 +147,7 @@ def bench_duplex(
     parallel: int,
     sidecar: str | None,
     personas: str | None,
+    procs: int | None,
     json_out: Path | None,
 ) -> None:
     """Play every case in CASES through a real sidecar and score the result."""
@@ -152,7 +155,8 @@ def bench_duplex(
     from npc_voice.bench.score import score_folder
 
     t = time.monotonic()
-    runs = run_bench(cases, out, realtime=realtime, parallel=parallel, sidecar=sidecar, persona_dir=personas)
+    runs = run_bench(cases, out, realtime=realtime, parallel=parallel, sidecar=sidecar, persona_dir=personas,
+                     procs=procs)
     summary, results = score_folder(cases, out)
     steps = step_figures(runs)
     for key, value in summary.items():

@@ -202,15 +202,17 @@ def run_bench(
     sidecar: str | None,
     persona_dir: str | None = None,
     progress: bool = True,
+    procs: int | None = None,
 ) -> list[CaseRun]:
-    """Run every case; returns per-case run records (files are in ``out_dir``)."""
+    """Run every case; returns per-case run records (files are in ``out_dir``). ``procs``: engine worker
+    processes of the sidecar it starts (``None``: the sidecar's default, one per core)."""
     from tqdm import tqdm
 
     cases = load_cases(cases_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     proc = None
     if sidecar is None:
-        proc = SidecarProcess(persona_dir)
+        proc = SidecarProcess(persona_dir, procs=procs)
         proc.wait_ready()
         address = proc.address
     else:
