@@ -186,3 +186,20 @@ def test_a_worker_measures_how_many_sessions_it_holds_and_stays_at_full_service(
 def test_the_in_process_mode_needs_models(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="needs models"):
         Sidecar(address=f"ipc://{tmp_path}/s.sock")
+
+
+def test_chunks_sent_before_the_open_is_done_wait_for_it(sidecar: str) -> None:
+    """A game streams from the moment it asks (a session reopened after its worker was lost, too)."""
+    client = SidecarClient(sidecar)
+    try:
+        s = client.open_session(persona="blacksmith", npc_id="eager")
+        seqs = [s.send_mic(np.zeros(CHUNK_SAMPLES, np.int16)) for _ in range(3)]  # no wait for `opened`
+        got: list[Reply | ErrorReply] = []
+        deadline = time.monotonic() + 30
+        while len(got) < len(seqs) and time.monotonic() < deadline:
+            got += s.replies()
+            time.sleep(0.01)
+        assert [r.seq for r in got] == seqs and all(isinstance(r, Reply) for r in got), got
+        assert s.opened and s.stats.reopened == 0
+    finally:
+        client.close()

@@ -187,6 +187,8 @@ class RayWorkers:
         pass
 
     def stop(self) -> None:
+        if self._front is None:
+            return  # never started
         import ray
 
         for actor in self._actors.values():

@@ -41,6 +41,7 @@ import logging
 import os
 import queue
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -395,6 +396,10 @@ class Sidecar:
                 auth.stop()
 
     def _check_ready(self, started: float) -> None:
+        if self.workers and all(w.failed for w in self.workers):
+            log.error("no engine worker could start; the sidecar stops")
+            self.stop()
+            return
         up = sum(w.alive for w in self.workers)
         if up == len(self.workers) or (up and time.monotonic() - started > START_TIMEOUT_S):
             self.ready.set()
@@ -760,6 +765,11 @@ def serve_forever(
     res = None
     engines: EnginePool | None = None
     if ray_address:
+        try:
+            import ray  # noqa: F401 - only to say clearly that it is missing
+        except ImportError:
+            print("npc-voice serve --ray needs Ray: pip install 'npc-voice[ray]'", file=sys.stderr, flush=True)
+            return 2
         from npc_voice.transport.ray_workers import RayWorkers
 
         engines = RayWorkers(ray_address, procs, persona_dir, capacity, threads=workers, cpus=ray_cpus,

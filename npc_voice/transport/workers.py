@@ -94,6 +94,7 @@ class EngineWorker:
     capacity: int = 0
     info: dict[str, Any] = field(default_factory=dict)  # pid, node, capacity, cost_ms, rss_mb, up_s...
     generation: int = 0  # +1 each time it is lost; a late answer from an older generation is not believed
+    failed: bool = False  # given up: it kept dying before it was ready (a broken install, no memory...)
     submit: Callable[[Request], None] = field(default=lambda req: None, repr=False)
     # applies an overload level now (in-process workers); others get it with their next request
     apply_level: Callable[[int], None] = field(default=lambda level: None, repr=False)
@@ -315,6 +316,7 @@ class ProcessWorkers:
         proc.early_deaths = 0 if was_up else proc.early_deaths + 1
         if proc.early_deaths >= RESPAWN_LIMIT:
             log.error("%s died %d times before it was ready: not started again", worker.name, proc.early_deaths)
+            worker.failed = True
             return
         self._spawn(proc)
 
