@@ -14,7 +14,7 @@ import pytest
 from npc_voice.audio.format import CHUNK_SAMPLES
 from npc_voice.bench import perf
 from npc_voice.transport.client import ErrorReply, Reply, SidecarClient
-from npc_voice.transport.server import CALM_S, DEGRADE_ORDER, HOLD_S, LATE_S, OverloadControl, Sidecar
+from npc_voice.transport.server import CALM_S, DEGRADE_ORDER, HOLD_S, LATE_S, PROBE_S, OverloadControl, Sidecar
 
 CASES = Path("/work/shared/eval/dev")
 
@@ -59,6 +59,28 @@ def test_with_no_replies_at_all_the_level_still_calms() -> None:
     assert ctl.calm(t) == 0  # just late: not yet
     steps = [ctl.calm(t + k * 0.5) for k in range(1, round((len(DEGRADE_ORDER) + 1) * CALM_S / 0.5) + 2)]
     assert steps.count(-1) == len(DEGRADE_ORDER) and ctl.level == 0
+
+
+def test_a_level_stays_while_the_load_that_needed_it_does() -> None:
+    """No flapping: undoing a level with as many sessions as needed it only makes the same replies late again."""
+    ctl = OverloadControl()
+    t = 0.0
+    while ctl.level == 0:
+        ctl.observe(LATE_S * 2, now=t, load=8)
+        t += 0.05
+    raised = t
+    steps = []
+    while t < raised + PROBE_S - 1:  # on time, same load: kept
+        steps.append(ctl.observe(0.01, now=t, load=8))
+        t += 0.05
+    assert -1 not in steps and ctl.level == 1
+    assert ctl.calm(t, load=4) == -1 and ctl.level == 0  # fewer sessions: undone at once (calm long enough)
+    while ctl.level == 0:  # needed again; this time the load stays and the probe undoes it after PROBE_S
+        ctl.observe(LATE_S * 2, now=t, load=8)
+        t += 0.05
+    raised = t
+    kept = [ctl.calm(raised + k, load=8) for k in range(1, int(PROBE_S) - 1)]
+    assert -1 not in kept and ctl.calm(raised + PROBE_S + 0.1, load=8) == -1
 
 
 def test_a_few_late_replies_among_many_on_time_do_not_degrade() -> None:

@@ -77,6 +77,10 @@ RAISE_LATE = 3  # this many late replies in the window (and over 5 % of them) de
 RAISE_FRACTION = 0.05
 HOLD_S = 1.0  # at least this long between two degrade steps: let the last one take effect
 CALM_S = 5.0  # this long without a late reply restores one level
+# ... unless the worker still holds as many sessions as when that level was needed: then undoing it would only
+# make the same replies late again (the sidecar flapped between levels every 5 s at 8 and 16 sessions, each
+# flap costing late replies before the level came back); it is tried again after this long on time
+PROBE_S = 30.0
 # What is turned off, in order, when the deadline cannot be met. Reading ahead while the player talks is
 # the cheapest loss (answers come one chunk later). The learned duplex model costs every session ~3 ms
 # in every step; while the NPC listens the rules decide without it (no floor events then), but it keeps
@@ -168,7 +172,9 @@ class OverloadControl:
     Level 0 is full service; level ``k`` turns off the first ``k`` entries of ``DEGRADE_ORDER``. One
     level up when late replies pile up in the last ``WINDOW_S`` (at most one step per ``HOLD_S``), one
     level down after ``CALM_S`` without a late reply, replies or not: at the last level new sessions are
-    refused, so once the sessions that overloaded it have gone no reply may ever come to calm it.
+    refused, so once the sessions that overloaded it have gone no reply may ever come to calm it. Given the
+    worker's ``load`` (its sessions), a level is kept while the load that needed it is still there, up to
+    ``PROBE_S`` on time.
     """
 
     def __init__(self, late_s: float = LATE_S, max_level: int = len(DEGRADE_ORDER), calm_s: float = CALM_S) -> None:
@@ -179,8 +185,9 @@ class OverloadControl:
         self._recent: collections.deque[tuple[float, bool]] = collections.deque()
         self._last_late = -float("inf")
         self._changed = -float("inf")
+        self._needed_at: dict[int, int] = {}  # level -> the load when it was raised to
 
-    def observe(self, latency_s: float, now: float) -> int:
+    def observe(self, latency_s: float, now: float, load: int | None = None) -> int:
         """Record one reply's latency; returns the change of level (-1, 0 or +1)."""
         late = latency_s > self.late_s
         self._recent.append((now, late))
@@ -198,13 +205,20 @@ class OverloadControl:
             self.level += 1
             self._changed = now
             self._recent.clear()  # judge the new level on its own replies
+            if load is not None:
+                self._needed_at[self.level] = load
             return 1
-        return self.calm(now)
+        return self.calm(now, load)
 
-    def calm(self, now: float) -> int:
-        """One level down (returns -1) if nothing has been late for ``calm_s``; called with every reply and
-        by the socket loop's clock."""
+    def calm(self, now: float, load: int | None = None) -> int:
+        """One level down (returns -1) if nothing has been late for ``calm_s`` (and, given the ``load``, it is
+        below the one that needed the level, or ``PROBE_S`` passed); called with every reply and by the socket
+        loop's clock."""
         if self.level > 0 and now - self._last_late >= self.calm_s and now - self._changed >= self.calm_s:
+            needed = self._needed_at.get(self.level)
+            if load is not None and needed is not None and load >= needed and now - self._changed < PROBE_S:
+                return 0
+            self._needed_at.pop(self.level, None)
             self.level -= 1
             self._changed = now
             return -1
@@ -382,7 +396,7 @@ class Sidecar:
                 if now >= next_tick:
                     self._reap_idle()
                     for worker, load in list(self._loads.items()):
-                        if load.overload.calm(now):
+                        if load.overload.calm(now, load.sessions):
                             self._degrade(worker, -1)
                     for key in [k for k, (t, _) in self._moved.items() if now - t > MOVED_MEMORY_S]:
                         del self._moved[key]
@@ -675,7 +689,7 @@ class Sidecar:
             self.step_ms.append(reply.compute_ms)
             if slot.realtime and not load.opening and slot.started >= load.open_done:
                 now = time.monotonic()
-                change = load.overload.observe(now - slot.started, now)
+                change = load.overload.observe(now - slot.started, now, load.sessions)
                 if change:
                     self._degrade(worker, change)
             if slot.notices:
