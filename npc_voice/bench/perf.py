@@ -43,6 +43,7 @@ FAILOVER_SESSIONS = 4  # half of them on the worker that is killed; the survivor
 FAILOVER_SECONDS = 12.0
 KILL_AFTER_S = 4.0
 RESTART_WAIT_S = 120.0  # how long to wait for a killed worker's replacement to come up
+SYSTEM = "ray:"  # names of the Ray cluster's own processes in a level's process list
 
 
 # ---------------------------------------------------------------------------------------------- /proc
@@ -148,6 +149,8 @@ class LevelResult:
     rss_mb: float = 0.0  # their peaks, summed
     process_cpu_pct: dict[str, float] = field(default_factory=dict)  # per process ("front", "worker 1", ...)
     process_rss_mb: dict[str, float] = field(default_factory=dict)  # peak per process
+    system_cpu_pct: float = 0.0  # a Ray setup: the cluster's own processes (raylets, GCS, agents), % of one core
+    system_rss_mb: float = 0.0  # ... and their peaks, summed
     client_cpu_pct: float = 0.0  # this bench's own process (the client side of every session)
     machine_cpu_pct: float = 0.0  # every process on the machine, % of one core (others = this minus ours)
     loadavg_1: float = 0.0  # machine load when the level ended (other jobs included)
@@ -274,7 +277,8 @@ def run_level(
     processes are ``pids`` (name -> pid; a bare pid is one process named "sidecar")."""
     pids = {"sidecar": pids} if isinstance(pids, int) else pids
     s = stream(address, pids, cases, sessions, seconds, persona)
-    result = LevelResult(sessions=sessions, seconds=seconds, setup=setup, workers=max(1, len(pids) - 1))
+    workers = [name for name in pids if name not in ("front", "sidecar") and not name.startswith(SYSTEM)]
+    result = LevelResult(sessions=sessions, seconds=seconds, setup=setup, workers=max(1, len(workers)))
     steps = [r for r in s.replies if not r[4]]
     for *_, code, _ in s.replies:
         if code:
@@ -287,9 +291,13 @@ def run_level(
     # late if it came back after the next chunk was due: the speaker would have run dry
     result.deadline_misses = sum(1 for r in steps if r[3] > r[2] + CHUNK_SECONDS) + result.missing
     result.responses = s.responses
-    result.process_cpu_pct, result.process_rss_mb = s.cpu, s.rss
-    result.cpu_pct = round(sum(s.cpu.values()), 1)
-    result.rss_mb = round(sum(s.rss.values()), 1)
+    ours = [name for name in s.cpu if not name.startswith(SYSTEM)]
+    result.process_cpu_pct = {name: s.cpu[name] for name in ours}
+    result.process_rss_mb = {name: s.rss[name] for name in ours}
+    result.cpu_pct = round(sum(result.process_cpu_pct.values()), 1)
+    result.rss_mb = round(sum(result.process_rss_mb.values()), 1)
+    result.system_cpu_pct = round(sum(v for k, v in s.cpu.items() if k.startswith(SYSTEM)), 1)
+    result.system_rss_mb = round(sum(v for k, v in s.rss.items() if k.startswith(SYSTEM)), 1)
     result.client_cpu_pct, result.machine_cpu_pct = s.client_cpu_pct, s.machine_cpu_pct
     ms = np.array(s.compute or [0.0])
     rt = np.array([(r[3] - r[2]) * 1000 for r in steps] or [0.0])
@@ -329,6 +337,7 @@ class Startup:
     rss_mb: float  # the front (in-process: the whole sidecar) at ready
     workers: list[dict[str, Any]] = field(default_factory=list)  # what each worker reported (pid, capacity...)
     total_rss_mb: float = 0.0  # front and workers
+    system_rss_mb: float = 0.0  # a Ray setup: the cluster's own processes (raylets, GCS, agents, idle workers)
     cluster_s: float = 0.0  # starting the local Ray cluster, before the sidecar (not counted in ready_s)
 
 
@@ -341,12 +350,17 @@ class Launched:
     startup: Startup
     cluster: Any = None  # ray.cluster_utils.Cluster
 
-    def pids(self) -> dict[str, int]:
-        """The sidecar's processes now: the front and each live worker."""
+    def pids(self, system: bool = True) -> dict[str, int]:
+        """The sidecar's processes now: the front and each live worker; ``system``: and a Ray cluster's own."""
         out = {"front": self.proc.proc.pid}
         for name, info in sorted(self.proc.workers.items()):
             if info.get("pid") and info["pid"] != self.proc.proc.pid and os.path.exists(f"/proc/{info['pid']}"):
                 out[name] = int(info["pid"])
+        if system and self.cluster is not None:
+            ours = set(out.values())
+            for pid in ray_system_pids(self.cluster):
+                if pid not in ours:
+                    out[f"{SYSTEM}{pid}"] = pid
         return out
 
     @property
@@ -396,7 +410,10 @@ def launched(setup: Setup, persona: str = "blacksmith") -> Iterator[Launched]:
                 total_rss_mb=round(front_rss + sum(_rss_or_zero(int(w["pid"])) for w in workers), 1),
                 cluster_s=cluster_s,
             )
-            yield Launched(setup, proc, start, cluster)
+            run = Launched(setup, proc, start, cluster)
+            start.system_rss_mb = round(sum(_rss_or_zero(pid) for name, pid in run.pids().items()
+                                            if name.startswith(SYSTEM)), 1)
+            yield run
         finally:
             proc.stop()
     finally:
@@ -448,7 +465,7 @@ def failover(
 
     box: dict[str, Stream] = {}
     runner = threading.Thread(
-        target=lambda: box.setdefault("s", stream(run.address, run.pids(), cases, sessions, seconds,
+        target=lambda: box.setdefault("s", stream(run.address, run.pids(system=False), cases, sessions, seconds,
                                                   at=(KILL_AFTER_S, kill))),
         name="failover-stream",
     )
@@ -482,6 +499,18 @@ def failover(
             break
         time.sleep(0.2)
     return result
+
+
+def ray_system_pids(cluster: Any) -> list[int]:
+    """Every process of a local Ray cluster: what each node started, and what its raylet started."""
+    from ray._private import ray_constants
+
+    pids: set[int] = set()
+    for node in cluster.list_all_nodes():
+        pids.update(info.process.pid for infos in node.all_processes.values() for info in infos)
+        for info in node.all_processes.get(ray_constants.PROCESS_TYPE_RAYLET, []):
+            pids.update(children(info.process.pid))
+    return sorted(pid for pid in pids if os.path.exists(f"/proc/{pid}"))
 
 
 def kill_ray_node(node: Any) -> list[int]:
@@ -544,8 +573,8 @@ def table_lines(levels: list[LevelResult]) -> list[str]:
     lines = [
         "| setup | sessions × workers | steps | compute p50 ms | p99 ms | round trip p50 ms | p99 ms "
         "| deadline misses | CPU % per worker (of 1 core) | RSS MB per worker | front CPU % | front RSS MB "
-        "| notices | machine CPU % (all processes, of 1 core) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| Ray system CPU % | notices | machine CPU % (all processes, of 1 core) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in levels:
         front_cpu = r.process_cpu_pct.get("front", r.process_cpu_pct.get("sidecar", r.cpu_pct))
@@ -557,7 +586,7 @@ def table_lines(levels: list[LevelResult]) -> list[str]:
         lines.append(
             f"| {r.setup or '-'} | {r.sessions} × {r.workers} | {r.steps} | {r.compute_p50_ms} | {r.compute_p99_ms} "
             f"| {r.rtt_p50_ms} | {r.rtt_p99_ms} | {r.deadline_misses} ({r.miss_pct:.1f} %) | {per_cpu} | {per_rss} "
-            f"| {front_cpu:.0f} | {front_rss:.0f} | {notices} | {r.machine_cpu_pct:.0f} |"
+            f"| {front_cpu:.0f} | {front_rss:.0f} | {r.system_cpu_pct:.0f} | {notices} | {r.machine_cpu_pct:.0f} |"
         )
     return lines
 
@@ -576,12 +605,14 @@ def write_report(out: Path, data: dict[str, object]) -> None:
     startups = data.get("startup", {})
     if isinstance(startups, dict) and startups:
         lines += ["", "| setup | ready s | first opened s | workers: capacity (CPU ms per chunk) "
-                  "| RSS MB at ready: front + workers = total |", "|---|---|---|---|---|"]
+                  "| RSS MB at ready: front + workers = total | Ray's own processes RSS MB |",
+                  "|---|---|---|---|---|---|"]
         for name, st in startups.items():
             caps = ", ".join(f"{w.get('capacity')} ({w.get('cost_ms')})" for w in st.get("workers", [])) or "-"
             rss = " + ".join(str(w.get("rss_mb")) for w in st.get("workers", []))
             lines.append(f"| {name} | {st['ready_s']} | {st['first_opened_s']} | {caps} "
-                         f"| {st['rss_mb']}{' + ' + rss if rss else ''} = {st.get('total_rss_mb') or st['rss_mb']} |")
+                         f"| {st['rss_mb']}{' + ' + rss if rss else ''} = {st.get('total_rss_mb') or st['rss_mb']} "
+                         f"| {st.get('system_rss_mb') or '-'} |")
     failovers = data.get("failover", [])
     if failovers:
         lines += ["", "| setup | killed | sessions moved | back after kill s (each) | chunks lost | other sessions' "
