@@ -7,6 +7,7 @@ on the in-process models.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -27,12 +28,13 @@ from npc_voice.transport.workers import ProcessWorkers
 
 PLAYER = VoiceSettings(voice="en-us+f3", pitch=60, rate=160)
 PER_WORKER = 2
+HUNG_S = 4.0  # a worker that has held a step this long is killed (the sidecar's default is 10 s)
 
 
 @pytest.fixture(scope="module")
 def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sidecar]:
     path = tmp_path_factory.mktemp("front") / f"{uuid.uuid4().hex[:8]}.sock"
-    server = Sidecar(address=f"ipc://{path}", engines=ProcessWorkers(2, capacity=PER_WORKER))
+    server = Sidecar(address=f"ipc://{path}", engines=ProcessWorkers(2, capacity=PER_WORKER), hung_s=HUNG_S)
     with server.running(300):
         yield server
 
@@ -167,6 +169,34 @@ def test_a_worker_killed_mid_conversation_loses_only_its_sessions_which_come_bac
         for s in sessions + fresh:
             s.close()
     finally:
+        client.close()
+
+
+def test_a_hung_worker_is_killed_and_its_sessions_move(front: Sidecar) -> None:
+    assert wait_for(lambda: all(w.alive for w in front.workers), 240)
+    client = SidecarClient(front.bound_address)
+    try:
+        sessions = opened(client, 2, "patient")
+        game = Game(sessions)
+        game.run(0.6)
+        victim = next(w for w in front.workers if front.sessions_on(w) == 1)
+        pid = victim.info["pid"]
+        os.kill(pid, signal.SIGSTOP)  # alive, but answers nothing: a deadlock looks the same
+        stopped = time.monotonic()
+        game.run(HUNG_S + 2.5)
+        moved = [s for s in sessions if s.stats.reopened]
+        assert len(moved) == 1 and front.sessions_on(victim) == 0
+        notices = [(r.arrival, e) for r in game.steps(moved[0]) for e in r.events if e.type == "notice"]
+        assert any(e.code == "moved" and "signal 9" in e.message for _, e in notices), notices
+        assert HUNG_S <= min(t for t, e in notices if e.code == "moved") - stopped < HUNG_S + 2.5
+        # while it hung, the chunks past 3.2 s of backlog were dropped (overloaded); the other session saw nothing
+        assert {r.code for r in game.errors(moved[0])} <= {"no_session", "overloaded"}
+        assert not [r for s in sessions if s not in moved for r in game.errors(s)]
+        for s in sessions:
+            s.close()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
         client.close()
 
 

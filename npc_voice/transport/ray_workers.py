@@ -117,6 +117,7 @@ class RayWorkers:
         for i in range(n):
             worker = EngineWorker(name=f"actor {i + 1}")
             worker.submit = lambda req, w=worker: self._submit(w, req)
+            worker.kill = lambda w=worker: self._kill(w)
             self.workers.append(worker)
             self._actors[worker] = actor.remote(self.persona_dir, self.capacity)
             self._hello(worker, started=time.monotonic())
@@ -150,6 +151,11 @@ class RayWorkers:
         info["up_s"] = round(time.monotonic() - started, 2)
         worker.info, worker.capacity, worker.alive = info, int(info["capacity"]), True
         self._front.worker_up(worker)
+
+    def _kill(self, worker: EngineWorker) -> None:
+        import ray
+
+        ray.kill(self._actors[worker], no_restart=False)  # its calls fail (lost), and Ray starts it again
 
     def _submit(self, worker: EngineWorker, req: Request) -> None:
         assert self._front is not None

@@ -70,6 +70,11 @@ IDLE_TIMEOUT_S = 30.0  # a client that sends nothing (not even a heartbeat) this
 STEP_WORKERS = STEP_THREADS  # per engine worker: a step may wait on its session's look-ahead work
 START_TIMEOUT_S = 180.0  # the front is ready once every worker is, or after this with at least one
 MOVED_MEMORY_S = 60.0  # a session lost with its worker is told ``moved`` if reopened within this
+# A worker with a step out this long is hung (a deadlock, a stuck driver): it is killed, and its sessions move
+# like a dead worker's. A step waits at most 0.3 s for its read and computes tens of ms; a session 3.2 s behind
+# already drops chunks. An open may load a persona first: seconds on a busy machine (2.7 s here), so it gets longer.
+HUNG_S = 10.0
+HUNG_OPEN_S = 60.0
 
 LATE_S = 0.15  # step runnable -> reply out; later than this leaves < 50 ms before the next chunk is due
 WINDOW_S = 2.0  # late replies are counted over this much recent time
@@ -157,6 +162,7 @@ class _Slot:
     # (chunk, its frames, chunks lost just before it, arrival time); a deque with maxlen so a flood can never grow it
     pending: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_PENDING))
     started: float = 0.0  # when the chunk now being stepped could start (see ``Sidecar._start_step``)
+    sent: float = 0.0  # when the request now out went to its worker
     realtime: bool = True  # a simulated-clock session (a bench) waits in its steps by design: not counted late
     notices: list[ev.Notice] = field(default_factory=list)  # told with the session's next step reply
     opening: tuple[p.OpenSession, tuple[Any, ...]] | None = None  # the open while it runs (re-sent if its worker dies)
@@ -258,10 +264,12 @@ class Sidecar:
         max_sessions: int = MAX_SESSIONS,
         overload: OverloadControl | None = None,
         engines: EnginePool | None = None,
+        hung_s: float = HUNG_S,
     ) -> None:
         """``resources``: models loaded in this process, stepped on ``workers`` threads (the in-process mode);
         or ``engines``: the workers to route to (worker processes, Ray actors). ``max_sessions``: a cap over
-        all workers, on top of each one's own capacity. ``overload``: the controller's settings (one per worker)."""
+        all workers, on top of each one's own capacity. ``overload``: the controller's settings (one per worker).
+        ``hung_s``: a worker that has held a step this long is killed (and replaced)."""
         check_bind(address, allow_remote, curve)
         if engines is None:
             if resources is None:
@@ -291,6 +299,8 @@ class Sidecar:
         self.bound_address = address
         self.step_ms: collections.deque[float] = collections.deque(maxlen=100_000)
         self.max_sessions = max_sessions
+        self.hung_s = hung_s
+        self._killed: dict[EngineWorker, int] = {}  # workers killed as hung: the generation killed
         self.errors: collections.Counter[str] = collections.Counter()  # error replies sent, by code
         # told of every worker coming up or being lost, with the worker (``serve_forever`` prints them)
         self.announce: Callable[[str, EngineWorker], None] | None = None
@@ -400,6 +410,7 @@ class Sidecar:
                             self._degrade(worker, -1)
                     for key in [k for k, (t, _) in self._moved.items() if now - t > MOVED_MEMORY_S]:
                         del self._moved[key]
+                    self._kill_hung(now)
                     next_tick = now + 1.0
         finally:
             self.engines.stop()
@@ -408,6 +419,19 @@ class Sidecar:
             self._router = None
             if auth is not None:
                 auth.stop()
+
+    def _kill_hung(self, now: float) -> None:
+        """Kill a worker that has held a step (or an open) far too long; its sessions then move as on a death."""
+        hung: dict[EngineWorker, float] = {}
+        for slot in self._by_id.values():
+            limit = HUNG_OPEN_S if slot.opening is not None else self.hung_s
+            if slot.busy and slot.worker.alive and now - slot.sent > limit:
+                hung[slot.worker] = max(hung.get(slot.worker, 0.0), now - slot.sent)
+        for worker, age in hung.items():
+            if self._killed.get(worker) != worker.generation:  # once; its death (or Ray's restart) moves them
+                self._killed[worker] = worker.generation
+                log.error("%s has held a request for %.0f s: hung; killing it", worker.describe(), age)
+                worker.kill()
 
     def _check_ready(self, started: float) -> None:
         if self.workers and all(w.failed for w in self.workers):
@@ -638,6 +662,7 @@ class Sidecar:
         load.opening += 1
         slot.busy = True
         slot.opening = (msg, raw)
+        slot.sent = time.monotonic()
         slot.worker.submit(Request("open", slot.id, load.overload.level, msg=msg, frames=raw))
 
     def _start_step(self, slot: _Slot, msg: p.MicChunk, raw: tuple[Any, ...], lost: int, arrived: float) -> None:
@@ -647,6 +672,7 @@ class Sidecar:
         # done): the wait for a step thread plus the step. A session catching up on its own backlog (a
         # burst after a network stall, a flood) is not the sidecar being overloaded.
         slot.started = max(arrived, time.monotonic())
+        slot.sent = time.monotonic()
         level = self._load(slot.worker).overload.level
         slot.worker.submit(Request("step", slot.id, level, lost, msg=msg, frames=raw))
 

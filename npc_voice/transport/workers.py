@@ -98,6 +98,8 @@ class EngineWorker:
     submit: Callable[[Request], None] = field(default=lambda req: None, repr=False)
     # applies an overload level now (in-process workers); others get it with their next request
     apply_level: Callable[[int], None] = field(default=lambda level: None, repr=False)
+    # ends a hung worker so that it is lost (and replaced) like a dead one; nothing can end the front's own threads
+    kill: Callable[[], None] = field(default=lambda: None, repr=False)
 
     def describe(self) -> str:
         where = f"pid {self.info['pid']}" if "pid" in self.info else "not started"
@@ -232,6 +234,7 @@ class ProcessWorkers:
         self.workers = [proc.worker for proc in self._procs]
         for proc in self._procs:
             proc.worker.submit = functools.partial(self.submit_to, proc)
+            proc.worker.kill = functools.partial(self._kill, proc)
         self._front: Front | None = None
         self._router: zmq.Socket | None = None
         self._by_identity: dict[bytes, _Process] = {}
@@ -319,6 +322,10 @@ class ProcessWorkers:
             worker.failed = True
             return
         self._spawn(proc)
+
+    def _kill(self, proc: _Process) -> None:
+        if proc.proc is not None and proc.proc.poll() is None:
+            proc.proc.send_signal(signal.SIGKILL)  # its pidfd reports the death: lost, replaced
 
     def submit_to(self, proc: _Process, req: Request) -> None:
         assert self._router is not None
