@@ -43,6 +43,9 @@ FAILOVER_SESSIONS = 4  # half of them on the worker that is killed; the survivor
 FAILOVER_SECONDS = 12.0
 KILL_AFTER_S = 4.0
 RESTART_WAIT_S = 120.0  # how long to wait for a killed worker's replacement to come up
+# after a level that degraded the sidecar, the next one waits for every level to be undone (one per 5 s once its
+# sessions are gone), so that no level is measured from the last one's overload (new sessions refused meanwhile)
+SETTLE_S = 21.0
 SYSTEM = "ray:"  # names of the Ray cluster's own processes in a level's process list
 
 
@@ -665,11 +668,17 @@ def run_perf(
         with launched(setup) as run:
             data["startup"][setup.name] = asdict(run.startup)
             print(f"{setup.name}: start-up {json.dumps(asdict(run.startup))}", flush=True)
+            settle = False
             for n in levels:
+                if settle:
+                    time.sleep(SETTLE_S)
                 r = run_level(run.address, run.pids(), cases, n, seconds, setup=setup.name)
                 print(json.dumps(asdict(r)), flush=True)
                 data["levels"].append(asdict(r))
+                settle = bool(r.notices.get("degraded"))
             if failover_runs and (setup.ray_nodes or (setup.procs or 2) > 1):
+                if settle:
+                    time.sleep(SETTLE_S)
                 f = failover(run, cases)
                 print(json.dumps(asdict(f)), flush=True)
                 data["failover"].append(asdict(f))
