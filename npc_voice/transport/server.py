@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import importlib.util
 import itertools
 import json
 import logging
@@ -805,9 +806,7 @@ def serve_forever(
     res = None
     engines: EnginePool | None = None
     if ray_address:
-        try:
-            import ray  # noqa: F401 - only to say clearly that it is missing
-        except ImportError:
+        if importlib.util.find_spec("ray") is None:  # not imported here: Ray reads its settings when first imported
             print("npc-voice serve --ray needs Ray: pip install 'npc-voice[ray]'", file=sys.stderr, flush=True)
             return 2
         from npc_voice.transport.ray_workers import RayWorkers
