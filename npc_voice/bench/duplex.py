@@ -189,6 +189,8 @@ def run_case(
     steps = sorted(zip(run.seqs, run.compute_ms, run.rtt_ms, strict=True))
     (folder / "steps.json").write_text(json.dumps({
         "chunk_s": CHUNK_SECONDS,
+        "underruns": run.underruns,
+        "audible_underruns": run.audible_underruns,
         "steps": [{"seq": seq, "compute_ms": round(c, 2), "roundtrip_ms": round(rt, 2)} for seq, c, rt in steps],
     }))
     return run
