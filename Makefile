@@ -8,5 +8,5 @@ demo: setup
 	.venv/bin/python -m demo_game
 
 test: setup
-	.venv/bin/ruff check npc_voice demo_game tests
+	.venv/bin/ruff check npc_voice demo_game tests examples
 	.venv/bin/python -m pytest -q tests

@@ -379,35 +379,63 @@ def draw_face(surface: pygame.Surface, cx: float, cy: float, r: float, look: Loo
         pygame.draw.arc(surface, look.hair, (mx - r * 0.35, my - r * 0.28, r * 0.7, r * 0.3), 0.2, 2.94, max(2, w * 2))
 
 
+@dataclass(frozen=True)
+class _Motion:
+    """How the body pose moves a villager this frame, in px."""
+
+    bob: float
+    lean: float = 0.0
+    head_dy: float = 0.0
+    arm_l: float = 0.0  # raise
+    arm_r: float = 0.0
+
+
+def _motion(pose: Pose, t: float, side: int) -> _Motion:
+    """The body's motion for the pose (talk, listen, nod, startle); ``side`` is 1 facing right, -1 left."""
+    bob = math.sin(t * 2.2) * 1.0
+    if pose.body == "talking":
+        return _Motion(bob + math.sin(t * 7) * 0.6, arm_r=6 + 5 * math.sin(t * 5.5))
+    if pose.body == "listening":  # leaning further in and head up as the player's turn nears its end
+        return _Motion(bob, lean=(3 + 3 * pose.anticipation) * side, head_dy=1.5 * (1 - pose.anticipation))
+    if pose.body == "nodding":
+        return _Motion(bob, head_dy=4 * abs(math.sin(pose.nod * math.pi * 2)))
+    if pose.body == "startled":
+        return _Motion(bob - 3 * pose.startle, lean=-4 * pose.startle * side, arm_l=12 * pose.startle,
+                       arm_r=12 * pose.startle)
+    return _Motion(bob)
+
+
 def draw_character(
     surface: pygame.Surface, x: float, y: float, look: Look, pose: Pose, t: float, facing: float = 0.0,
     walking: bool = False,
 ) -> None:
     """A villager standing with feet at (x, y); the pose bends the body (talk, listen, nod, startle)."""
-    bob = math.sin(t * 2.2) * 1.0
-    lean = 0.0
-    head_dy = 0.0
-    arm_l = arm_r = 0.0  # raise, in px
-    if pose.body == "talking":
-        arm_r = 6 + 5 * math.sin(t * 5.5)
-        bob += math.sin(t * 7) * 0.6
-    elif pose.body == "listening":  # leaning further in and head up as the player's turn nears its end
-        lean = (3 + 3 * pose.anticipation) * (1 if facing >= 0 else -1)
-        head_dy = 1.5 * (1 - pose.anticipation)
-    elif pose.body == "nodding":
-        head_dy = 4 * abs(math.sin(pose.nod * math.pi * 2))
-    elif pose.body == "startled":
-        arm_l = arm_r = 12 * pose.startle
-        lean = -4 * pose.startle * (1 if facing >= 0 else -1)
-        bob -= 3 * pose.startle
+    side = 1 if facing >= 0 else -1
+    m = _motion(pose, t, side)
     shadow(surface, (x, y), 34, 11, 90)
+    _draw_legs(surface, x, y, t, walking)
+    body = pygame.Rect(0, 0, 24, 24)
+    body.midbottom = (int(x + m.lean * 0.5), int(y - 9 + m.bob))
+    pygame.draw.rect(surface, look.tunic, body, border_radius=8)
+    _draw_clothes(surface, body, look)
+    _draw_arms(surface, body, look, m.arm_l, m.arm_r)
+    if pose.body == "listening":  # a hand cupped to the ear
+        pygame.draw.circle(surface, look.skin, (body.centerx + 12 * side, body.top - 10), 3)
+    draw_face(surface, x + m.lean, body.top - 11 + m.head_dy, 13, look, pose, t)
+    if pose.startle > 0.3:
+        f = pygame.font.Font(None, 30)
+        surface.blit(f.render("!", True, (250, 230, 90)), (x + 14, body.top - 44))
+
+
+def _draw_legs(surface: pygame.Surface, x: float, y: float, t: float, walking: bool) -> None:
     step = math.sin(t * 12) * 4 if walking else 0
     for side, dy in ((-1, step), (1, -step)):
         pygame.draw.rect(surface, (60, 46, 40), (x + side * 5 - 3, y - 12 + min(0, dy), 7, 12 - abs(dy) * 0.3),
                          border_radius=2)
-    body = pygame.Rect(0, 0, 24, 24)
-    body.midbottom = (int(x + lean * 0.5), int(y - 9 + bob))
-    pygame.draw.rect(surface, look.tunic, body, border_radius=8)
+
+
+def _draw_clothes(surface: pygame.Surface, body: pygame.Rect, look: Look) -> None:
+    """What each style wears with the tunic: the smith's apron, herbalist's shawl, guard's armour, hero's cloak."""
     if look.style == "smith":
         pygame.draw.rect(surface, look.extra, body.inflate(-8, -4).move(0, 3), border_radius=4)
     elif look.style == "herbalist":
@@ -419,18 +447,16 @@ def draw_character(
         pygame.draw.polygon(surface, look.extra, [body.topleft, body.topright, (body.right + 3, body.bottom + 2),
                                                   (body.left - 3, body.bottom + 2)])
         pygame.draw.rect(surface, look.tunic, body.inflate(-6, 0), border_radius=8)
+
+
+def _draw_arms(surface: pygame.Surface, body: pygame.Rect, look: Look, arm_l: float, arm_r: float) -> None:
+    """Both arms, each raised by its lift in px; a raised hand shows at the top of its sleeve."""
     for side, lift in ((-1, arm_l), (1, arm_r)):
         ax = body.centerx + side * 14
         arm = pygame.Rect(0, 0, 7, 16)
         arm.midtop = (ax, body.top + 3 - lift)
         pygame.draw.rect(surface, _shade(look.tunic, 0.85), arm, border_radius=3)
         pygame.draw.circle(surface, look.skin, (ax, arm.top if lift > 4 else arm.bottom), 3)
-    if pose.body == "listening":  # a hand cupped to the ear
-        pygame.draw.circle(surface, look.skin, (body.centerx + 12 * (1 if facing >= 0 else -1), body.top - 10), 3)
-    draw_face(surface, x + lean, body.top - 11 + head_dy, 13, look, pose, t)
-    if pose.startle > 0.3:
-        f = pygame.font.Font(None, 30)
-        surface.blit(f.render("!", True, (250, 230, 90)), (x + 14, body.top - 44))
 
 
 def draw_portrait(

@@ -64,6 +64,7 @@ class Game:
         self,
         *,
         audio: str = "auto",
+        device: int | str | None = None,
         sidecar: str | None = None,
         scripted: bool = False,
         screenshot: Path | None = None,
@@ -79,7 +80,7 @@ class Game:
         self.small = pygame.font.SysFont("dejavusans", 12)
         self.bold = pygame.font.SysFont("dejavusans", 15, bold=True)
         self.title = pygame.font.SysFont("dejavuserif", 30, bold=True)
-        self.audio_mode, self.sidecar_address = audio, sidecar
+        self.audio_mode, self.device, self.sidecar_address = audio, device, sidecar
         self.screenshot, self.frames, self.shots, self.frametime = screenshot, frames, shots, frametime
         self.village = art.paint_village()
         self.villagers = villagers()
@@ -151,7 +152,7 @@ class Game:
 
     def _connect(self) -> None:
         assert self.sidecar_address is not None
-        self.hub = VoiceHub(self.sidecar_address, audio=self.audio_mode)
+        self.hub = VoiceHub(self.sidecar_address, audio=self.audio_mode, device=self.device)
         for v in self.villagers:
             v.voice = NPCVoice(self.hub, v.npc_id, v.persona, position=v.pos, state=v.state,
                                hearing_radius=TALK_RADIUS)
@@ -196,6 +197,8 @@ class Game:
                     return 0
                 if event.type == pygame.KEYDOWN and self._key(event):
                     return 0
+                if event.type == ge.VOICE_DEVICE:  # the sound device was lost: the hub types from now on
+                    self._note(f"audio: {event.status}")
                 for v in self.villagers:
                     if v.voice is not None and v.voice.process_events(event):
                         self._on_voice_event(v, event)
@@ -367,7 +370,7 @@ class Game:
         hint = "WASD/arrows walk · Enter: type to speak · Esc quit"
         s.blit(self.small.render(hint, True, (250, 250, 240)), (14, 44))
         # microphone panel
-        mic = pygame.Rect(10, art.H - 96, 300, 86)
+        mic = pygame.Rect(10, art.H - 111, 300, 101)  # the status names the devices in use: up to 3 lines
         self._panel(mic)
         label = "MIC" if hub.has_mic else "VOICE (typed)"
         s.blit(self.bold.render(label, True, (250, 230, 180)), (mic.x + 12, mic.y + 8))
@@ -379,7 +382,7 @@ class Game:
         pygame.draw.rect(s, (110, 220, 120) if level < 0.8 else (240, 200, 80), fill, border_radius=6)
         db = self.small.render(f"{hub.mic_level_dbfs:6.1f} dBFS", True, (220, 220, 220))
         s.blit(db, (mic.right - 86, mic.y + 10))
-        for i, line in enumerate(_wrap_text(hub.status, self.small, 276)[:2]):
+        for i, line in enumerate(_wrap_text(hub.status, self.small, 276)[:3]):
             s.blit(self.small.render(line, True, (200, 200, 215)), (mic.x + 12, mic.y + 50 + i * 15))
         # who is speaking
         speaking = [v for v in self.villagers if v.voice is not None and v.voice.speaking]

@@ -2,9 +2,9 @@
 
 Each beat waits on what the NPCs actually do (the events they post), never on fixed timings alone,
 so the script shows a greeting (walking up to the smith; the hub cues it, the game does nothing
-special), an answer, a backchannel ("uh huh" while the smith talks), an interruption (a question over
-his story) and an emotion change (haggling angers him), then visits the others (the smith sees the
-player off as they leave).
+special), a polite purchase that leaves him content, an answer, a backchannel ("uh huh" while the smith
+talks), an interruption (a question over his story) and an emotion change (rude haggling moves him), then
+visits the others (the smith sees the player off as they leave).
 """
 
 from __future__ import annotations
@@ -72,6 +72,10 @@ def demo_beats() -> list[Beat]:
         until("response", "smith"),
         pause(1.2, shot="greeting"),
         until("speech_end", "smith"),
+        say("I would like to buy a sword."),  # a polite purchase: his face stays content (issue 34)
+        until("response", "smith"),
+        pause(1.5, shot="polite_purchase"),
+        until("speech_end", "smith"),
         say("What can you tell me about the dragon?"),
         until("speech_start", "smith"),
         pause(2.5, shot="answer"),
@@ -83,7 +87,7 @@ def demo_beats() -> list[Beat]:
         pause(0.25, shot="interrupted"),
         until("speech_start", "smith"),
         until("speech_end", "smith"),
-        say("That is far too much money! Give me a discount."),
+        say("That is far too much money, you old cheat! Give me a discount."),  # rude words: they anger him
         until("response", "smith"),
         pause(1.8, shot="haggle"),
         until("speech_end", "smith"),

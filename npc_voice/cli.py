@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from npc_voice.floor.strategies import STRATEGIES
 from npc_voice.persona.commands import persona
 
 
@@ -34,8 +35,15 @@ def main(verbose: bool) -> None:
 @click.option(
     "--personas",
     type=click.Path(exists=True, file_okay=False),
+    multiple=True,
+    help="A folder of persona files, searched before $NPC_VOICE_PERSONAS and the built-in personas (repeatable).",
+)
+@click.option(
+    "--voice-cache",
+    type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Folder of persona files (default: assets/personas).",
+    envvar="NPC_VOICE_CACHE",
+    help="Folder of lines rendered ahead (default: the user's cache folder, npc-voice/lines).",
 )
 @click.option(
     "--procs",
@@ -73,7 +81,8 @@ def main(verbose: bool) -> None:
 )
 def serve(
     address: str,
-    personas: str | None,
+    personas: tuple[str, ...],
+    voice_cache: Path | None,
     procs: int | None,
     ray_address: str | None,
     capacity: int | None,
@@ -95,9 +104,9 @@ def serve(
     curve = CurveKeys(curve_secret, curve_clients) if curve_secret and curve_clients else None
     if ray_address is None and procs is None:
         procs = os.cpu_count() or 1
-    sys.exit(serve_forever(address, personas, workers=workers, allow_remote=allow_remote, curve=curve,
+    sys.exit(serve_forever(address, list(personas), workers=workers, allow_remote=allow_remote, curve=curve,
                            max_sessions=max_sessions, procs=procs, ray_address=ray_address, capacity=capacity,
-                           ray_cpus=ray_cpus, ray_memory_mb=ray_memory_mb))
+                           ray_cpus=ray_cpus, ray_memory_mb=ray_memory_mb, voice_cache=voice_cache))
 
 
 @main.command()
@@ -133,6 +142,8 @@ def bench() -> None:
 @click.option("--personas", default=None, help="Folder of persona files for the sidecar this command starts.")
 @click.option("--procs", type=click.IntRange(min=1), default=None, show_default="the sidecar's default: the core count",
               help="Engine worker processes of the sidecar this command starts (1: in-process).")
+@click.option("--policy", type=click.Choice(STRATEGIES), default="rules", show_default=True,
+              help="The floor's strategy set: our rules, the learned duplex model, or the pipecat/LiveKit cascade.")
 @click.option(
     "--json",
     "json_out",
@@ -147,6 +158,7 @@ def bench_duplex(
     parallel: int,
     sidecar: str | None,
     personas: str | None,
+    policy: str,
     procs: int | None,
     json_out: Path | None,
 ) -> None:
@@ -156,7 +168,7 @@ def bench_duplex(
 
     t = time.monotonic()
     runs = run_bench(cases, out, realtime=realtime, parallel=parallel, sidecar=sidecar, persona_dir=personas,
-                     procs=procs)
+                     policy=policy, procs=procs)
     summary, results = score_folder(cases, out)
     steps = step_figures(runs)
     for key, value in summary.items():
@@ -174,7 +186,7 @@ def bench_duplex(
 
 @bench.command("perf")
 @click.option("--cases", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=Path("/work/shared/eval/dev"), show_default=True, help="Cases whose user.wav is streamed.")
+              default=None, show_default="../shared/eval/dev", help="Cases whose user.wav is streamed.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/perf"), show_default=True)
 @click.option("--levels", default="1,2,4,8,16", show_default=True, help="Concurrent sessions to measure.")
 @click.option("--seconds", default=30.0, show_default=True, help="Real-time seconds per level.")
@@ -185,13 +197,16 @@ def bench_duplex(
 @click.option("--ray-nodes", default=2, show_default=True, help="Nodes of one CPU each in that cluster.")
 @click.option("--failover/--no-failover", default=True, show_default=True,
               help="Kill a worker (a Ray node) mid-conversation in every setup with more than one.")
-def bench_perf(cases: Path, out: Path, levels: str, seconds: float, soak_minutes: float, procs: str | None,
+def bench_perf(cases: Path | None, out: Path, levels: str, seconds: float, soak_minutes: float, procs: str | None,
                ray: bool, ray_nodes: int, failover: bool) -> None:
-    """The 200 ms deadline under load: 1..16 real-time sessions per setup, start-up, failover, a long session."""
+    """The 200 ms deadline under load: 1..16 real-time sessions per setup, start-up, failover, a long session;
+    table and plot."""
     import os
 
     from npc_voice.bench.perf import run_perf
+    from npc_voice.data import shared_eval_dir
 
+    cases = cases or shared_eval_dir() / "dev"
     procs = procs or ",".join(dict.fromkeys(["1", str(os.cpu_count() or 1)]))
     run_perf(cases, out, tuple(int(x) for x in levels.split(",")), seconds, soak_minutes, procs, ray, ray_nodes,
              failover)
@@ -200,7 +215,7 @@ def bench_perf(cases: Path, out: Path, levels: str, seconds: float, soak_minutes
 
 @bench.command("topics")
 @click.option("--persona", "persona_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, show_default="assets/personas/blacksmith.yaml", help="The persona file to measure.")
+              default=None, show_default="the built-in blacksmith.yaml", help="The persona file to measure.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the summary and every text's outcome as JSON.")
 def bench_topics(persona_path: Path, json_out: Path | None) -> None:
@@ -215,6 +230,47 @@ def bench_topics(persona_path: Path, json_out: Path | None) -> None:
         click.echo(f"miss: {o.text!r} -> {o.topic} ({o.similarity:.2f}), wanted {'/'.join(o.wanted)}")
     if json_out:
         json_out.write_text(json.dumps(report.to_json(), indent=1))
+
+
+@bench.command("mouth-to-ear")
+@click.option("--cases", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              show_default="../shared/eval/dev", help="Case folder; its smooth_turn cases (questions) are played.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Results: live/<id>/ and file/<id>/ (npc.wav, events.jsonl), mouth_to_ear.json.")
+@click.option("--latency", default=None, help="PortAudio latency for the live stream (seconds, low, high).")
+@click.option("--block", type=int, default=None, help="Frames per audio callback for the live stream.")
+@click.option("--no-file-bench", is_flag=True, help="Only the live figure.")
+@click.option("--echo", default=None, help="GAIN_DB:DELAY_MS: the loudspeaker fed back into the microphone "
+              "(e.g. -12:60, a laptop without headphones); reports self-interruptions.")
+def bench_mouth_to_ear(cases: Path | None, out: Path, latency: str | None, block: int | None,
+                       no_file_bench: bool, echo: str | None) -> None:
+    """Mouth-to-ear latency on the live path (a virtual PulseAudio card), beside the file bench's turn latency."""
+    from npc_voice.bench.mouth_to_ear import run_mouth_to_ear
+    from npc_voice.data import shared_eval_dir
+
+    stream = [*(["--latency", latency] if latency else []), *(["--block", str(block)] if block else [])]
+    loop = tuple(float(x) for x in echo.split(":")) if echo else None
+    if loop is not None and len(loop) != 2:
+        raise click.BadParameter("GAIN_DB:DELAY_MS, e.g. -12:60", param_hint="--echo")
+    report = run_mouth_to_ear(cases or shared_eval_dir() / "dev", out, stream, file_bench=not no_file_bench,
+                              echo=loop)  # type: ignore[arg-type]
+    click.echo(json.dumps({k: v for k, v in report.items()}, indent=1))
+
+
+@bench.command("voice")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write every figure as JSON.")
+@click.option("--no-wer", is_flag=True, help="Skip the Whisper read-back (the slowest part, a few minutes).")
+@click.option("--limit", type=int, default=None, help="Read back only the first N sentences of each persona.")
+def bench_voice(json_out: Path | None, no_wer: bool, limit: int | None) -> None:
+    """The NPC voices: Whisper's word error rate per engine, two NPCs on one Piper model, emotion, cache hits."""
+    from npc_voice.bench.voice import run_voice_bench
+
+    report = run_voice_bench(wer=not no_wer, limit=limit)
+    text = json.dumps(report, indent=1)
+    click.echo(text)
+    if json_out:
+        json_out.write_text(text)
 
 
 @bench.command("cases")
@@ -237,30 +293,118 @@ def bench_cases(out: Path, seed: int) -> None:
     help="Speak from this 16 kHz mono WAV instead of the microphone.",
 )
 @click.option("--persona", default="blacksmith", show_default=True)
-@click.option("--device", default=None, help="Sound device (name or index) for the live conversation.")
+@click.option("--personas", type=click.Path(exists=True, file_okay=False), multiple=True,
+              help="A folder of persona files for the sidecar, searched first (repeatable; also $NPC_VOICE_PERSONAS).")
+@click.option("--device", default=None, help="Sound device, index or name (`npc-voice devices` lists them).")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Keep what was said and heard here (npc.wav, mic.wav, events.jsonl).",
+    help="Keep what was said and heard here: npc.wav, mic.wav, events.jsonl, steps.json (in <wav name>/ or live/).",
 )
 @click.option("--seconds", default=120.0, show_default=True, help="Stop a live conversation after this long.")
-def talk(wav: Path | None, persona: str, device: str | None, out: Path | None, seconds: float) -> None:
+@click.option("--latency", default=None, help="PortAudio latency for the live stream: seconds, low or high "
+              "(default: the tuned StreamSettings, docs/perf/mouth_to_ear.md).")
+@click.option("--block", type=int, default=None, help="Frames per audio callback for the live stream.")
+@click.option("--sidecar", default=None, help="Talk through a running sidecar at this address instead of starting one.")
+@click.option("--why", is_flag=True, help="Print each floor decision that changes, with the rule that made it.")
+@click.option("--policy", type=click.Choice(STRATEGIES), default="rules", show_default=True,
+              help="The floor's strategy set.")
+def talk(wav: Path | None, persona: str, personas: tuple[str, ...], device: str | None, out: Path | None,
+         seconds: float, latency: str | None, block: int | None, sidecar: str | None, why: bool, policy: str) -> None:
     """Talk to an NPC: from the microphone, or from a WAV file; the sidecar is started and stopped for you."""
     from npc_voice.talk import talk_live, talk_wav
     from npc_voice.transport.process import SidecarProcess
 
-    proc = SidecarProcess(procs=1)  # one conversation: no worker processes to start
-    click.echo("starting the sidecar (loading speech models)...")
+    settings = _stream_settings(latency, block)
+    proc = None
+    status = 0
     try:
-        proc.wait_ready()
-        click.echo(f"sidecar ready in {proc.startup_s:.1f} s")
+        if sidecar is None:
+            click.echo("starting the sidecar (loading speech models)...")
+            proc = SidecarProcess(list(personas), procs=1)  # one conversation: no worker processes to start
+            proc.wait_ready()
+            click.echo(f"sidecar ready in {proc.startup_s:.1f} s")
+        address = sidecar or proc.address
         if wav is not None:
-            talk_wav(proc.address, wav, persona, out or Path(tempfile.mkdtemp(prefix="npc-voice-talk-")))
+            talk_wav(address, wav, persona, out or Path(tempfile.mkdtemp(prefix="npc-voice-talk-")), why=why,
+                     policy=policy)
         else:
-            talk_live(proc.address, persona, device, seconds)
+            status = talk_live(address, persona, device, seconds, out, settings, why=why, policy=policy)
     finally:
-        proc.stop()
+        if proc is not None:
+            proc.stop()
+    sys.exit(status)
+
+
+def _stream_settings(latency: str | None, block: int | None):  # noqa: ANN202 - StreamSettings, imported lazily
+    from dataclasses import replace
+
+    from npc_voice.audio.live import StreamSettings
+
+    settings = StreamSettings()
+    if latency is not None:
+        try:
+            settings = replace(settings, latency=float(latency))
+        except ValueError:
+            if latency not in ("low", "high"):
+                raise click.BadParameter("seconds, low or high", param_hint="--latency") from None
+            settings = replace(settings, latency=latency)
+    if block is not None:
+        settings = replace(settings, block=block)
+    return settings
+
+
+@main.command()
+def devices() -> None:
+    """List the sound devices (index, name, channels); `<` marks the default input, `>` the default output."""
+    from npc_voice.audio.live import NoAudioDevice, list_devices
+
+    try:
+        found = list_devices()
+    except NoAudioDevice as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not found:
+        raise click.ClickException("no sound devices found (no sound card, and no sound server such as PulseAudio)")
+    for d in found:
+        click.echo(d.line())
+    click.echo("pick one with --device INDEX or --device NAME (npc-voice talk, npc-voice demo)")
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def demo(args: tuple[str, ...]) -> None:
+    """Play the demo village, Emberbrook (WASD walk, Enter types a line, Esc quits). Options go to the demo:
+    `npc-voice demo --help` lists them (--device, --no-mic, --silent, --scripted, --screenshot...)."""
+    from demo_game.__main__ import main as demo_main
+
+    sys.exit(demo_main(list(args)))
+
+
+@main.command()
+def info() -> None:
+    """Where the package, its trained models and personas are, and whether each model loads."""
+    import npc_voice
+    from npc_voice.data import PERSONAS_ENV, model_dir, persona_dirs
+    from npc_voice.model.duplex import DuplexModel
+    from npc_voice.model.emotion import ToneModel
+    from npc_voice.model.endpoint import EndOfTurn
+    from npc_voice.persona.loader import PersonaStore
+
+    click.echo(f"npc-voice {npc_voice.__version__} at {Path(npc_voice.__file__).parent}")
+    problems = 0
+    for name, load in (("duplex", DuplexModel), ("emotion", ToneModel), ("endpoint", EndOfTurn)):
+        try:
+            load()
+            click.echo(f"model {name}: ok ({model_dir(name)})")
+        except Exception as exc:  # noqa: BLE001 - reported, not raised: this command is a check
+            problems += 1
+            click.echo(f"model {name}: FAILED ({exc})")
+    store = PersonaStore(persona_dirs())
+    click.echo(f"persona folders (${PERSONAS_ENV} first, then built-in): {', '.join(map(str, store.folders))}")
+    click.echo(f"personas: {', '.join(store.known()) or 'none'}")
+    if problems:
+        sys.exit(1)
 
 
 main.add_command(persona)

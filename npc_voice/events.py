@@ -141,9 +141,9 @@ class Notice(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class Floor(Event):
-    """The duplex model's reading of this chunk and the action taken, in every reply of a session opened
-    with ``floor``: a game can lean the NPC in when the player is about to yield, and a developer can see
-    why the NPC spoke or stopped. Probabilities are in 0..1."""
+    """The duplex model's reading of this chunk, the action taken and the rule that took it, in every reply of a
+    session opened with ``floor``: a game can lean the NPC in when the player is about to yield, and a developer
+    can read why the NPC spoke or stopped. Probabilities are in 0..1."""
 
     type: Literal["floor"] = "floor"
     action: Literal["listen", "respond", "continue", "backchannel", "interrupted"]
@@ -153,6 +153,10 @@ class Floor(Event):
     p_backchannel: float | None = None  # while the NPC speaks: the player only backchannels ...
     p_interrupt: float | None = None  # ... or takes the floor
     p_end: float | None = None  # the prosody model at the last end of the player's voice, this turn
+    # The rule or gate that decided the action ("speaking.cue_word", "listening.clear_request",
+    # "gate.voice_not_ready"...; docs/duplex.md lists them) and why, in words and figures.
+    rule: str | None = None
+    why: str | None = None
 
 
 EVENT_TYPES: dict[str, type[Event]] = {

@@ -11,6 +11,11 @@ ldconfig -p 2>/dev/null | grep -q libportaudio.so.2 || need_apt+=(libportaudio2)
 # espeakng-loader library, from PyPI).
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
 command -v text2wave >/dev/null || need_apt+=(festival)
+# The live-path tests and the mouth-to-ear bench run on a private PulseAudio server with virtual devices
+# (npc_voice/audio/pulse.py); libasound2-plugins gives PortAudio its `pulse` device.
+command -v pulseaudio >/dev/null || need_apt+=(pulseaudio)
+command -v pacat >/dev/null || need_apt+=(pulseaudio-utils)
+ls /usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so >/dev/null 2>&1 || need_apt+=(libasound2-plugins)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
@@ -26,6 +31,6 @@ stamp=.venv/.npc-voice-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/pip install -q --upgrade pip
     # torch is pinned to the CPU build (torch==2.13.0) in pyproject.toml; a bare 'torch' pulls CUDA.
-    .venv/bin/pip install -q -e ".[dev]"
+    .venv/bin/pip install -q -e ".[dev,cascade]"
     touch "$stamp"
 fi

@@ -14,11 +14,12 @@ import pytest
 import yaml
 
 from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE, to_int16
+from npc_voice.data import builtin_persona_dir
 from npc_voice.features.asr import AsrModels, StreamingRecognizer
 from npc_voice.features.lm import BOS, EOS, build_persona_lm
 from npc_voice.train.dialogues import decode_wav
 
-PERSONA = Path(__file__).resolve().parents[1] / "assets" / "personas" / "blacksmith.yaml"
+PERSONA = builtin_persona_dir() / "blacksmith.yaml"
 
 
 @pytest.fixture(scope="module")

@@ -101,4 +101,5 @@ def test_our_scoring_agrees_with_the_shared_scorer(bench_run: tuple[Path, Path],
                    check=True, capture_output=True)
     theirs = json.loads((tmp_path / "s.json").read_text())["summary"]
     assert {k: ours[k] for k in theirs} == theirs  # every shared figure, the same
-    assert set(ours) - set(theirs) == {"withdrawn_answer_rate"}  # and our one addition
+    assert set(ours) - set(theirs) == {"withdrawn_answer_rate", "npc_angry_case_rate", "npc_angry_cases",
+                                       "player_angry_case_rate", "player_angry_cases"}  # and our additions

@@ -11,8 +11,9 @@ from click.testing import CliRunner
 from npc_voice.bench.cases import PHRASES, SPLITS
 from npc_voice.bench.topics import held_out_texts, run_topics
 from npc_voice.cli import main
+from npc_voice.data import builtin_persona_dir
 
-BLACKSMITH = Path(__file__).resolve().parents[1] / "assets" / "personas" / "blacksmith.yaml"
+BLACKSMITH = builtin_persona_dir() / "blacksmith.yaml"
 
 
 def test_no_held_out_text_is_a_persona_example() -> None:

@@ -1,6 +1,8 @@
-"""The duplex model's behaviour on held-out synthetic voices, its bounded state, and the policy's rules."""
+"""The duplex model's behaviour on held-out synthetic voices, its bounded state, and the ``duplex`` strategy's rules."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,8 +12,10 @@ from npc_voice.audio.echo import EchoCanceller, EchoStats
 from npc_voice.audio.format import CHUNK_SAMPLES, CHUNK_SECONDS, SAMPLE_RATE, to_int16
 from npc_voice.features.duplex_features import N_FEATURES
 from npc_voice.features.vad import VoiceActivity
-from npc_voice.model.duplex import MODEL_DIR, WINDOW, DuplexModel, DuplexOutputs, DuplexPolicy
-from npc_voice.model.turntaking import Action, FloorObservation
+from npc_voice.floor.decision import Action
+from npc_voice.floor.observation import DuplexOutputs, FloorObservation
+from npc_voice.floor.strategies import duplex_strategy
+from npc_voice.model.duplex import MODEL_DIR, WINDOW, DuplexModel
 from npc_voice.train.dialogues import HELDOUT_VOICES, NPC_LINES, NPC_VOICES, Bank, espeak, render
 from npc_voice.train.duplex import auc
 
@@ -88,14 +92,14 @@ def test_echo_alone_does_not_interrupt_the_npc(model: DuplexModel) -> None:
     delay = int(0.2 * SAMPLE_RATE)
     mic = np.concatenate([np.zeros(delay, np.int16), out])[:n]
     state, vad, aec = model.session(), VoiceActivity(), EchoCanceller()
-    policy = DuplexPolicy()
+    policy = duplex_strategy()
     for c in range(n // CHUNK_SAMPLES):
         sl = slice(c * CHUNK_SAMPLES, (c + 1) * CHUNK_SAMPLES)
         clean = aec.process(mic[sl], out[sl])
         o = state.step(mic[sl], clean, out[sl], vad.process(clean), aec.stats, True, c * CHUNK_SECONDS, "")
         obs = FloorObservation(npc_speaking=True, in_speech=False, speech_s=0.0, silence_s=1.0,
-                               turn_speech_s=0.0, words="")
-        assert policy.decide(o, obs) is not Action.INTERRUPTED
+                               turn_speech_s=0.0, words="", model=o, model_previous=state.previous)
+        assert policy.decide(obs).action is not Action.INTERRUPTED
 
 
 def test_state_is_bounded_and_step_matches_the_sequence_model(model: DuplexModel) -> None:
@@ -128,25 +132,29 @@ def _obs(**kw: object) -> FloorObservation:
 
 
 def test_policy_combines_words_and_acoustics() -> None:
-    p = DuplexPolicy()
+    p = duplex_strategy()
+
+    def decide(out, o, accurate=False, previous=None):
+        return p.decide(replace(o, model=out, model_previous=previous, words_accurate=accurate)).action
+
     # A cue word counts only when the model hears the player (not the NPC's own echo saying "wait").
-    assert p.decide(_outputs(player=0.9), _obs(npc_speaking=True, in_speech=True, words="wait")) is Action.INTERRUPTED
-    assert p.decide(_outputs(player=0.1), _obs(npc_speaking=True, in_speech=True, words="wait")) is Action.CONTINUE
+    assert decide(_outputs(player=0.9), _obs(npc_speaking=True, in_speech=True, words="wait")) is Action.INTERRUPTED
+    assert decide(_outputs(player=0.1), _obs(npc_speaking=True, in_speech=True, words="wait")) is Action.CONTINUE
     # ...including when the recogniser delivers it just after the stretch ended.
-    assert p.decide(_outputs(), _obs(npc_speaking=True, words="stop stop"), previous=_outputs(player=0.9)) is \
+    assert decide(_outputs(), _obs(npc_speaking=True, words="stop stop"), previous=_outputs(player=0.9)) is \
         Action.INTERRUPTED
     # "no" alone opens either: it is not a cue; the interruption head decides.
-    assert p.decide(_outputs(player=0.9), _obs(npc_speaking=True, in_speech=True, words="no")) is Action.CONTINUE
+    assert decide(_outputs(player=0.9), _obs(npc_speaking=True, in_speech=True, words="no")) is Action.CONTINUE
     sure = _outputs(player=0.9, interrupt=0.8)
-    assert p.decide(sure, _obs(npc_speaking=True, in_speech=True, words="no"), previous=sure) is Action.INTERRUPTED
+    assert decide(sure, _obs(npc_speaking=True, in_speech=True, words="no"), previous=sure) is Action.INTERRUPTED
     # One chunk of interruption evidence is not enough (an "mm-hm" onset); two in a row are.
-    assert p.decide(sure, _obs(npc_speaking=True, in_speech=True, words="no"), previous=_outputs()) is \
+    assert decide(sure, _obs(npc_speaking=True, in_speech=True, words="no"), previous=_outputs()) is \
         Action.CONTINUE
     # A finished stretch over the NPC without interruption evidence was a backchannel.
-    assert p.decide(_outputs(backchannel=0.9), _obs(npc_speaking=True, words="uh huh")) is Action.BACKCHANNEL
+    assert decide(_outputs(backchannel=0.9), _obs(npc_speaking=True, words="uh huh")) is Action.BACKCHANNEL
     # Listening: words that end mid-phrase wait for a longer pause even when the model says shift.
-    assert p.decide(_outputs(shift=0.9), _obs(words="i would like to buy"), accurate=True) is Action.LISTEN
-    assert p.decide(_outputs(shift=0.9), _obs(words="i would like to buy a sword"), accurate=True) is Action.RESPOND
+    assert decide(_outputs(shift=0.9), _obs(words="i would like to buy"), accurate=True) is Action.LISTEN
+    assert decide(_outputs(shift=0.9), _obs(words="i would like to buy a sword"), accurate=True) is Action.RESPOND
     # The fast partial's ending ("...like on a") is too often misheard to veto the model.
-    assert p.decide(_outputs(shift=0.9), _obs(words="i would like on a")) is Action.RESPOND
-    assert p.decide(_outputs(shift=0.1), _obs(words="i would like to buy a sword")) is Action.LISTEN
+    assert decide(_outputs(shift=0.9), _obs(words="i would like on a")) is Action.RESPOND
+    assert decide(_outputs(shift=0.1), _obs(words="i would like to buy a sword")) is Action.LISTEN

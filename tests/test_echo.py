@@ -115,3 +115,42 @@ def test_stats_tell_echo_from_player(npc: np.ndarray, player: np.ndarray) -> Non
 def test_rejects_wrong_chunk_size() -> None:
     with pytest.raises(ValueError):
         EchoCanceller().process(np.zeros(100, np.int16), None)
+
+
+def shifted(played: np.ndarray, shifts: list[tuple[float, int]]) -> np.ndarray:
+    """The reference a live device sends after xruns: ``played`` moved by ``samples`` from ``t`` s on."""
+    ref = np.zeros_like(played)
+    for i, (t, samples) in enumerate(shifts):
+        a = int(t * SAMPLE_RATE)
+        b = int(shifts[i + 1][0] * SAMPLE_RATE) if i + 1 < len(shifts) else len(played)
+        idx = np.arange(a, b) + samples
+        ok = (idx >= 0) & (idx < len(played))
+        ref[a:b][ok] = played[idx[ok]]
+    return ref
+
+
+@pytest.mark.parametrize("room", [False, True])
+def test_a_reference_that_jumps_against_the_echo_is_followed_at_once(npc: np.ndarray, room: bool) -> None:
+    """After an xrun the live reference lands a few ms off its echo (docs/perf/mouth_to_ear.md): the learnt
+    path moves with it instead of being learnt again (which took 3-4 s at 0-3 dB, the NPC hearing itself)."""
+    rng = np.random.default_rng(8)
+    played = np.concatenate((npc, npc))
+    mic = echo_of(played, 60, 0.25, room_response(rng, 0.2) if room else None) + mic_noise(rng, len(played))
+    jumps = [(0.0, 0), (6.0, 80), (10.0, -48), (14.0, 190)]  # 5 ms later, 3 ms earlier, 12 ms later
+    out = cancel(mic, shifted(played, jumps), EchoCanceller())
+    for t, _ in jumps[1:]:
+        after = slice(int((t + 0.4) * SAMPLE_RATE), int((t + 1.4) * SAMPLE_RATE))  # the second after the jump
+        assert erle_db(mic[after], out[after]) >= 10.0
+
+
+def test_an_answers_first_second_is_cancelled(npc: np.ndarray) -> None:
+    """A laptop's echo (a short path): a fit on the first chunks removes most of it before the adaptive
+    filter could have learnt it (alone it took 5-7 dB off this first second, 0-4 dB on the live loop's: the
+    NPC heard its own first words)."""
+    rng = np.random.default_rng(9)
+    rir = np.zeros(320)
+    rir[0], rir[37], rir[90] = 1.0, 0.4, -0.2  # direct path and two reflections
+    mic = echo_of(npc, 40, 0.5, rir) + mic_noise(rng, len(npc))
+    out = cancel(mic, npc, EchoCanceller())
+    first = slice(0, SAMPLE_RATE)
+    assert erle_db(mic[first], out[first]) >= 12.0

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from npc_voice.audio.format import SAMPLE_RATE, to_int16
+from npc_voice.data import builtin_persona_dir
 from npc_voice.features.prosody import FEATURE_NAMES, ProsodyTracker, chunks
-from npc_voice.model.emotion import CLASSES, EmotionChange, NpcFeelings, PlayerTone, ToneModel
+from npc_voice.model.emotion import CLASSES, EmotionChange, NpcFeelings, PlayerTone, ToneEstimate, ToneModel
 from npc_voice.model.sentiment import analyse
 from npc_voice.train import emotion as train
 
@@ -90,24 +91,34 @@ def test_shipped_model_gives_a_distribution_and_a_final_event() -> None:
 
 
 @needs_data
-def test_held_out_angry_sounds_more_aroused_than_calm() -> None:
+def test_held_out_angry_sounds_more_aroused_than_calm_and_still_reads_angry(tmp_path: Path) -> None:
     """Train a small model on actors 01-08 only, then judge actors 11 (male) and 12 (female):
-    their strong angry clips must score higher arousal than their calm clips, pair by pair."""
+    their strong angry clips must score higher arousal than their calm clips, pair by pair, and, through
+    the calibration for ordinary conversation (which leans towards neutral), a really angry voice is still
+    read as angry while a calm one never is."""
     clips = [c for c in train.list_clips(DATA) if c.actor <= 8 or c.actor in (11, 12)]
     table = train.build_table(clips, sessions=1, workers=1)
     train_rows = np.nonzero(table.actor <= 8)[0]
     prior = train.baseline_prior(table)
     net = train.train_net(table, train_rows, prior, seed=0, epochs=25, hidden=64)
+    train.save_model([net], table, train_rows, prior, tmp_path)
+    model = ToneModel(tmp_path)
+    read_angry = 0
     for actor in (11, 12):
         held = np.nonzero(table.actor == actor)[0]
         x = train.make_inputs(table, held, prior, np.random.default_rng(0), (0,))
         _, high = train.predict([net], x)
         strong = np.array([c.strong for c in clips if c.actor == actor])
-        angry = high[(table.emotion[held] == "angry") & strong]
-        calm = high[table.emotion[held] == "calm"]
-        assert angry.size == 4 and calm.size == 8
-        ordered = np.mean(angry[:, None] > calm[None, :])
-        assert ordered >= 0.9, (actor, angry, calm)
+        angry = (table.emotion[held] == "angry") & strong
+        calm = table.emotion[held] == "calm"
+        assert angry.sum() == 4 and calm.sum() == 8
+        ordered = np.mean(high[angry][:, None] > high[calm][None, :])
+        assert ordered >= 0.9, (actor, high[angry], high[calm])
+        read, _ = train.read_rows(model, table, held, 0, 0, calibrated=True)
+        said = np.array([CLASSES[i] for i in read])
+        read_angry += int(np.sum(said[angry] == "angry"))
+        assert not np.any(said[calm] == "angry"), (actor, said[calm])
+    assert read_angry >= 3  # of 8 strong angry clips (a 25-epoch model of 8 actors; see docs/emotion.md)
 
 
 def test_npc_is_stung_by_an_insult_and_calms_down() -> None:
@@ -125,6 +136,71 @@ def test_npc_is_stung_by_an_insult_and_calms_down() -> None:
         feel.update(0.2)
     assert feel.current()[0] == rest[0]
     assert np.allclose(feel.state, feel.baseline, atol=0.02)
+
+
+def smith() -> NpcFeelings:
+    from npc_voice.persona.loader import load_persona
+
+    path = builtin_persona_dir() / "blacksmith.yaml"
+    return NpcFeelings(load_persona(path).temperament)
+
+
+def reading(emotion: str, intensity: float, final: bool = True) -> ToneEstimate:
+    """A tone reading as ``PlayerTone`` gives it (the probabilities do not matter to the feelings)."""
+    return ToneEstimate(emotion=emotion, probabilities={}, arousal=0.8 if emotion == "angry" else -0.2,
+                        valence=-0.6 if emotion == "angry" else 0.1, intensity=intensity, speech_seconds=2.0,
+                        final=final)
+
+
+def test_one_angry_reading_of_polite_words_moves_the_npc_only_slightly() -> None:
+    feel = smith()
+    rest = feel.current()
+    for _ in range(15):  # the running readings of a stretch are not evidence: each would count again
+        feel.update(0.2, player_tone=reading("angry", 0.95, final=False))
+    assert np.allclose(feel.state, feel.baseline, atol=1e-6)
+    feel.update(0.2, player_tone=reading("angry", 0.95))  # the stretch's verdict, then the words
+    feel.update(0.0, text_sentiment=analyse("I would like to buy a sword."))
+    emotion, intensity, valence, arousal = feel.current()
+    assert emotion == rest[0] != "angry"
+    assert rest[2] - valence < 0.1 and arousal - rest[3] < 0.1
+
+
+@pytest.mark.parametrize("voice_first", [True, False])
+def test_an_insult_in_an_angry_voice_angers_the_smith_at_once(voice_first: bool) -> None:
+    insult = analyse("You are a useless cheat, and your swords are junk!")
+    words_only = smith()
+    words_only.update(0.2, text_sentiment=insult)
+    both = smith()
+    steps = [dict(player_tone=reading("angry", 0.9)), dict(text_sentiment=insult)]
+    for step in steps if voice_first else steps[::-1]:
+        both.update(0.2, **step)
+    emotion, intensity, valence, _ = both.current()
+    assert emotion == "angry" and intensity >= 0.3  # what the bench counts as an angry NPC
+    assert valence < words_only.current()[2] - 0.1  # the voice backs the words: more than the words alone
+    assert both.event() is not None and both.event() is None  # told once
+
+
+def test_an_angry_tone_that_persists_over_turns_counts_in_full() -> None:
+    polite = ["Good morning.", "How much is a shield?", "Can you fix my helmet?", "Where is the inn?"]
+    persistent, once = smith(), smith()
+    once.update(0.2, player_tone=reading("angry", 0.9))
+    once.update(0.0, text_sentiment=analyse(polite[0]))
+    drop_once = once.baseline[0] - once.state[0]
+    for k, text in enumerate(polite):
+        for _ in range(20):  # 4 s between turns
+            persistent.update(0.2)
+        persistent.update(0.2, player_tone=reading("angry", 0.9))
+        persistent.update(0.0, text_sentiment=analyse(text))
+        if k == 2:
+            assert persistent.baseline[0] - persistent.state[0] > 4 * drop_once  # three turns: taken seriously
+    assert persistent.current()[0] == "angry"
+    # A calm turn in between breaks the run: it starts again from a nudge.
+    broken = smith()
+    for emotion in ("angry", "neutral", "angry", "neutral"):
+        for _ in range(20):
+            broken.update(0.2)
+        broken.update(0.2, player_tone=reading(emotion, 0.9))
+    assert broken.current()[0] != "angry"
 
 
 def test_npc_feelings_follow_game_state_and_line_tags() -> None:
@@ -207,7 +283,75 @@ def test_sentiment_by_meaning() -> None:
 def test_temperament_from_persona_file() -> None:
     from npc_voice.persona.loader import load_persona
 
-    path = Path(__file__).resolve().parents[1] / "assets" / "personas" / "blacksmith.yaml"
+    path = builtin_persona_dir() / "blacksmith.yaml"
     feel = NpcFeelings(load_persona(path).temperament)
     assert feel.temperament.baseline_mood == "content"
     assert feel.current()[2] > 0  # content rests on the pleasant side
+
+
+# --- The whole engine, real audio: the smith's face after a polite purchase and after a rude, angry line ---
+
+PLAYER_VOICE = "en-us+m3"
+
+
+def engine_turn(resources, audio: np.ndarray, npc_id: str) -> tuple[list[tuple[float, object]], float]:
+    """Play ``audio`` (then 4 s of silence) as the player's microphone into a blacksmith session; every event
+    with the time its step ended, and when the player's turn ended (seconds)."""
+    from npc_voice.audio.format import CHUNK_SAMPLES, silence
+    from npc_voice.engine.session import Session
+
+    lead = np.zeros(CHUNK_SAMPLES * 3, np.int16)
+    body = np.concatenate([lead, audio])
+    body = np.pad(body, (0, -body.size % CHUNK_SAMPLES + 20 * CHUNK_SAMPLES))
+    session = Session(resources, "blacksmith", npc_id, seed=7, simulated_clock=True)
+    played, out = silence(), []
+    for k, chunk in enumerate(body.reshape(-1, CHUNK_SAMPLES)):
+        result = session.step(chunk, played)
+        played = result.pcm
+        out += [((k + 1) * 0.2, e) for e in result.events]
+    return out, (lead.size + audio.size) / SAMPLE_RATE
+
+
+def spoken(text: str, pitch: int = 45, rate: int = 165) -> np.ndarray:
+    from npc_voice.speech.tts import Synthesizer, VoiceSettings
+
+    return Synthesizer().synthesize(text, VoiceSettings(voice=PLAYER_VOICE, pitch=pitch, rate=rate)).audio
+
+
+def npc_emotions(events: list[tuple[float, object]]) -> list[tuple[float, object]]:
+    from npc_voice.events import Emotion
+
+    return [(t, e) for t, e in events if isinstance(e, Emotion) and e.who == "npc"]
+
+
+def test_a_polite_purchase_keeps_the_smith_content(resources) -> None:
+    """The issue's own case: "I would like to buy a sword." got an answer and a red face."""
+    from npc_voice.events import Response
+
+    events, _ = engine_turn(resources, spoken("I would like to buy a sword."), "smith-polite")
+    answers = [e for _, e in events if isinstance(e, Response)]
+    assert answers and answers[0].topic == "buy_sword"
+    feelings = npc_emotions(events)
+    assert feelings and feelings[0][1].emotion != "angry"  # his resting mood is told first
+    assert all(not (e.emotion == "angry" and e.intensity >= 0.3) for _, e in feelings)
+
+
+@needs_data
+def test_a_rude_line_in_an_angry_voice_angers_the_smith_within_the_turn(resources) -> None:
+    """One turn: a real actor shouting (RAVDESS actor 03, strong anger: real anger, though its words are no
+    insult) and straight on, an insult. The words and the voice agree: the smith is angry as he answers."""
+    from npc_voice.audio.format import to_float, to_int16
+    from npc_voice.events import Response
+    from npc_voice.train.dialogues import trim_silence
+
+    shout = to_int16(trim_silence(to_float(train.read_wav(DATA / "Actor_03" / "03-01-05-02-01-01-03.wav"))))
+    insult = spoken("You are a useless cheat, and your swords are junk!")
+    gap = np.zeros(int(0.1 * SAMPLE_RATE), np.int16)  # no pause the smith would take the turn in
+    events, turn_end = engine_turn(resources, np.concatenate([shout, gap, insult]), "smith-rude")
+    players = [e for t, e in events if getattr(e, "who", None) == "player" and t <= turn_end + 1.0]
+    assert any(e.emotion == "angry" and e.intensity >= 0.6 for e in players)  # the shout is heard as anger
+    answers = [(t, e) for t, e in events if isinstance(e, Response)]
+    assert len(answers) == 1 and "cheat" in answers[0][1].heard.lower()  # one turn, the insult heard
+    angry = [t for t, e in npc_emotions(events) if e.emotion == "angry" and e.intensity >= 0.3]
+    assert angry, [e for _, e in npc_emotions(events)]
+    assert angry[0] <= answers[0][0] + 0.6  # within the turn: as he answers

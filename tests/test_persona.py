@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from npc_voice.data import builtin_persona_dir
 from npc_voice.persona.commands import persona as persona_cli
 from npc_voice.persona.loader import EMOTIONS, PersonaError, load_persona
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "personas"
+ASSETS = builtin_persona_dir()
 
 GOOD = """\
 id: smith

@@ -14,8 +14,9 @@ import pytest
 
 from npc_voice import events as ev
 from npc_voice.audio.format import silence
+from npc_voice.data import builtin_persona_dir
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "personas"
+ASSETS = builtin_persona_dir()
 OLD = "A fine longsword, {sword_price}. Balanced it myself."
 NEW = "Take this longsword, {sword_price}, finest in the valley."
 
@@ -133,3 +134,16 @@ def test_sessions_opening_at_once_build_the_persona_once(res: object, folder: Pa
         t.join()
     assert len(built) == 1
     assert len(got) == 3 and got[0] is got[1] is got[2]
+
+
+def test_a_persona_whose_piper_voice_is_missing_speaks_espeak_and_the_game_is_told(res, folder: Path) -> None:
+    text = (ASSETS / "blacksmith.yaml").read_text(encoding="utf-8")
+    (folder / "smith_b.yaml").write_text(
+        text.replace("id: blacksmith", "id: smith_b").replace("model: en_US-joe-medium", "model: en_US-nobody-low"),
+        encoding="utf-8")
+    assert res.voice_problem("blacksmith") is None
+    problem = res.voice_problem("smith_b")
+    assert problem is not None and "'en_US-nobody-low' is not installed" in problem
+    assert "eSpeak NG voice 'en-us+m3' instead" in problem
+    voice = res.persona("smith_b").persona.voice
+    assert res.tts.synthesize("Mind the sparks.", voice.settings()).duration > 0.5

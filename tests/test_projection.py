@@ -12,10 +12,15 @@ import numpy as np
 
 from npc_voice import events as ev
 from npc_voice.audio.format import CHUNK_SAMPLES, CHUNK_SECONDS, SAMPLE_RATE, silence
-from npc_voice.engine.session import LOUD_BLOCK, LOUD_RANGE_DB, Session
+from npc_voice.config import HearingConfig, ListeningConfig
+from npc_voice.engine.session import Session
 from npc_voice.speech.tts import Synthesizer, VoiceSettings
 
 PLAYER = VoiceSettings(voice="en-us+m3", pitch=45, rate=165)
+
+LOUD_BLOCK, LOUD_RANGE_DB = HearingConfig().loud_block, HearingConfig().loud_range_db
+SURE_FIT = ListeningConfig().sure_fit
+
 
 def _loud_blocks(audio: np.ndarray) -> np.ndarray:
     """Which 10 ms blocks the session counts as voice: within 25 dB of the loudest."""
@@ -105,25 +110,27 @@ def test_the_npc_yields_when_the_player_was_only_pausing(resources) -> None:
 
 def test_a_read_that_cut_the_last_word_is_answered_on_the_words_the_streaming_recogniser_finished(resources) -> None:
     session = Session(resources, "blacksmith", "cut", seed=5)
-    stale = session._answer_for("Tell me about your four.", session.loaded, random.Random(1), {}, None, False)
-    assert stale.choice.similarity < session.policy.sure_fit  # the cut word: no clear request
-    session._partial = "fairly young off the dragon"  # the streaming words disagree: the read stands
-    assert session._finished_by_streaming(stale) is stale
-    session._partial = "tell me about your forge"  # they heard the whole word
-    finished = session._finished_by_streaming(stale)
+    answers = session.context.answers
+    stale = answers.answer_for("Tell me about your four.", session.loaded, random.Random(1), {}, None, False)
+    assert stale.choice.similarity < SURE_FIT  # the cut word: no clear request
+    session.context.turn.partial = "fairly young off the dragon"  # the streaming words disagree: the read stands
+    assert session.context.reader.finished_by_streaming(stale, SURE_FIT) is stale
+    session.context.turn.partial = "tell me about your forge"  # they heard the whole word
+    finished = session.context.reader.finished_by_streaming(stale, SURE_FIT)
     assert finished.heard == "tell me about your forge" and finished.choice.topic == "forge_story"
-    assert finished.choice.similarity >= session.policy.sure_fit
+    assert finished.choice.similarity >= SURE_FIT
     session.close()
 
 
 def test_a_clear_request_read_just_before_its_last_word_is_finished_by_the_streaming_words(resources) -> None:
     session = Session(resources, "blacksmith", "cut", seed=5)
-    stale = session._answer_for("Can I get a new sword from", session.loaded, random.Random(1), {}, None, False)
-    assert stale.choice.similarity >= session.policy.sure_fit  # a clear request, but it ends unfinished
-    session._partial = "can i get an is sword from the"  # the streaming words end unfinished too: it stands
-    assert session._finished_by_streaming(stale) is stale
-    session._partial = "can i get an is sword from you"
-    finished = session._finished_by_streaming(stale)
+    answers = session.context.answers
+    stale = answers.answer_for("Can I get a new sword from", session.loaded, random.Random(1), {}, None, False)
+    assert stale.choice.similarity >= SURE_FIT  # a clear request, but it ends unfinished
+    session.context.turn.partial = "can i get an is sword from the"  # the streaming words end unfinished too: it stands
+    assert session.context.reader.finished_by_streaming(stale, SURE_FIT) is stale
+    session.context.turn.partial = "can i get an is sword from you"
+    finished = session.context.reader.finished_by_streaming(stale, SURE_FIT)
     assert finished.heard == "can i get a new sword from you" and finished.choice.topic == "buy_sword"
     session.close()
 
@@ -163,8 +170,8 @@ def test_an_answer_starts_in_the_reply_that_carries_its_voice(resources) -> None
             played = result.pcm
             assert not [e for e in result.events if isinstance(e, ev.Response)]  # its voice is not ready
             time.sleep(CHUNK_SECONDS)
-        read = session._turn_read()
-        assert read is not None and read[1].choice.topic == "repair"  # the answer is known, its voice is not
+        read = session.context.reader.turn_read()
+        assert read is not None and read.answer.choice.topic == "repair"  # the answer is known, its voice is not
         busy.set()
         for _ in range(5):
             result = session.step(silence(), played)

@@ -39,6 +39,7 @@ def test_mic_chunk_without_reference() -> None:
     [
         p.OpenSession(session="s", persona="blacksmith", npc_id="smith", state={"quest": 2}),
         p.OpenSession(session="s", persona="blacksmith", npc_id="smith", floor=True),
+        p.OpenSession(session="s", persona="blacksmith", npc_id="smith", floor=True, why=True, policy="cascade"),
         p.CloseSession(session="s"),
         p.Ping(t_sent=3.0),
         p.Opened(session="s", persona="blacksmith", npc_id="smith"),
@@ -105,7 +106,16 @@ def test_field_types_are_checked() -> None:
 
 def test_an_open_without_floor_asks_for_no_floor_events() -> None:
     header = {"v": 1, "type": "open", "session": "s", "persona": "blacksmith", "npc_id": "x"}
-    assert p.decode(frames_with(header)).floor is False
+    opened = p.decode(frames_with(header))
+    assert opened.floor is False and opened.why is False and opened.policy == "rules"  # a 2026-12-01 client
+
+
+def test_an_unknown_policy_is_a_bad_field_naming_the_known_ones() -> None:
+    header = {"v": 1, "type": "open", "session": "s", "persona": "blacksmith", "npc_id": "x", "policy": "moshi"}
+    with pytest.raises(p.ProtocolError) as err:
+        p.decode(frames_with(header))
+    assert err.value.code == "bad_field" and "'rules', 'duplex', 'cascade'" in str(err.value)
+    assert code_of(frames_with({**header, "policy": 3})) == "bad_field"
 
 
 def test_non_finite_state_is_rejected() -> None:

@@ -10,6 +10,7 @@ import numpy as np
 
 from npc_voice import events as ev
 from npc_voice.audio.format import CHUNK_SAMPLES, silence
+from npc_voice.config import ListeningConfig
 from npc_voice.engine.session import Session
 from npc_voice.speech.tts import Synthesizer, VoiceSettings
 
@@ -19,15 +20,15 @@ PLAYER = VoiceSettings(voice="en-us+m3", pitch=45, rate=165)
 def idle(resources) -> None:
     """Wait for reads left running by earlier tests' sessions."""
     deadline = time.monotonic() + 10
-    while resources._reads and time.monotonic() < deadline:
+    while resources.reads_in_flight and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert resources._reads == 0
+    assert resources.reads_in_flight == 0
 
 
 def test_reading_ahead_only_takes_idle_reading_threads(resources) -> None:
     idle(resources)
     release = threading.Event()
-    busy = [resources.read(release.wait, 10) for _ in range(resources._readers)]
+    busy = [resources.read(release.wait, 10) for _ in range(resources.readers)]
     try:
         assert resources.read_ahead(lambda: "words") is None  # every reader busy: no speculation queued
         queued = resources.read(lambda: "needed")  # a read someone waits for still queues
@@ -56,7 +57,8 @@ def test_the_turn_is_read_while_the_player_talks_and_answered_whole(resources) -
     for chunk in mic.reshape(-1, CHUNK_SAMPLES):
         result = session.step(chunk, played)
         played = result.pcm
-        if session._in_speech and session._below == 0 and session._prepared is not None:
+        hearing, reader = session.context.hearing, session.context.reader
+        if hearing.in_speech and hearing.below == 0 and reader.prepared is not None:
             read_while_talking = True  # a read of the words so far, with the voice still on
         responses += [e for e in result.events if isinstance(e, ev.Response)]
     session.close()
@@ -92,7 +94,7 @@ def test_a_turn_that_fits_nothing_is_read_again_in_the_quiet_and_not_answered_so
     assert len(responses) == 1
     at, response = responses[0]
     assert response.confidence < 0.5  # words the blacksmith knows nothing of ...
-    assert at - voice_end >= session.policy.incomplete_silence_s  # ... wait the long silence, as before
+    assert at - voice_end >= ListeningConfig().incomplete_silence_s  # ... wait the long silence, as before
     longest = max(seconds for seconds, _ in reads)
     assert longest >= voice_end + 0.4  # the turn was read again once the quiet had lasted
     pooled = {text for _, out in reads for text, _ in out}

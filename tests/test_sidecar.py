@@ -176,6 +176,10 @@ def test_floor_events_report_the_model_and_the_action_in_every_step(client: Side
     assert {f.action for f in floor} <= {"listen", "respond", "continue", "backchannel", "interrupted"}
     answered = next(i for i, r in enumerate(replies) if any(e.type == "response" for e in r.events))
     assert floor[answered].action == "respond"
+    # every one says which rule decided: the answer by a listening rule, the wait before it by another
+    assert all(f.rule and f.why for f in floor)
+    assert floor[answered].rule.startswith("listening.")  # which one depends on how soon the read came in
+    assert floor[1].rule == "listening.still_talking" and floor[answered + 2].rule == "speaking.nothing_heard"
     for f in floor:
         for prob in (f.p_yield, f.p_yield_soon, f.p_player, f.p_backchannel, f.p_interrupt, f.p_end):
             assert prob is None or 0.0 <= prob <= 1.0

@@ -56,7 +56,7 @@ def with_temper(session: Session, **temper: float) -> None:
     """The same persona with other temperament figures (as if its designer had written them)."""
     persona = session.loaded.persona
     persona = dataclasses.replace(persona, temperament=dataclasses.replace(persona.temperament, **temper))
-    session.loaded = dataclasses.replace(session.loaded, persona=persona)
+    session.context.persona.loaded = dataclasses.replace(session.loaded, persona=persona)
 
 
 def test_greeting_on_approach_and_farewell_on_leaving(resources) -> None:
@@ -110,7 +110,7 @@ def test_a_cut_in_with_a_question_is_answered_not_asked_to_go_on(resources, say)
 def test_an_impatient_npc_talks_through_a_short_cut_in(resources, say) -> None:
     s = Session(resources, "guard", "guard-1", seed=2, simulated_clock=True)
     run(s, np.concatenate([say("Can I enter the city?"), quiet(1.6)]))
-    assert s._line is not None, "the guard is answering"
+    assert s.speaking, "the guard is answering"
     steps = run(s, np.concatenate([say("Wait!"), quiet(2.0)]))
     events = flat(steps)
     (held,) = barks(steps, "holds_floor")
@@ -122,7 +122,7 @@ def test_an_impatient_npc_talks_through_a_short_cut_in(resources, say) -> None:
 def test_a_patient_npc_yields_to_the_same_cut_in(resources, say) -> None:
     s = Session(resources, "blacksmith", "smith-yield", seed=2, simulated_clock=True)
     run(s, np.concatenate([say("Tell me the story of your forge."), quiet(2.0)]))
-    assert s._line is not None, "the smith is telling the story"
+    assert s.speaking, "the smith is telling the story"
     steps = run(s, np.concatenate([say("Wait!"), quiet(1.0)]))
     assert any(isinstance(e, ev.Interrupted) for e in flat(steps))
     assert not barks(steps, "holds_floor")
@@ -219,7 +219,7 @@ def test_a_slow_backchannel_over_the_npc_is_not_an_interruption(resources) -> No
     def over(murmur: np.ndarray, npc: str) -> list[list[ev.Event]]:
         s = Session(resources, "blacksmith", npc, seed=1, simulated_clock=True, floor_events=True)
         run(s, np.concatenate([np.pad(question, (0, -len(question) % CHUNK_SAMPLES)), quiet(2.0)]))
-        assert s._line is not None, "the smith is telling the story"
+        assert s.speaking, "the smith is telling the story"
         return run(s, np.concatenate([np.pad(murmur, (0, -len(murmur) % CHUNK_SAMPLES)), quiet(1.0)]))
 
     steps = over(slow, "smith-slow-bc")
@@ -237,9 +237,10 @@ def test_a_slow_backchannel_over_the_npc_is_not_an_interruption(resources) -> No
 def test_a_cut_in_that_was_only_mm_hm_lets_the_npc_take_up_its_line(resources) -> None:
     s = Session(resources, "blacksmith", "smith-resume", seed=1, simulated_clock=True)
     unsaid = "I swung my first hammer when I was nine. My father taught me."
-    taken_up = s._answer_for("M-M-H-M.", s.loaded, random.Random(1), {}, "forge_story", True, unsaid)
+    taken_up = s.context.answers.answer_for("M-M-H-M.", s.loaded, random.Random(1), {}, "forge_story", True, unsaid)
     assert taken_up.reaction == "resume" and taken_up.text == unsaid and taken_up.choice is None
-    asked = s._answer_for("How much is a shield?", s.loaded, random.Random(1), {}, "forge_story", True, unsaid)
+    answers = s.context.answers
+    asked = answers.answer_for("How much is a shield?", s.loaded, random.Random(1), {}, "forge_story", True, unsaid)
     assert asked.reaction is None and asked.choice is not None and asked.choice.topic in ("buy_shield", "prices")
 
 
@@ -301,7 +302,7 @@ def test_a_turn_whisper_misread_is_answered_from_the_streaming_words(resources, 
     audio = np.zeros(SAMPLE_RATE, np.int16)
 
     def prepare(fast: str):
-        return s._prepare(audio, fast, s.loaded, 1.0, {}, None, False, "", "")
+        return s.context.reader.prepare(audio, fast, s.loaded, 1.0, {}, None, False, "", "")
 
     swords = prepare("that hold swords and soft of it")
     assert swords.heard == "that hold swords and soft of it" and swords.choice.topic == "buy_sword"

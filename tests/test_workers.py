@@ -21,6 +21,7 @@ import pytest
 
 from npc_voice.audio.format import CHUNK_SAMPLES
 from npc_voice.speech.tts import Synthesizer, VoiceSettings
+from npc_voice.transport import protocol as p
 from npc_voice.transport.client import ClientSession, ErrorReply, Reply, SidecarClient
 from npc_voice.transport.host import UTILISATION, EngineHost
 from npc_voice.transport.server import Sidecar
@@ -233,3 +234,31 @@ def test_chunks_sent_before_the_open_is_done_wait_for_it(sidecar: str) -> None:
         assert s.opened and s.stats.reopened == 0
     finally:
         client.close()
+
+
+def test_a_worker_tells_a_session_once_that_its_npc_speaks_with_its_fallback_voice(
+    resources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+) -> None:
+    """The ``voice_fallback`` notice comes from the worker that opened the session, with its first step."""
+    smith = (Path(__file__).parents[1] / "assets/personas/blacksmith.yaml").read_text()
+    (tmp_path / "mute_smith.yaml").write_text(
+        smith.replace("id: blacksmith", "id: mute_smith").replace("en_US-joe-medium", "en_US-nobody-medium")
+    )
+    monkeypatch.setattr(resources.personas, "folders", [tmp_path, *resources.personas.folders])
+    host = EngineHost(resources)
+    quiet = np.zeros(CHUNK_SAMPLES, np.int16)
+
+    def chunk(session: str, seq: int) -> p.MicChunk:
+        return p.MicChunk(session=session, seq=seq, t_capture=time.time(), pcm=quiet, played=quiet)
+
+    assert isinstance(host.open(1, p.OpenSession(session="s", persona="mute_smith", npc_id="smith")), p.Opened)
+    assert isinstance(host.open(2, p.OpenSession(session="t", persona="blacksmith", npc_id="smith")), p.Opened)
+    try:
+        replies = [host.step(1, chunk("s", 0)), host.step(1, chunk("s", 1)), host.step(2, chunk("t", 0))]
+        assert all(isinstance(r, p.StepReply) for r in replies), replies
+        notices = [[e for e in r.events if e["type"] == "notice"] for r in replies]
+        assert [n["code"] for n in notices[0]] == ["voice_fallback"], replies[0].events
+        assert "mute_smith" in notices[0][0]["message"]
+        assert notices[1] == [] and notices[2] == []  # once, and only to the session whose voice is missing
+    finally:
+        host.reset()

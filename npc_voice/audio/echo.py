@@ -1,14 +1,20 @@
 """Acoustic echo cancelling: remove the NPC's own voice from the player's microphone.
 
-The client sends, with each 200 ms mic chunk, the exact audio it played during that interval
-(sample-aligned on the device clock), so the echo is a causal, filtered copy of that reference:
-delay 0-250 ms, gain up to 1, plus room colouring. A partitioned-block frequency-domain NLMS
-filter (MDF, as in Speex) models that path. Its step size follows Valin's optimal-rate rule
-(residual echo / error power per bin, with the residual echo estimated from a leakage factor),
-so the filter keeps learning while only echo is present and nearly freezes while the player
-talks over the NPC (double talk) instead of diverging. The bulk delay is found first by GCC-PHAT,
-so the filter's partitions are spent on the room response. There is no non-linear residual-echo
+The client sends, with each 200 ms mic chunk, the audio it played during that interval (sample-aligned
+by a file device; by a live one to within its stream times' error, a few ms, moved after an xrun), so
+the echo is a causal, filtered copy of that reference: delay 0-250 ms, gain up to 1, plus room colouring.
+A partitioned-block frequency-domain NLMS filter (MDF, as in Speex) models that path. Its step size
+follows Valin's optimal-rate rule (residual echo / error power per bin, with the residual echo estimated
+from a leakage factor), so the filter keeps learning while only echo is present and nearly freezes while
+the player talks over the NPC (double talk) instead of diverging. The bulk delay is found first by
+GCC-PHAT, so the filter's partitions are spent on the room response. There is no non-linear residual-echo
 suppressor: it would duck the player in double talk, which is the case this canceller is for.
+
+Two things the adaptive filter is too slow for, each taken only on evidence from the chunk itself (the
+path it finds must leave a quarter of the residual echo, and at most half the mic, so the player's voice
+never passes for a path): an answer's first second, before the filter has learnt anything, is fitted by
+least squares (the path's first 32 ms, on one chunk); and a reference that jumps against its echo (the
+live device after an xrun) moves the learnt path with it, sample-exact, instead of learning it again.
 
 Why not a PyPI binding: WebRTC AEC3 (pywebrtc-audio 0.2.0, a self-contained wheel) removes more
 echo (25-58 dB), but its suppressor ducks the player by 4-12 dB during double talk, leaving the
@@ -18,6 +24,7 @@ player at about 0 dB SDR, and it exposes no echo statistics.
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 
 from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE
 
@@ -28,6 +35,15 @@ _STEP_INITIAL = 0.8  # NLMS step before convergence
 _STEP_SCALE = 2.0  # multiplier on Valin's optimal rate (the leakage estimate is conservative)
 _LEAK_CONVERGED = 0.1  # leave the fixed-step start once the residual echo is 10 dB down...
 _INITIAL_BLOCKS = 250  # ...or after 5 s of far-end audio (blocks of 20 ms), whichever comes first
+# The learnt echo path is moved to a new lag only if that leaves at most a quarter of the residual echo (6 dB
+# less) on the chunk: a reference that jumped by 3-19 ms left 0-1 dB of ERLE until the filter re-learnt.
+_MOVED_RESIDUAL = 0.25
+# A chunk the filter took less than 10 dB off while it converges (3 dB once converged: the learnt path is lost, and
+# a fit would throw away the room's tail it learnt) is fitted by least squares on its own...
+_FIT_BELOW = 0.1
+_FIT_LOST = 0.5
+_FIT_BEFORE = 32  # ...from 2 ms before the echo's peak (a direct path ahead of the strongest reflection)
+_FIT_RIDGE = 1e-3  # ridge on the reference's autocorrelation: speech alone leaves it nearly singular
 
 
 @dataclass(frozen=True)
@@ -65,12 +81,16 @@ class EchoCanceller:
         filter_ms: float = 320.0,
         block: int = 320,
         max_delay_ms: float = 300.0,
+        realign_ms: float = 80.0,
+        fit_ms: float = 32.0,
     ) -> None:
         if CHUNK_SAMPLES % block:
             raise ValueError(f"block {block} must divide the chunk size {CHUNK_SAMPLES}")
         self.block = block
         self.partitions = max(1, int(np.ceil(filter_ms * SAMPLE_RATE / 1000.0 / block)))
         self.max_lag = int(max_delay_ms * SAMPLE_RATE / 1000.0)
+        self.realign = int(realign_ms * SAMPLE_RATE / 1000.0)
+        self.fit_taps = int(fit_ms * SAMPLE_RATE / 1000.0)
         self._gcc_size = 1 << int(np.ceil(np.log2(self.max_lag + 2 * CHUNK_SAMPLES)))
         self.reset()
 
@@ -79,7 +99,7 @@ class EchoCanceller:
         n, k = self.block, self.partitions
         bins = n + 1
         self._history = np.zeros(CHUNK_SAMPLES + self.max_lag + (k + 1) * n)  # reference, newest last
-        self._delay = 0  # bulk delay (whole blocks) applied to the reference before the filter
+        self._delay = 0  # bulk delay (samples) applied to the reference before the filter
         self._cross = np.zeros(self._gcc_size // 2 + 1, np.complex128)  # smoothed mic x ref cross-spectrum
         self._weights = np.zeros((k, bins), np.complex128)
         self._ref_spectra = np.zeros((k, bins), np.complex128)
@@ -158,14 +178,16 @@ class EchoCanceller:
 
     @property
     def delay_ms(self) -> float:
-        """Bulk echo delay currently compensated before the adaptive filter (whole blocks)."""
+        """Bulk echo delay currently compensated before the adaptive filter."""
         return self._delay * 1000.0 / SAMPLE_RATE
 
     def _track_delay(self, d: np.ndarray) -> None:
-        """Estimate the bulk echo delay with smoothed GCC-PHAT and shift the filter to it.
+        """Follow the echo path between chunks: where it is (GCC-PHAT), whether the learnt one moved, whether a
+        fit on this chunk alone beats it, and where the filter's span sits.
 
-        The filter then spends its partitions on the room response rather than on the empty delay,
-        which converges several times faster on speech than one long filter from lag 0.
+        Placing the filter's span on the delay (whole blocks, a block of hysteresis) keeps the learnt response
+        where it is: the filter then spends its partitions on the room response rather than on the empty
+        delay, which converges several times faster on speech than one long filter from lag 0.
         """
         n, size = self.block, self._gcc_size
         ref_window = self._history[-(CHUNK_SAMPLES + self.max_lag) :]
@@ -173,29 +195,121 @@ class EchoCanceller:
         floor = _REF_SILENT * CHUNK_SAMPLES
         if float(np.dot(current, current)) < floor or float(np.dot(d, d)) < floor:
             return
+        left = self._realign(d)
+        kept = float(np.dot(left, left))
         cross = np.conj(np.fft.rfft(d, size)) * np.fft.rfft(ref_window, size)
         self._cross = 0.7 * self._cross + 0.3 * cross
-        corr = np.fft.irfft(self._cross / (np.abs(self._cross) + _EPS), size)[: self.max_lag + 1]
-        peak = int(np.argmax(corr))
-        if corr[peak] < 6.0 * float(np.std(corr)):
+        lag = self._gcc_lag(self._cross)
+        now = self._gcc_lag(cross)
+        if now is not None and kept > (_FIT_LOST if self.converged else _FIT_BELOW) * float(np.dot(d, d)):
+            self._fit(d, left, now)
+        if lag is None:
             return
-        lag = self.max_lag - peak
         # Start the filter 40-60 ms before the main peak: early reflections or a direct path weaker
         # than the first reflection must stay causal. Move later only by more than a block (jitter).
         delay = max(0, lag - 5 * n // 2) // n * n
         if delay < self._delay or delay > self._delay + n:
-            self._shift_filter(delay)
+            self._place(delay, self._delay - delay)
 
-    def _shift_filter(self, delay: int) -> None:
-        """Move the filter to a new bulk delay, keeping the part of the learnt response still in range."""
+    def _gcc_lag(self, cross: np.ndarray) -> int | None:
+        """The echo's lag (samples) at the peak of the PHAT-weighted cross-correlation, if it stands out."""
+        corr = np.fft.irfft(cross / (np.abs(cross) + _EPS), self._gcc_size)[: self.max_lag + 1]
+        peak = int(np.argmax(corr))
+        if corr[peak] < 6.0 * float(np.std(corr)):
+            return None
+        return self.max_lag - peak
+
+    def _realign(self, d: np.ndarray) -> np.ndarray:
+        """Move the learnt echo path if the echo now arrives earlier or later than it says; returns what the
+        (moved) learnt path leaves of this chunk's microphone.
+
+        A reference that jumps against the echo (the live device after an xrun: a few ms, docs/perf/
+        mouth_to_ear.md) moves the whole response: the filter then removed nothing (0-1 dB) until it had
+        re-learnt it, 3-4 s each time, with the NPC hearing itself meanwhile. The learnt path's echo of this
+        chunk's reference, slid up to ``realign_ms`` either way, says where the echo went: the path is moved
+        there, sample-exact, only if that leaves at most ``_MOVED_RESIDUAL`` of the residual and removes at least
+        half of the mic, so a player talking over the NPC (or a path that changed shape) never moves it.
+        """
+        n = self.block
+        mic = float(np.dot(d, d))
+        taps = np.fft.irfft(self._weights, 2 * n, axis=1)[:, :n].reshape(-1)
+        if not taps.any():
+            return d
+        later, earlier = min(self.realign, self.max_lag - self._delay), self.realign
+        # echo[u]: the learnt path's echo of the reference; moved m samples later, the chunk's echo would be
+        # echo[later - m : later - m + CHUNK_SAMPLES]. Moved earlier than the bulk delay, the response's first
+        # taps fall off the filter: they are the 40-60 ms kept before the main peak, nearly zero (and they
+        # would need reference not yet played: zeros here).
+        end = len(self._history) - self._delay + earlier
+        x = self._history[end - CHUNK_SAMPLES - earlier - later - len(taps) + 1 : end]
+        x = np.concatenate((x, np.zeros(max(0, earlier - self._delay))))
+        size = 1 << int(np.ceil(np.log2(len(x))))
+        echo = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(taps, size), size)[len(taps) - 1 : len(x)]
+        size = 1 << int(np.ceil(np.log2(len(echo) + CHUNK_SAMPLES)))
+        corr = np.fft.irfft(np.fft.rfft(echo, size) * np.conj(np.fft.rfft(d, size)), size)[: earlier + later + 1]
+        energy = np.concatenate(([0.0], np.cumsum(echo * echo)))
+        window = energy[CHUNK_SAMPLES : CHUNK_SAMPLES + earlier + later + 1] - energy[: earlier + later + 1]
+        residual = mic - 2.0 * corr + window  # at index later - m: the residual with the path moved m later
+        best = int(np.argmin(residual))
+        if best == later or residual[best] > _MOVED_RESIDUAL * residual[later] or residual[best] > 0.5 * mic:
+            best = later
+        else:
+            delay = self._delay + later - best
+            self._place(max(0, delay), min(0, delay))
+        return d - echo[best : best + CHUNK_SAMPLES]
+
+    def _fit(self, d: np.ndarray, left: np.ndarray, lag: int) -> None:
+        """Least squares on this chunk alone: the ``fit_ms`` of echo path from just before ``lag`` that best explain
+        what the learnt path ``left`` of the microphone ``d``, added to it if that leaves at most
+        ``_MOVED_RESIDUAL`` of the residual and at most half the mic.
+
+        The adaptive filter needs seconds of the NPC's speech to learn the path (it removed 0-4 dB over an
+        answer's first second: the NPC heard its own first words); a fit of the path's first 32 ms on one chunk
+        removes most of a laptop's echo at once, and the adaptive filter refines it and learns the room's tail.
+        The player talking, or noise, is what no filter of the NPC's voice fits: it never passes for a path.
+        """
+        n, k, taps = self.block, self.partitions, self.fit_taps
+        start = max(0, lag - _FIT_BEFORE)
+        end = len(self._history) - start
+        x = self._history[end - CHUNK_SAMPLES - taps + 1 : end]  # the reference x[j + taps - 1 - i] at tap i
+        size = 1 << int(np.ceil(np.log2(len(x) + CHUNK_SAMPLES)))
+        spectrum = np.fft.rfft(x, size)
+        auto = np.fft.irfft(spectrum * np.conj(spectrum), size)[:taps]
+        if auto[0] <= _EPS:
+            return
+        cross = np.fft.irfft(spectrum * np.conj(np.fft.rfft(left, size)), size)[:taps][::-1]
+        auto[0] *= 1.0 + _FIT_RIDGE
+        path = scipy.linalg.solve_toeplitz(auto, cross)
+        residual = left - np.convolve(x, path, "valid")
+        fit = float(np.dot(residual, residual))
+        if fit > _MOVED_RESIDUAL * float(np.dot(left, left)) or fit > 0.5 * float(np.dot(d, d)):
+            return
+        if start < self._delay or start + taps > self._delay + k * n:  # the fit's span is outside the filter's
+            delay = max(0, lag - 5 * n // 2) // n * n
+            self._place(delay, self._delay - delay)
+        response = np.fft.irfft(self._weights, 2 * n, axis=1)[:, :n].reshape(-1)
+        first = start - self._delay
+        response[first : first + taps] += path[: len(response) - first]
+        self._weights = np.fft.rfft(np.concatenate((response.reshape(k, n), np.zeros((k, n))), axis=1), axis=1)
+
+    def _shifted_weights(self, shift: int) -> np.ndarray:
+        """The filter's weights with its impulse response ``shift`` samples later (earlier if negative)."""
         n, k = self.block, self.partitions
-        moved = (delay - self._delay) // n
-        weights = np.zeros_like(self._weights)
-        if 0 <= moved < k:
-            weights[: k - moved] = self._weights[moved:]
-        elif -k < moved < 0:
-            weights[-moved:] = self._weights[: k + moved]
-        self._weights = weights
+        taps = np.fft.irfft(self._weights, 2 * n, axis=1)[:, :n].reshape(-1)
+        moved = np.zeros_like(taps)
+        if 0 <= shift < len(taps):
+            moved[shift:] = taps[: len(taps) - shift]
+        elif -len(taps) < shift < 0:
+            moved[:shift] = taps[-shift:]
+        padded = np.concatenate((moved.reshape(k, n), np.zeros((k, n))), axis=1)
+        return np.fft.rfft(padded, axis=1)
+
+    def _place(self, delay: int, shift: int) -> None:
+        """Put the filter's start at bulk ``delay`` with its response ``shift`` samples later (``shift`` = old delay
+        minus new keeps the learnt echo path where it is), and refill the reference partitions for it."""
+        n, k = self.block, self.partitions
+        if shift:
+            self._weights = self._shifted_weights(shift)
         self._delay = delay
         end = len(self._history) - CHUNK_SAMPLES - delay
         for p in range(k):

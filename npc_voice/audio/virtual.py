@@ -5,68 +5,22 @@ the whole duplex path, interruptions included. ``TypedMic`` holds the player's s
 hands them out sample by sample, silence in between, so a line typed while the NPC talks overlaps its
 speech exactly as a spoken one would. ``ClockedDuplexDevice`` runs the loudspeaker side on the wall
 clock in 20 ms blocks (pulling the NPC's audio from the jitter buffers, as a real callback would) and
-delivers 200 ms ``CapturedChunk`` s on time. ``ChunkAssembler`` is the part both this device and the
-live stereo stream share: gather blocks into chunks with the echo reference.
+delivers 200 ms ``CapturedChunk`` s on time, through the same ``ChunkAssembler`` as the live stream.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 
 import numpy as np
 
-from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE
-from npc_voice.audio.live import CapturedChunk
+from npc_voice.audio.format import SAMPLE_RATE
+from npc_voice.audio.live import ChunkAssembler, PullFn
 
 BLOCK = 320  # 20 ms
 MAX_LAG_S = 0.5  # a thread starved for longer than this resynchronises instead of racing to catch up
-
-# (n, now) -> (stereo int16 (n, 2) for the loudspeaker, mono int16 (n,) echo reference)
-PullFn = Callable[[int, float], tuple[np.ndarray, np.ndarray]]
-
-
-def level_dbfs(pcm: np.ndarray) -> float:
-    """RMS level of int16 audio in dB full scale (-inf guarded)."""
-    rms = float(np.sqrt(np.mean(pcm.astype(np.float32) ** 2)) + 1e-9)
-    return 20.0 * float(np.log10(rms / 32768.0))
-
-
-class ChunkAssembler:
-    """Gathers device blocks of microphone and played audio into 200 ms ``CapturedChunk`` s."""
-
-    def __init__(self, maxsize: int = 16) -> None:
-        self.chunks: queue.Queue[CapturedChunk] = queue.Queue(maxsize=maxsize)
-        self._mic = np.zeros(CHUNK_SAMPLES, np.int16)
-        self._played = np.zeros(CHUNK_SAMPLES, np.int16)
-        self._fill = 0
-        self.overruns = 0
-
-    def feed(self, mic: np.ndarray, played: np.ndarray, t_end: float) -> None:
-        """One block captured while ``played`` was playing; ``t_end`` is the time of its last sample."""
-        n, i = len(mic), 0
-        while i < n:
-            take = min(n - i, CHUNK_SAMPLES - self._fill)
-            self._mic[self._fill : self._fill + take] = mic[i : i + take]
-            self._played[self._fill : self._fill + take] = played[i : i + take]
-            self._fill += take
-            i += take
-            if self._fill == CHUNK_SAMPLES:
-                chunk = CapturedChunk(
-                    pcm=self._mic.copy(),
-                    played=self._played.copy(),
-                    t_end=t_end - (n - i) / SAMPLE_RATE,
-                    level_dbfs=level_dbfs(self._mic),
-                )
-                try:
-                    self.chunks.put_nowait(chunk)
-                except queue.Full:
-                    self.overruns += 1
-                self._fill = 0
-
 
 class TypedMic:
     """The player's voice from synthesised lines, queued back to back; silence when there is none."""

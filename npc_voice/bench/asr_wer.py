@@ -25,13 +25,14 @@ import numpy as np
 
 from npc_voice.audio.devices import read_wav, write_wav
 from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE, to_int16
+from npc_voice.data import builtin_persona_dir, shared_eval_dir
 from npc_voice.features.asr import AsrModels, StreamingRecognizer, persona_prompt
 from npc_voice.features.lm import build_persona_lm
 from npc_voice.persona.loader import PersonaStore
 from npc_voice.train.dialogues import decode_wav
 
-PERSONA = Path(__file__).resolve().parents[2] / "assets" / "personas" / "blacksmith.yaml"
-PHONE_CALL = Path(__file__).resolve().parents[3] / "shared" / "eval" / "real" / "phone_call"
+PERSONA = builtin_persona_dir() / "blacksmith.yaml"
+PHONE_CALL = shared_eval_dir() / "real" / "phone_call"
 
 # New phrasings of the blacksmith topics (none is in the persona file), then off-topic speech, then glue.
 IN_TOPIC = [

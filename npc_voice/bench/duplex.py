@@ -66,6 +66,7 @@ def run_case(
     realtime: bool,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     user: np.ndarray | None = None,
+    policy: str = "rules",
 ) -> CaseRun:
     """Play one case against the sidecar at ``address``; writes ``out_dir/<id>/``.
 
@@ -125,7 +126,8 @@ def run_case(
 
     client = SidecarClient(address)
     session = client.open_session(persona=case.get("persona", "blacksmith"), npc_id=case["id"],
-                                  clock="realtime" if realtime else "simulated", floor=True)  # as the game hub
+                                  clock="realtime" if realtime else "simulated", floor=True,  # as the game hub
+                                  policy=policy)
     try:
         if not session.wait_opened(60.0):
             raise RuntimeError(
@@ -204,10 +206,12 @@ def run_bench(
     sidecar: str | None,
     persona_dir: str | None = None,
     progress: bool = True,
+    policy: str = "rules",
     procs: int | None = None,
 ) -> list[CaseRun]:
-    """Run every case; returns per-case run records (files are in ``out_dir``). ``procs``: engine worker
-    processes of the sidecar it starts (``None``: the sidecar's default, one per core)."""
+    """Run every case with the floor's ``policy``; returns per-case run records (files are in ``out_dir``).
+    ``procs``: engine worker processes of the sidecar it starts (``None``: the sidecar's default, one per
+    core)."""
     from tqdm import tqdm
 
     cases = load_cases(cases_dir)
@@ -221,7 +225,7 @@ def run_bench(
         address = sidecar
     try:
         with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-            futures = [pool.submit(run_case, c, address, out_dir, realtime) for c in cases]
+            futures = [pool.submit(run_case, c, address, out_dir, realtime, policy=policy) for c in cases]
             runs = [f.result() for f in tqdm(futures, desc="cases", unit="case", disable=not progress)]
     finally:
         if proc is not None:

@@ -17,6 +17,7 @@ import soxr
 
 from npc_voice.audio.echo import EchoCanceller
 from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE, to_int16
+from npc_voice.data import shared_eval_dir
 from npc_voice.features.vad import FRAME_SAMPLES, VoiceActivity
 
 NPC_LINE = (
@@ -28,7 +29,7 @@ PLAYER_LINE = (
     "Wait, wait, stop. I need to ask you about the blacksmith first. Where did he go, and when is he back?"
 )
 MIC_NOISE_DBFS = -75.0
-PHONE_CALL = Path(__file__).resolve().parents[3] / "shared" / "eval" / "real" / "phone_call"
+PHONE_CALL = shared_eval_dir() / "real" / "phone_call"
 
 
 def espeak(text: str, voice: str = "en-us", pitch: int = 50) -> np.ndarray:

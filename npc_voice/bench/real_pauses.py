@@ -27,9 +27,10 @@ import numpy as np
 from npc_voice import events as ev
 from npc_voice.audio.devices import read_wav
 from npc_voice.audio.format import CHUNK_SAMPLES, CHUNK_SECONDS, SAMPLE_RATE, silence
+from npc_voice.data import shared_eval_dir
 from npc_voice.features.vad import FRAME_SECONDS, VoiceActivity
 
-READ_SPEECH = Path(__file__).resolve().parents[2].parent / "shared" / "eval" / "real" / "read_speech"
+READ_SPEECH = shared_eval_dir() / "real" / "read_speech"
 TAIL_S = 3.0
 MIN_PAUSE_S = 0.2
 

@@ -2,9 +2,12 @@
 
 NPC speech is found in ``npc.wav`` by energy (20 ms frames above -45 dBFS, pauses under 0.5 s
 merged); a run of 1 s or more takes the floor. Figures are rates over the cases of each task.
-One figure is the project's own, not the shared scorer's: ``withdrawn_answer_rate``, the turns in which
+Figures that are the project's own, not the shared scorer's: ``withdrawn_answer_rate``, the turns in which
 the NPC started an answer and yielded it because the player went on (a start under 1 s long, which the
-takeover rules do not see, but a player hears).
+takeover rules do not see, but a player hears); ``npc_angry_case_rate`` and ``player_angry_case_rate``, the
+cases in which the NPC became angry (an ``emotion`` event of the NPC, "angry" at intensity >= 0.3) and in which
+the player's voice was read as angry (intensity >= 0.6), over the cases whose player does not act an emotion
+(every task but ``emotion``: polite or plain requests, where neither should happen).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ FRAME = 0.02
 MERGE_GAP = 0.5
 TAKEOVER_MIN = 1.0
 RESPONSE_WINDOW = 5.0
+NPC_ANGRY_INTENSITY = 0.3  # an NPC "emotion" event this strong shows on its face (the animation's threshold)
+PLAYER_ANGRY_INTENSITY = 0.6  # a player reading this strong is what the NPC and the game take as anger
 FOUR_CLASS = {"neutral": "neutral", "calm": "neutral", "happy": "happy", "sad": "sad", "angry": "angry"}
 
 Runs = list[tuple[float, float]]
@@ -76,6 +81,11 @@ def _interrupted(events: list[dict], t0: float, t1: float) -> bool:
     return any(e.get("type") == "interrupted" and t0 <= e.get("t", -1) <= t1 for e in events)
 
 
+def _angry(events: list[dict], who: str, intensity: float) -> bool:
+    return any(e.get("type") == "emotion" and e.get("who") == who and e.get("emotion") == "angry"
+               and float(e.get("intensity", 0.0)) >= intensity for e in events)
+
+
 def _answer(runs: Runs, events: list[dict], after: float, topics: list[str] | None) -> tuple[bool, Any, bool]:
     r = _first_run(runs, after - 0.3, after + RESPONSE_WINDOW)
     if r is None:
@@ -88,6 +98,8 @@ def score_case(case: dict[str, Any], runs: Runs, events: list[dict]) -> dict[str
     """Per-case outcomes, as the shared scorer defines them."""
     ex, task = case["expect"], case["task"]
     res: dict[str, Any] = {"id": case["id"], "task": task}
+    res["npc_angry"] = _angry(events, "npc", NPC_ANGRY_INTENSITY)
+    res["player_read_angry"] = _angry(events, "player", PLAYER_ANGRY_INTENSITY)
     if task in ("smooth_turn", "pause_handling", "user_backchannel", "user_interruption", "echo"):
         res["taken"], res["latency"], res["relevant"] = _answer(
             runs, events, ex["respond_after"], ex.get("topics")
@@ -168,6 +180,7 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         return [r for r in results if r["task"] in tasks]
 
     turn, intr = by("smooth_turn", "pause_handling"), by("user_interruption")
+    plain = [r for r in results if r["task"] != "emotion"]
     return {
         "cases": len(results),
         "pause_takeover_rate": _rate([r["pause_takeover"] for r in by("pause_handling")]),
@@ -190,6 +203,10 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
             [r["relevant"] for r in by("user_backchannel", "user_interruption", "echo") if r["taken"]]
         ),
         "withdrawn_answer_rate": _rate([r["withdrawn"] for r in turn]),
+        "npc_angry_case_rate": _rate([r["npc_angry"] for r in plain]),
+        "npc_angry_cases": sum(r["npc_angry"] for r in plain),
+        "player_angry_case_rate": _rate([r["player_read_angry"] for r in plain]),
+        "player_angry_cases": sum(r["player_read_angry"] for r in plain),
     }
 
 

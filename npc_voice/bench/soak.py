@@ -19,7 +19,7 @@ import numpy as np
 
 from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE
 from npc_voice.speech.tts import Synthesizer, VoiceSettings
-from npc_voice.transport.client import ErrorReply, Reply, SidecarClient
+from npc_voice.transport.client import ClientSession, ErrorReply, Reply, SidecarClient
 
 QUESTIONS = [
     "My shield has a crack in it. Can you mend it?",
@@ -78,50 +78,75 @@ def soak(address: str, sessions: int, minutes: float, timeout_s: float = 60.0) -
     client = SidecarClient(address)
     report = SoakReport(sessions=sessions)
     try:
-        live = [client.open_session(persona="blacksmith", npc_id=f"npc{i}", clock="simulated", floor=True)
-                for i in range(sessions)]
-        for s in live:
-            if not s.wait_opened(120):
-                raise RuntimeError(f"session did not open: {s.error}")
+        live = _open_sessions(client, sessions)
         played = [np.zeros(CHUNK_SAMPLES, np.int16) for _ in live]
         compute: list[float] = []
         t_minute = time.monotonic()
         total = int(minutes * STEPS_PER_MINUTE)
         for step in range(total):
+            _send_mics(live, loop, played, step)
             for i, s in enumerate(live):
-                player = loop[(step + i * 7) % len(loop)]  # sessions out of phase with each other
-                mic = np.clip(player.astype(np.int32) + (played[i].astype(np.int32) * 3) // 10, -32768, 32767)
-                s.send_mic(mic.astype(np.int16), played=played[i])
-            for i, s in enumerate(live):
-                got = None
-                deadline = time.monotonic() + timeout_s
-                while got is None and time.monotonic() < deadline:
-                    for r in s.replies():
-                        got = r
-                    if got is None:
-                        time.sleep(0.0005)
-                if isinstance(got, Reply):
-                    played[i] = got.pcm
-                    compute.append(got.compute_ms)
-                    report.responses += sum(e.type == "response" for e in got.events)
-                else:
-                    played[i] = np.zeros(CHUNK_SAMPLES, np.int16)
-                    report.errors[got.code if isinstance(got, ErrorReply) else "timeout"] += 1
+                played[i] = _tally(_wait_reply(s, timeout_s), report, compute)
             report.steps += sessions
             if (step + 1) % STEPS_PER_MINUTE == 0 or step + 1 == total:
-                ms = np.array(compute or [0.0])
-                report.minutes.append({
-                    "minute": round((step + 1) / STEPS_PER_MINUTE, 2),
-                    "rss_mb": round(rss_mb(), 1),
-                    "p50_ms": round(float(np.percentile(ms, 50)), 1),
-                    "p99_ms": round(float(np.percentile(ms, 99)), 1),
-                    "wall_s": round(time.monotonic() - t_minute, 1),
-                })
+                report.minutes.append(_minute_row(step, compute, t_minute))
                 compute, t_minute = [], time.monotonic()
         report.missing = sum(s.stats.missing_replies + s.stats.duplicate_replies for s in live)
     finally:
         client.close()
     return report
+
+
+def _open_sessions(client: SidecarClient, sessions: int) -> list[ClientSession]:
+    """Open the blacksmith ``sessions`` times on the simulated clock and wait until the sidecar confirmed each."""
+    live = [client.open_session(persona="blacksmith", npc_id=f"npc{i}", clock="simulated", floor=True)
+            for i in range(sessions)]
+    for s in live:
+        if not s.wait_opened(120):
+            raise RuntimeError(f"session did not open: {s.error}")
+    return live
+
+
+def _send_mics(live: list[ClientSession], loop: np.ndarray, played: list[np.ndarray], step: int) -> None:
+    """Every session's microphone chunk of ``step``: its player's loop plus 30 % of the NPC's last reply as echo."""
+    for i, s in enumerate(live):
+        player = loop[(step + i * 7) % len(loop)]  # sessions out of phase with each other
+        mic = np.clip(player.astype(np.int32) + (played[i].astype(np.int32) * 3) // 10, -32768, 32767)
+        s.send_mic(mic.astype(np.int16), played=played[i])
+
+
+def _wait_reply(s: ClientSession, timeout_s: float) -> Reply | ErrorReply | None:
+    """The last of the first replies that arrive for the session, or None after ``timeout_s``."""
+    got = None
+    deadline = time.monotonic() + timeout_s
+    while got is None and time.monotonic() < deadline:
+        for r in s.replies():
+            got = r
+        if got is None:
+            time.sleep(0.0005)
+    return got
+
+
+def _tally(got: Reply | ErrorReply | None, report: SoakReport, compute: list[float]) -> np.ndarray:
+    """Count one step's reply (its step time, responses, or what went wrong); returns what the NPC plays next."""
+    if isinstance(got, Reply):
+        compute.append(got.compute_ms)
+        report.responses += sum(e.type == "response" for e in got.events)
+        return got.pcm
+    report.errors[got.code if isinstance(got, ErrorReply) else "timeout"] += 1
+    return np.zeros(CHUNK_SAMPLES, np.int16)
+
+
+def _minute_row(step: int, compute: list[float], t_minute: float) -> dict:
+    """RSS, step time percentiles and wall time of the simulated minute that ends with ``step``."""
+    ms = np.array(compute or [0.0])
+    return {
+        "minute": round((step + 1) / STEPS_PER_MINUTE, 2),
+        "rss_mb": round(rss_mb(), 1),
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p99_ms": round(float(np.percentile(ms, 99)), 1),
+        "wall_s": round(time.monotonic() - t_minute, 1),
+    }
 
 
 def main() -> None:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from npc_voice.bench.asr_wer import OFF_TOPIC
 from npc_voice.bench.cases import ALSO, INTERRUPTIONS, PHRASES, SPLITS
+from npc_voice.config import ListeningConfig
 from npc_voice.features.embed import Embedder
 from npc_voice.model.topics import TopicMatcher
-from npc_voice.model.turntaking import BaselineTurnPolicy
 from npc_voice.persona.loader import FALLBACK, load_persona
 from npc_voice.speech.tts import split_sentences
 
@@ -53,7 +53,7 @@ class TopicReport:
     preambles: list[Outcome] = field(default_factory=list)
 
     def summary(self) -> dict[str, float | int]:
-        policy = BaselineTurnPolicy()
+        policy = ListeningConfig()
         out: dict[str, float | int] = {"examples": self.examples}
         for name, outcomes in self.sets.items():
             out[f"{name}_accuracy"] = round(sum(o.right for o in outcomes) / len(outcomes), 3)

@@ -14,16 +14,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from npc_voice.data import PersonaFolders, persona_dirs
 from npc_voice.features.asr import AsrModels, persona_prompt
 from npc_voice.features.embed import Embedder
 from npc_voice.features.lm import PersonaLM, build_persona_lm
 from npc_voice.features.vad import shared_session
 from npc_voice.model.topics import TopicMatcher
-from npc_voice.persona.loader import Persona, PersonaStore, default_persona_dir
-from npc_voice.speech.tts import Synthesizer
+from npc_voice.persona.loader import Persona, PersonaStore, load_persona
+from npc_voice.speech.ahead import RenderAhead
+from npc_voice.speech.cache import LineCache
+from npc_voice.speech.voices import Voices
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class LoadLevel:
+    """What the sidecar's overload control leaves on, read once at the start of a step so every stage of the
+    step sees the same (the control thread may change it meanwhile)."""
+
+    predictive: bool = True  # reads while the player talks, on idle readers
+    learned: bool = True  # the duplex model while the NPC listens
+    accurate: bool = True  # the Whisper reads
+
+
+@dataclass(frozen=True)
+class PersonaProblem:
+    """A broken edit of a persona file that loaded before: the last good version stays in use."""
+
+    mtime: float | None  # the broken file's mtime (None: the file is gone, or broken in a fresh process)
+    message: str
 
 
 @dataclass(frozen=True)
@@ -47,12 +68,21 @@ class EngineResources:
     otherwise idle (``read_ahead``), so it never queues ahead of a read someone waits for;
     ``predictive`` is turned off by the sidecar first when it falls behind."""
 
-    def __init__(self, persona_dir: Path | str | None = None, workers: int = 2) -> None:
-        self.personas = PersonaStore(persona_dir or default_persona_dir())
+    def __init__(self, persona_dir: PersonaFolders = None, workers: int = 2,
+                 voice_cache: Path | str | None = None, render_ahead: bool = True) -> None:
+        """``render_ahead=False``: this process only reads the voice cache, another one fills it (the sidecar's
+        other engine worker processes on the same machine: one render process is enough for all)."""
+        # The user's persona folders (and $NPC_VOICE_PERSONAS) first, then the built-in personas.
+        self.personas = PersonaStore(persona_dirs(persona_dir))
         self.embedder = Embedder.shared()
         shared_session()  # load the VAD model now rather than in the first session's first step
         self.asr = AsrModels()
-        self.tts = Synthesizer()
+        # Every NPC's voice (eSpeak NG or Piper), with each persona's lines rendered ahead into the voice
+        # cache (``voice_cache``, default the user's cache folder) when it loads and after each edit.
+        self.tts = Voices(LineCache(voice_cache))
+        self.ahead = RenderAhead(self.tts)
+        self.render_ahead = render_ahead
+        self._warm_voices()
         self.workers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="npc-lookahead")
         self._readers = workers
         self._reads = 0  # reads queued or running
@@ -62,12 +92,36 @@ class EngineResources:
         self.voices = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-voice-ahead")
         self._lock = threading.Lock()
         self._loaded: dict[str, LoadedPersona] = {}
-        self._broken: dict[str, tuple[float, str]] = {}  # persona id -> (mtime of a broken edit, its problem)
+        self._broken: dict[str, PersonaProblem] = {}  # persona id -> its broken edit
         self._reloading: set[str] = set()
         self._loading: dict[str, threading.Lock] = {}  # one load of a persona at a time
         # Rebuilding a persona (topic embeddings, language model) takes from 0.1 s to several seconds:
         # never in a step. One thread, so two edits in a row rebuild one after the other.
         self._reloader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-persona-reload")
+
+    def load_level(self) -> LoadLevel:
+        return LoadLevel(predictive=self.predictive, learned=self.learned, accurate=self.asr.accurate)
+
+    @property
+    def readers(self) -> int:
+        """Reading threads."""
+        return self._readers
+
+    @property
+    def reads_in_flight(self) -> int:
+        """Reads queued or running."""
+        with self._reads_lock:
+            return self._reads
+
+    def _warm_voices(self) -> None:
+        """Load the Piper voices the personas on the search path speak with now (~3 s each, once), not at an NPC's
+        first live line: loading holds the interpreter lock for a while, which a step must never wait on."""
+        for persona_id in self.personas.known():
+            try:
+                settings = load_persona(self.personas.path_for(persona_id)).voice.settings()
+            except (KeyError, ValueError):  # a broken persona says so when it is opened
+                continue
+            self.tts.warm(settings)
 
     def read(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         """Run a read someone will wait for on the reading threads (queued if they are busy)."""
@@ -114,7 +168,7 @@ class EngineResources:
             if cached is None:
                 raise
             with self._lock:
-                self._broken[persona_id] = (mtime, getattr(exc, "first", str(exc)))
+                self._broken[persona_id] = PersonaProblem(mtime, getattr(exc, "first", str(exc)))
             log.error("persona %s: the edit is broken, keeping the last good version:\n%s", persona_id, exc)
             return cached
         lm = build_persona_lm(persona.source)
@@ -126,6 +180,8 @@ class EngineResources:
             self._loaded[persona_id] = loaded
             self._broken.pop(persona_id, None)
         log.info("persona %s loaded from %s (%d topics)", persona_id, path, len(persona.topics))
+        if self.render_ahead:  # only lines not on disk yet are rendered: after an edit, the changed ones
+            self.ahead.submit(persona)
         return loaded
 
     def current(self, persona_id: str) -> LoadedPersona:
@@ -150,7 +206,7 @@ class EngineResources:
         with self._lock:
             cached = self._loaded.get(persona_id)
             broken = self._broken.get(persona_id)
-        fresh = cached is not None and (cached.mtime == mtime or (broken is not None and broken[0] == mtime))
+        fresh = cached is not None and (cached.mtime == mtime or (broken is not None and broken.mtime == mtime))
         return path, mtime, cached, fresh
 
     def _reload(self, persona_id: str) -> None:
@@ -162,12 +218,21 @@ class EngineResources:
             with self._lock:
                 self._reloading.discard(persona_id)
 
-    def persona_problem(self, persona_id: str) -> tuple[float, str] | None:
-        """``(mtime, first problem)`` if the file's current edit is broken and an older version is in use."""
+    def persona_problem(self, persona_id: str) -> PersonaProblem | None:
+        """The file's current edit, if it is broken and an older version is in use."""
         with self._lock:
             return self._broken.get(persona_id)
 
+    def voice_problem(self, persona_id: str) -> str | None:
+        """Why the persona speaks with its eSpeak NG fallback instead of its Piper voice, or None if it does not."""
+        voice = self.current(persona_id).persona.voice
+        if voice.engine != "piper" or not self.tts.engine_of(voice.settings()).startswith("espeak"):
+            return None
+        return f"{persona_id}: {self.tts.missing.get(voice.model, 'Piper voice missing')}; speaking with eSpeak NG " \
+               f"voice '{voice.voice}' instead"
+
     def close(self) -> None:
+        self.ahead.close()
         self.workers.shutdown(wait=False, cancel_futures=True)
         self.voices.shutdown(wait=False, cancel_futures=True)
         self._reloader.shutdown(wait=False, cancel_futures=True)

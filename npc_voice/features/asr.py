@@ -222,6 +222,14 @@ class StreamingRecognizer:
         self._active = False
         self._pending: Future[str] | None = None
 
+    def reload(self, lm: PersonaLM | None, decoder_options: dict[str, Any] | None = None) -> None:
+        """Decode with another persona LM from now on (an edited persona); any utterance in progress is dropped."""
+        self._decoder = self.models.new_decoder(lm, **(decoder_options or {}))
+        self._n = 0
+        self._partial = ""
+        self._active = False
+        self._pending = None
+
     @property
     def in_utterance(self) -> bool:
         return self._active

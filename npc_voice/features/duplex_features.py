@@ -38,7 +38,7 @@ from npc_voice.features.prosody import (
     N_MFCC,
     frame_descriptors,
 )
-from npc_voice.model.turntaking import INTERRUPT_CUES, looks_incomplete, words_of
+from npc_voice.features.words import INTERRUPT_CUES, looks_incomplete, words_of
 
 SUBFRAMES = 5  # 40 ms each
 BACKCHANNEL_WORDS = frozenset(

@@ -361,55 +361,119 @@ def build_persona_lm(
 
 def _write_arpa(path: Path, sentences: list[list[str]], vocab: list[str], general: _GeneralModel, lam: float) -> None:
     """Mix the domain KN trigram with general English bigrams and write it as a backoff ARPA model."""
-    targets = [*vocab, EOS]  # what can follow
-    contexts = [BOS, *vocab]  # what can precede
-    t_index = {w: i for i, w in enumerate(targets)}
-    c_index = {w: i for i, w in enumerate(contexts)}
-    kn = _KneserNey(sentences, vocab_size=len(targets))
+    gen = _GeneralTables.restricted_to(general, vocab)
+    kn = _KneserNey(sentences, vocab_size=len(gen.targets))
+    uni = {w: lam * kn.p1(w) + (1 - lam) * gen.uni[gen.t_index[w]] for w in gen.targets}
+    bigrams = _mixed_bigrams(kn, gen, lam)
+    trigrams = _mixed_trigrams(kn, gen, lam)
+    bow1 = {v: _backoff(row, uni) for v, row in bigrams.items()}
+    bow2 = _trigram_backoffs(trigrams, bigrams, uni, bow1)
+    _atomic_write(path, _arpa_text(gen.targets, uni, bigrams, trigrams, bow1, bow2))
 
-    # General model restricted to our vocabulary, renormalised per context.
-    floor = general.log10("<unk>") or -7.0
-    uni_gen = np.array([general.log10(w) or floor for w in targets])
-    uni_gen = 10.0**uni_gen
-    uni_gen /= uni_gen.sum()
-    cond_log = general.conditional_matrix(contexts, targets)
-    cond = 10.0**cond_log
-    cond /= cond.sum(axis=1, keepdims=True)
-    # A general bigram is explicit in the source model where its score is not unigram + backoff weight,
-    # i.e. where log P(w|v) - log P(w) differs from that row's most common value.
-    uni_src = np.array([general.log10(w) or floor for w in targets])
-    diff = np.round(cond_log - uni_src[None, :], 3)
 
-    uni = {w: lam * kn.p1(w) + (1 - lam) * uni_gen[t_index[w]] for w in targets}
+@dataclass(frozen=True)
+class _GeneralTables:
+    """The general model restricted to our vocabulary: unigram and per-context bigram probabilities,
+    renormalised, and which of its bigrams the source model lists explicitly."""
 
+    targets: list[str]  # what can follow
+    contexts: list[str]  # what can precede
+    t_index: dict[str, int]
+    c_index: dict[str, int]
+    uni: np.ndarray  # P(w), shape (targets,)
+    cond: np.ndarray  # P(w | v), shape (contexts, targets)
+    diff: np.ndarray  # log P(w|v) - log P(w), rounded, shape (contexts, targets)
+
+    @classmethod
+    def restricted_to(cls, general: _GeneralModel, vocab: list[str]) -> _GeneralTables:
+        targets = [*vocab, EOS]
+        contexts = [BOS, *vocab]
+        # General model restricted to our vocabulary, renormalised per context.
+        floor = general.log10("<unk>") or -7.0
+        uni_gen = np.array([general.log10(w) or floor for w in targets])
+        uni_gen = 10.0**uni_gen
+        uni_gen /= uni_gen.sum()
+        cond_log = general.conditional_matrix(contexts, targets)
+        cond = 10.0**cond_log
+        cond /= cond.sum(axis=1, keepdims=True)
+        # A general bigram is explicit in the source model where its score is not unigram + backoff weight,
+        # i.e. where log P(w|v) - log P(w) differs from that row's most common value.
+        uni_src = np.array([general.log10(w) or floor for w in targets])
+        diff = np.round(cond_log - uni_src[None, :], 3)
+        return cls(
+            targets,
+            contexts,
+            {w: i for i, w in enumerate(targets)},
+            {w: i for i, w in enumerate(contexts)},
+            uni_gen,
+            cond,
+            diff,
+        )
+
+    def p(self, w: str, v: str) -> float:
+        """P(w | v) in the general model."""
+        return self.cond[self.c_index[v], self.t_index[w]]
+
+    def explicit_bigrams(self, i: int) -> np.ndarray:
+        """Target indices of the most probable explicit bigrams of context ``i`` (at most
+        ``MAX_GENERAL_BIGRAMS_PER_CONTEXT``), most probable first."""
+        values, counts = np.unique(self.diff[i], return_counts=True)
+        explicit = np.flatnonzero(self.diff[i] != values[np.argmax(counts)])
+        return explicit[np.argsort(-self.cond[i, explicit])[:MAX_GENERAL_BIGRAMS_PER_CONTEXT]]
+
+
+def _mixed_bigrams(kn: _KneserNey, gen: _GeneralTables, lam: float) -> dict[str, dict[str, float]]:
+    """The listed bigrams (the general model's strongest explicit ones and every domain bigram), mixed."""
     bigrams: dict[str, dict[str, float]] = defaultdict(dict)
-    for i, v in enumerate(contexts):
-        values, counts = np.unique(diff[i], return_counts=True)
-        explicit = np.flatnonzero(diff[i] != values[np.argmax(counts)])
-        best = explicit[np.argsort(-cond[i, explicit])[:MAX_GENERAL_BIGRAMS_PER_CONTEXT]]
-        for j in best:
-            bigrams[v][targets[j]] = 0.0
+    for i, v in enumerate(gen.contexts):
+        for j in gen.explicit_bigrams(i):
+            bigrams[v][gen.targets[j]] = 0.0
     for v, w in kn.bi:
         bigrams[v][w] = 0.0
     for v, row in bigrams.items():
         for w in row:
-            row[w] = lam * kn.p2(w, v) + (1 - lam) * cond[c_index[v], t_index[w]]
+            row[w] = lam * kn.p2(w, v) + (1 - lam) * gen.p(w, v)
+    return bigrams
 
+
+def _mixed_trigrams(kn: _KneserNey, gen: _GeneralTables, lam: float) -> dict[tuple[str, str], dict[str, float]]:
+    """The domain trigrams, mixed with the general bigram of their last two words."""
     trigrams: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     for u, v, w in kn.tri:
-        trigrams[(u, v)][w] = lam * kn.p3(w, u, v) + (1 - lam) * cond[c_index[v], t_index[w]]
+        trigrams[(u, v)][w] = lam * kn.p3(w, u, v) + (1 - lam) * gen.p(w, v)
+    return trigrams
 
-    def backoff(listed: dict[str, float], lower: dict[str, float]) -> float:
-        num = 1.0 - sum(listed.values())
-        den = 1.0 - sum(lower[w] for w in listed)
-        return math.log10(max(num, 1e-12) / max(den, 1e-12))
 
-    bow1 = {v: backoff(row, uni) for v, row in bigrams.items()}
+def _backoff(listed: dict[str, float], lower: dict[str, float]) -> float:
+    """log10 backoff weight of a context: the mass its listed n-grams leave over that of the lower order."""
+    num = 1.0 - sum(listed.values())
+    den = 1.0 - sum(lower[w] for w in listed)
+    return math.log10(max(num, 1e-12) / max(den, 1e-12))
+
+
+def _trigram_backoffs(
+    trigrams: dict[tuple[str, str], dict[str, float]],
+    bigrams: dict[str, dict[str, float]],
+    uni: dict[str, float],
+    bow1: dict[str, float],
+) -> dict[tuple[str, str], float]:
+    """Backoff weights of the trigram contexts, against what the bigram level gives the same words."""
     bow2: dict[tuple[str, str], float] = {}
     for (u, v), row in trigrams.items():
         lower = {w: bigrams[v][w] if w in bigrams.get(v, {}) else uni[w] * 10 ** bow1.get(v, 0.0) for w in row}
-        bow2[(u, v)] = backoff(row, lower)
+        bow2[(u, v)] = _backoff(row, lower)
+    return bow2
 
+
+def _arpa_text(
+    targets: list[str],
+    uni: dict[str, float],
+    bigrams: dict[str, dict[str, float]],
+    trigrams: dict[tuple[str, str], dict[str, float]],
+    bow1: dict[str, float],
+    bow2: dict[tuple[str, str], float],
+) -> str:
+    """The model in ARPA format: header counts, then each order's n-grams sorted, with their backoff weights."""
     n_bi = sum(len(r) for r in bigrams.values())
     n_tri = sum(len(r) for r in trigrams.values())
     lines = [
@@ -434,4 +498,4 @@ def _write_arpa(path: Path, sentences: list[list[str]], vocab: list[str], genera
         for w in sorted(trigrams[(u, v)]):
             lines.append(f"{_fmt(math.log10(trigrams[(u, v)][w]))}\t{u} {v} {w}")
     lines += ["", "\\end\\", ""]
-    _atomic_write(path, "\n".join(lines))
+    return "\n".join(lines)

@@ -70,52 +70,88 @@ class Animator:
         """Apply one NPC voice event (already due: its time is now)."""
         now = event.t
         if event.type == ge.NPC_SPEECH_START:
-            self.pose.speaking = True
-            self._words, self._visemes, self._line_cut = [], [], False
-            self._subtitle_until = float("inf")
+            self._speech_start()
         elif event.type == ge.NPC_WORDS:
             self._words += event.words
         elif event.type == ge.NPC_VISEMES:
             self._visemes += event.visemes
         elif event.type == ge.NPC_SPEECH_END:
-            self.pose.speaking = False
-            self._visemes = [(now, "sil")]
-            if event.completed:
-                self._words = [(t, w) for t, w in self._words if t <= now + 0.05]
-            self._subtitle_until = now + SUBTITLE_HOLD_S
+            self._speech_end(now, event.completed)
         elif event.type == ge.NPC_INTERRUPTED:
-            self.pose.speaking = False
-            self._visemes = [(now, "sil")]
-            self._words = [(t, w) for t, w in self._words if t <= now]
-            self._line_cut = True
-            self._subtitle_until = now + SUBTITLE_HOLD_S
-            self._startle_until = now + STARTLE_S
+            self._interrupted(now)
         elif event.type == ge.NPC_BACKCHANNEL:
             self._nod_until = now + NOD_S
         elif event.type == ge.NPC_BARK and event.kind == "backchannel":
-            # Its own "mm-hm" while the player talks: a nod, and the aside's words in the bubble. Other barks
-            # are lines with their own speech_start/words, shown like any line.
-            self._nod_until = now + NOD_S
-            if not self.pose.speaking:
-                self._words, self._line_cut = [], False
-                self._subtitle_until = now + ASIDE_HOLD_S
+            # Other barks are lines with their own speech_start/words, shown like any line.
+            self._aside(now)
         elif event.type == ge.NPC_EMOTION:
-            if event.who == "npc":
-                self._target_expression = (event.emotion, float(event.intensity))
-            else:
-                self.player_emotion = event.emotion
+            self._emotion(event.who, event.emotion, float(event.intensity))
         elif event.type == ge.NPC_FLOOR:
-            # while it listens, how sure the model is that the player is handing over the turn
-            self._anticipation_target = max(event.p_yield, event.p_yield_soon) if event.action == "listen" else 0.0
+            self._floor(event.action, event.p_yield, event.p_yield_soon)
         elif event.type == ge.NPC_TRANSCRIPT:
-            self.pose.caption = event.text if event.final else f"{event.text}…"
-            self._caption_until = now + CAPTION_HOLD_S
+            self._caption(now, event.text, event.final)
+
+    def _speech_start(self) -> None:
+        self.pose.speaking = True
+        self._words, self._visemes, self._line_cut = [], [], False
+        self._subtitle_until = float("inf")
+
+    def _speech_end(self, now: float, completed: bool) -> None:
+        self.pose.speaking = False
+        self._visemes = [(now, "sil")]
+        if completed:
+            self._words = [(t, w) for t, w in self._words if t <= now + 0.05]
+        self._subtitle_until = now + SUBTITLE_HOLD_S
+
+    def _interrupted(self, now: float) -> None:
+        """The line stops where it was cut (its subtitle ends in a dash) and the NPC is startled."""
+        self.pose.speaking = False
+        self._visemes = [(now, "sil")]
+        self._words = [(t, w) for t, w in self._words if t <= now]
+        self._line_cut = True
+        self._subtitle_until = now + SUBTITLE_HOLD_S
+        self._startle_until = now + STARTLE_S
+
+    def _aside(self, now: float) -> None:
+        """Its own "mm-hm" while the player talks: a nod, and the aside's words in the bubble."""
+        self._nod_until = now + NOD_S
+        if not self.pose.speaking:
+            self._words, self._line_cut = [], False
+            self._subtitle_until = now + ASIDE_HOLD_S
+
+    def _emotion(self, who: str, emotion: str, intensity: float) -> None:
+        """The NPC's emotion becomes its target expression; the player's is only remembered."""
+        if who == "npc":
+            self._target_expression = (emotion, intensity)
+        else:
+            self.player_emotion = emotion
+
+    def _floor(self, action: str, p_yield: float, p_yield_soon: float) -> None:
+        # while it listens, how sure the model is that the player is handing over the turn
+        self._anticipation_target = max(p_yield, p_yield_soon) if action == "listen" else 0.0
+
+    def _caption(self, now: float, text: str, final: bool) -> None:
+        """What the NPC heard the player say; a partial transcript trails off."""
+        self.pose.caption = text if final else f"{text}…"
+        self._caption_until = now + CAPTION_HOLD_S
 
     def update(self, dt: float, now: float | None = None, level: float = 0.0, listening: bool = False) -> Pose:
         """Advance to ``now`` (``time.monotonic()``); ``level`` is the NPC's output RMS (0..1)."""
         now = time.monotonic() if now is None else now
         p = self.pose
         self._mouth(dt, now, level)
+        self._expression(dt)
+        p.startle = max(0.0, (self._startle_until - now) / STARTLE_S)
+        target = 0.0 if p.speaking else self._anticipation_target
+        p.anticipation += (target - p.anticipation) * min(1.0, ANTICIPATION_RATE * dt)
+        p.nod = 1.0 - (self._nod_until - now) / NOD_S if now < self._nod_until else 0.0
+        p.body = self._body(listening)
+        self._texts(now)
+        return p
+
+    def _expression(self, dt: float) -> None:
+        """Fade the current expression out before switching to a new one; else ease to the target weight."""
+        p = self.pose
         name, weight = self._target_expression
         if name != p.expression:
             p.expression_weight = max(0.0, p.expression_weight - EXPRESSION_RATE * dt)
@@ -123,20 +159,23 @@ class Animator:
                 p.expression = name
         else:
             p.expression_weight += (weight - p.expression_weight) * min(1.0, EXPRESSION_RATE * dt)
-        p.startle = max(0.0, (self._startle_until - now) / STARTLE_S)
-        target = 0.0 if p.speaking else self._anticipation_target
-        p.anticipation += (target - p.anticipation) * min(1.0, ANTICIPATION_RATE * dt)
-        p.nod = 1.0 - (self._nod_until - now) / NOD_S if now < self._nod_until else 0.0
+
+    def _body(self, listening: bool) -> str:
+        """The body pose, by priority: a startle, a nod, talking, listening, idle."""
+        p = self.pose
         if p.startle > 0:
-            p.body = "startled"
-        elif p.nod > 0:
-            p.body = "nodding"
-        elif p.speaking:
-            p.body = "talking"
-        elif listening:
-            p.body = "listening"
-        else:
-            p.body = "idle"
+            return "startled"
+        if p.nod > 0:
+            return "nodding"
+        if p.speaking:
+            return "talking"
+        if listening:
+            return "listening"
+        return "idle"
+
+    def _texts(self, now: float) -> None:
+        """The subtitle (the words said so far, with a dash if the line was cut) and the caption, while they hold."""
+        p = self.pose
         if now < self._subtitle_until:
             text = " ".join(w for t, w in self._words if t <= now)
             p.subtitle = f"{text}—" if self._line_cut and text else text
@@ -144,7 +183,6 @@ class Animator:
             p.subtitle = ""
         if now >= self._caption_until:
             p.caption = ""
-        return p
 
     def _mouth(self, dt: float, now: float, level: float) -> None:
         p = self.pose

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import math
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from npc_voice.audio.format import SAMPLE_RATE
-from npc_voice.audio.live import NoAudioDevice
+from npc_voice.audio.live import LiveDuplexDevice, NoAudioDevice, PullFn, StreamSettings, sounddevice
 from npc_voice.audio.playback import JitterBuffer
-from npc_voice.audio.virtual import BLOCK, ChunkAssembler, ClockedDuplexDevice, PullFn
+from npc_voice.audio.virtual import ClockedDuplexDevice
 
 
 @dataclass
@@ -80,75 +80,41 @@ class Mixer:
         return stereo, np.clip(mono, -32768, 32767).astype(np.int16)
 
 
-def _sounddevice():  # noqa: ANN202 - module object
-    try:
-        import sounddevice
-    except OSError as exc:  # the PortAudio library is missing
-        raise NoAudioDevice("PortAudio is not installed (Debian: apt-get install libportaudio2)") from exc
-    return sounddevice
+class LiveStereoDevice(LiveDuplexDevice):
+    """The sound card for the game: stereo loudspeaker (the mix), and the microphone unless ``with_mic`` is
+    False (type-to-speak). One PortAudio stream on one clock, so the echo reference is exactly what played
+    while each microphone block was captured (``npc_voice.audio.live.LiveDuplexDevice``)."""
 
-
-class LiveStereoDevice:
-    """The sound card: stereo loudspeaker, and the microphone unless ``with_mic`` is False.
-
-    One PortAudio stream on one clock, so the echo reference is exactly what played while each
-    microphone block was captured. Times handed to the mixer are ``time.monotonic()`` seconds at which
-    the block reaches the DAC. Without a microphone the captured side is silence (type-to-speak).
-    """
-
-    def __init__(self, pull: PullFn, device: int | str | None = None, with_mic: bool = True) -> None:
-        sd = _sounddevice()
-        self._pull = pull
-        self._assembler = ChunkAssembler()
-        self.chunks = self._assembler.chunks
-        self.with_mic = with_mic
-        kwargs = dict(samplerate=SAMPLE_RATE, blocksize=BLOCK, dtype="int16", device=device, latency="low")
-        if with_mic:
-            self._stream = sd.Stream(channels=(1, 2), callback=self._duplex, **kwargs)
-        else:
-            self._stream = sd.OutputStream(channels=2, callback=self._output, **kwargs)
-
-    def _play(self, outdata: np.ndarray, frames: int, time_info) -> np.ndarray:  # noqa: ANN001
-        dac = time.monotonic() + max(0.0, time_info.outputBufferDacTime - time_info.currentTime)
-        stereo, mono = self._pull(frames, dac)
-        outdata[:] = stereo
-        return mono
-
-    def _duplex(self, indata: np.ndarray, outdata: np.ndarray, frames: int, time_info, status) -> None:  # noqa: ANN001
-        played = self._play(outdata, frames, time_info)
-        self._assembler.feed(indata[:, 0], played, time.monotonic())
-
-    def _output(self, outdata: np.ndarray, frames: int, time_info, status) -> None:  # noqa: ANN001
-        played = self._play(outdata, frames, time_info)
-        self._assembler.feed(np.zeros(frames, np.int16), played, time.monotonic())
-
-    @property
-    def time(self) -> float:
-        return time.monotonic()
-
-    def start(self) -> None:
-        self._stream.start()
-
-    def stop(self) -> None:
-        self._stream.stop()
-        self._stream.close()
+    def __init__(
+        self,
+        pull: PullFn,
+        device: int | str | None = None,
+        with_mic: bool = True,
+        settings: StreamSettings = StreamSettings(),  # noqa: B008 - frozen
+        on_lost: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__(pull, device, out_channels=2, with_mic=with_mic, settings=settings, on_lost=on_lost)
 
 
 AudioDevice = LiveStereoDevice | ClockedDuplexDevice
 
 
 def open_audio(
-    pull: PullFn, mode: str = "auto", device: int | str | None = None
+    pull: PullFn,
+    mode: str = "auto",
+    device: int | str | None = None,
+    on_lost: Callable[[str], None] | None = None,
 ) -> tuple[AudioDevice, bool, str]:
     """The best device there is: ``(device, has_microphone, plain-words status)``.
 
     ``mode``: ``"auto"`` (microphone if any), ``"typed"`` (speaker only, type to speak), ``"silent"``
-    (no sound card: the wall-clock device; tests and headless screenshots).
+    (no sound card: the wall-clock device; tests and headless screenshots). ``on_lost`` is called (from a
+    watchdog thread) if a live device stops working later.
     """
     if mode == "silent":
         return ClockedDuplexDevice(pull), False, "no sound output (silent mode): type to speak"
     try:
-        sd = _sounddevice()
+        sd = sounddevice()
     except NoAudioDevice as exc:
         return ClockedDuplexDevice(pull), False, f"no audio: {exc}; type to speak, NPC voices are silent"
     try:
@@ -161,14 +127,15 @@ def open_audio(
         try:
             sd.check_input_settings(device=device, channels=1, samplerate=SAMPLE_RATE, dtype="int16")
             sd.check_output_settings(device=device, channels=2, samplerate=SAMPLE_RATE, dtype="int16")
-            name = sd.query_devices(device, "input")["name"]
-            return LiveStereoDevice(pull, device), True, f"microphone: {name}"
+            live = LiveStereoDevice(pull, device, on_lost=on_lost)
+            return live, True, f"microphone: {live.input_name}; speaker: {live.output_name}"
         except Exception as exc:  # noqa: BLE001 - PortAudioError or ValueError: no usable input
             reason = f"no microphone ({exc})"
     else:
         reason = "type-to-speak mode"
     try:
         sd.check_output_settings(device=device, channels=2, samplerate=SAMPLE_RATE, dtype="int16")
-        return LiveStereoDevice(pull, device, with_mic=False), False, f"{reason}: type to speak"
+        live = LiveStereoDevice(pull, device, with_mic=False, on_lost=on_lost)
+        return live, False, f"{reason}: type to speak; speaker: {live.output_name}"
     except Exception as exc:  # noqa: BLE001
         return ClockedDuplexDevice(pull), False, f"{reason}; no speaker either ({exc}): type to speak, voices silent"

@@ -27,7 +27,9 @@ NPC_WORDS = pygame.event.custom_type()  # words: [(t, word)] with absolute times
 NPC_VISEMES = pygame.event.custom_type()  # visemes: [(t, viseme)] with absolute times
 NPC_EMOTION = pygame.event.custom_type()  # who, emotion, intensity, valence, arousal
 NPC_NOTICE = pygame.event.custom_type()  # code, message
-NPC_FLOOR = pygame.event.custom_type()  # action, p_yield, p_yield_soon, p_player, p_backchannel, p_interrupt, p_end
+NPC_FLOOR = pygame.event.custom_type()  # action, rule, why, p_yield, p_yield_soon, p_player, p_backchannel, ..., p_end
+# Not about one NPC (no npc_id): the hub changed sound device (the one in use was lost): status, has_mic, reason
+VOICE_DEVICE = pygame.event.custom_type()
 
 BY_KIND: dict[str, int] = {
     "speech_start": NPC_SPEECH_START,

@@ -27,7 +27,7 @@ import pygame
 from npc_voice import events as ev
 from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE
 from npc_voice.audio.live import CapturedChunk
-from npc_voice.audio.virtual import TypedMic
+from npc_voice.audio.virtual import ClockedDuplexDevice, TypedMic
 from npc_voice.game import events as ge
 from npc_voice.game.audio import Channel, Mixer, open_audio
 from npc_voice.speech.tts import Synthesizer, VoiceSettings
@@ -104,7 +104,9 @@ class VoiceHub:
         self.mixer = Mixer()
         self.typed = TypedMic()
         self.player_voice = player_voice
-        self.device, self.has_mic, self.status = open_audio(self.mixer.pull, audio, device)
+        self._lost: str | None = None  # set by the device's watchdog; the I/O thread falls back
+        self._hub_events: list[pygame.event.Event] = []
+        self.device, self.has_mic, self.status = open_audio(self.mixer.pull, audio, device, on_lost=self._on_lost)
         self.mic_level_dbfs = FLOOR_DBFS
         self.last_voice_end = 0.0  # monotonic time the player's voice last stopped
         self.addressee: str | None = None
@@ -197,11 +199,40 @@ class VoiceHub:
         self._synth.shutdown(wait=False, cancel_futures=True)
         self.client.close()
 
+    def due_events(self) -> list[pygame.event.Event]:
+        """Hub events not about one NPC (``VOICE_DEVICE``); ``NPCVoice.update`` posts them."""
+        with self._lock:
+            out, self._hub_events = self._hub_events, []
+        return out
+
     # ------------------------------------------------------------------ I/O thread
+
+    def _on_lost(self, reason: str) -> None:
+        self._lost = reason  # the watchdog's thread: the I/O thread does the switch
+
+    def _fall_back(self, reason: str) -> None:
+        """The sound device stopped: carry on with type-to-speak on the wall-clock device, and say so."""
+        self._lost = None
+        lost = self.device
+        self.device = ClockedDuplexDevice(self.mixer.pull)
+        self.has_mic = False
+        self.status = f"{reason}: type to speak (Enter); voices are silent"
+        self.device.start()
+        try:
+            lost.stop()
+        except Exception as exc:  # noqa: BLE001 - a dead device may not stop cleanly; the game goes on
+            log.warning("lost audio device did not stop cleanly: %s", exc)
+        log.warning("sound device lost: %s; falling back to type-to-speak", reason)
+        event = pygame.event.Event(ge.VOICE_DEVICE, t=time.monotonic(), status=self.status, has_mic=False,
+                                   reason=reason)
+        with self._lock:
+            self._hub_events.append(event)
 
     def _run(self) -> None:
         silence = np.zeros(CHUNK_SAMPLES, np.int16)
         while not self._stop.is_set():
+            if self._lost is not None:
+                self._fall_back(self._lost)
             try:
                 chunk = self.device.chunks.get(timeout=0.01)
             except queue.Empty:

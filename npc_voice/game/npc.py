@@ -105,7 +105,7 @@ class NPCVoice:
         gain, pan = spatialise(self.hub.listener, self._link.position, self._link.radius)
         self._link.channel.gain, self._link.channel.pan = gain, pan
         now = time.monotonic()
-        for event in self._link.due(now):
+        for event in [*self.hub.due_events(), *self._link.due(now)]:
             pygame.event.post(event)
         listening = self.addressed and self.hub.player_speaking
         return self.animator.update(dt, now, level=self._link.channel.level, listening=listening)

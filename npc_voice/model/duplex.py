@@ -12,7 +12,8 @@ per-step compute are flat however long it runs. Heads, per chunk:
 - ``over``: while the NPC speaks, the player is silent / backchannelling / interrupting (softmax);
 - ``player``: the player (not the NPC's echo, not noise) is speaking in this chunk.
 
-``DuplexPolicy`` turns the heads plus the words into the floor action; see ``docs/duplex.md``.
+The ``duplex`` strategy set (``npc_voice/floor/strategies.py``) turns the heads plus the words into the floor
+action; the ``rules`` set uses the player head; see ``docs/duplex.md``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -29,10 +29,11 @@ import torch
 from torch import nn
 
 from npc_voice.audio.echo import EchoStats
+from npc_voice.data import model_dir
 from npc_voice.features.duplex_features import N_FEATURES, DuplexFeatures
-from npc_voice.model.turntaking import Action, FloorObservation, has_interrupt_cue, looks_incomplete, words_of
+from npc_voice.floor.observation import DuplexOutputs
 
-MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "duplex"
+MODEL_DIR = model_dir("duplex")  # package data: models/duplex in the repository
 WINDOW = 16  # chunks of latent kept for attention (3.2 s)
 LATENT = 48
 N_OUT = 6  # shift, soon, over x3, player
@@ -82,18 +83,6 @@ class DuplexNet(nn.Module):
         valid = torch.arange(self.window) < min(n_ctx + 1, self.window)
         att = self._attend(z, ctx, valid)
         return self.head(torch.cat([z, h, att], -1)), ctx, h
-
-
-@dataclass(frozen=True)
-class DuplexOutputs:
-    """The heads for one chunk, as probabilities."""
-
-    shift: float
-    soon: float
-    silent: float  # while the NPC speaks: the player is not talking to it
-    backchannel: float
-    interrupt: float
-    player: float
 
 
 def outputs_from_logits(logits: torch.Tensor) -> DuplexOutputs:
@@ -164,63 +153,3 @@ class DuplexState:
     def nbytes(self) -> int:
         """Bytes held by the recurrent state (the part that could grow if it were built wrong)."""
         return self.ctx.numel() * 4 + self.h.numel() * 4
-
-
-@dataclass(kw_only=True)
-class DuplexPolicy:
-    """Floor decisions from the model's heads and the words heard.
-
-    Listening: respond when P(shift) says the turn is over, unless the accurate words end where a
-    sentence seldom ends (then wait for more silence). Speaking: stop when P(interrupt) is high, or
-    when a cue word ("wait", "stop", "hold on", "sorry") arrives while the model hears the player
-    (acoustic evidence that the word is the player's and not echo); a stretch that ends without
-    either was a backchannel.
-    """
-
-    shift_on: float = 0.5
-    shift_weak: float = 0.25  # with finished accurate words, the model need only not object
-    complete_silence_s: float = 0.35  # accurate words that end a sentence, and this much silence: answer
-    hold_silence_s: float = 1.0  # finished words but the model expects more: wait a within-turn pause out
-    interrupt_on: float = 0.6
-    cue_player_on: float = 0.5
-    incomplete_silence_s: float = 1.2
-    long_stretch_s: float = 1.0  # speech the player head is sure of, this long over the NPC, is no backchannel
-    max_wait_s: float = 1.5  # a pause this long after words is answered even if the model hesitates
-    min_turn_speech_s: float = 0.25
-
-    def decide(self, out: DuplexOutputs | None, obs: FloorObservation, accurate: bool = False,
-               previous: DuplexOutputs | None = None) -> Action:
-        """``accurate``: ``obs.words`` is the accurate transcript; only then can its ending veto the model
-        (the fast partial's last word is usually misheard; the model already weighs its flags).
-        ``previous``: the heads one chunk earlier; the interruption head must agree on two chunks in a
-        row (an "mm-hm" onset can look like the start of a sentence for one chunk)."""
-        if out is None:
-            return Action.CONTINUE if obs.npc_speaking else Action.LISTEN
-        if obs.npc_speaking:
-            return self._while_speaking(out, obs, previous)
-        if obs.in_speech or obs.turn_speech_s < self.min_turn_speech_s or not words_of(obs.words):
-            # Never answer while the player is still voicing: the accurate pass would lose the last
-            # word ("Do you sell swor-") and a pause between sentences is not the end of a turn.
-            return Action.LISTEN
-        if accurate and looks_incomplete(obs.words) and obs.silence_s < self.incomplete_silence_s:
-            return Action.LISTEN
-        if out.shift >= self.shift_on or obs.silence_s >= self.max_wait_s:
-            return Action.RESPOND
-        if accurate and obs.silence_s >= self.complete_silence_s and out.shift >= self.shift_weak:
-            return Action.RESPOND  # a finished sentence, a quiet player, and the model does not object
-        if accurate and obs.silence_s >= self.hold_silence_s:
-            return Action.RESPOND  # the model expects more, but a within-turn pause is rarely this long
-        return Action.LISTEN
-
-    def _while_speaking(self, out: DuplexOutputs, obs: FloorObservation, previous: DuplexOutputs | None) -> Action:
-        sustained = previous is not None and min(out.interrupt, previous.interrupt) >= self.interrupt_on
-        if sustained and (obs.in_speech or out.player >= self.cue_player_on):
-            return Action.INTERRUPTED
-        player = max(out.player, previous.player if previous is not None else 0.0)
-        if player >= self.cue_player_on and has_interrupt_cue(obs.words):
-            return Action.INTERRUPTED  # the cue word often arrives as the stretch ends: not only in speech
-        if obs.in_speech and obs.speech_s >= self.long_stretch_s and out.player >= self.cue_player_on:
-            return Action.INTERRUPTED
-        if obs.speech_s > 0 and obs.silence_s > 0 and not obs.in_speech:
-            return Action.BACKCHANNEL
-        return Action.CONTINUE

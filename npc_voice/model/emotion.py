@@ -26,41 +26,91 @@ import torch
 from scipy.special import erf
 from torch import nn
 
+from npc_voice.data import model_dir
 from npc_voice.events import Emotion
 from npc_voice.features.prosody import BASELINE_INDEX, FEATURE_NAMES, ProsodyTracker
 from npc_voice.model.sentiment import TextSentiment
 
-MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "emotion"
+MODEL_DIR = model_dir("emotion")  # package data: models/emotion in the repository
 CLASSES: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "surprised")
 # Where each category sits in valence (the tone model only says how sure it is of each category).
 CLASS_VALENCE = np.array([0.1, 0.8, -0.6, -0.7, -0.6, 0.3], dtype=np.float32)
 BASELINE_PRIOR_WEIGHT = 1.0  # the population prior counts as this many of the player's utterances
+# The utterance being judged joins the player's baseline with this weight: the first turn is read against the
+# speaker's own voice (half of it: the rest is the population's), not against a blank average speaker.
+SELF_WEIGHT = 1.0
+# Absolute level is the microphone's gain, not the player's mood (a headset at -20 dBFS read as shouting next
+# to RAVDESS's studio level): it reaches the model only relative to the player's own level.
+LEVEL_NAMES: tuple[str, ...] = ("loud_p90_db",)
+LEVEL_INDEX = np.array([FEATURE_NAMES.index(n) for n in LEVEL_NAMES])
+_LEVEL_IN_BASELINE = np.array([list(BASELINE_INDEX).index(i) for i in LEVEL_INDEX])
+_ABSOLUTE_INDEX = np.array([i for i in range(len(FEATURE_NAMES)) if i not in set(LEVEL_INDEX.tolist())])
 MIN_SPEECH_S = 0.6  # no verdict on less speech than this
 
 
+@dataclass(frozen=True)
+class ToneCalibration:
+    """How the model's acted-speech probabilities become a reading of ordinary conversation."""
+
+    # Class priors of ordinary conversation, which is mostly plain speech (neutral first, then mild happiness;
+    # anger and fear are rare). The model's probabilities are re-weighted from its training priors to these
+    # (Bayes' rule), instead of assuming a player is as often angry as a RAVDESS actor.
+    natural_prior: tuple[float, ...] = (0.60, 0.10, 0.08, 0.06, 0.06, 0.10)
+    # A category other than neutral that is less likely than this is reported as neutral: unsure means neutral,
+    # not a confident wrong class (the intensity still says how far from plain the voice was).
+    unsure_below: float = 0.5
+    # A reading of less speech than this leans towards the natural prior (linearly, fully at no speech): the
+    # statistics of a word or two (a stretch still going on, a short reply) say little about a mood.
+    short_s: float = 2.0
+
+    def apply(self, probs: np.ndarray, train_prior: np.ndarray, seconds: float, novelty: float = 0.0) -> np.ndarray:
+        """The model's category probabilities re-weighted to ordinary conversation; a short reading, or one of
+        a voice unlike any the model was trained on (``novelty`` 0..1, ``ToneModel.novelty``), leans towards
+        the natural prior: the model does not know, so it says what is usual."""
+        target = np.asarray(self.natural_prior, dtype=np.float64)
+        p = np.asarray(probs, dtype=np.float64) * target / np.asarray(train_prior, dtype=np.float64)
+        p /= p.sum()
+        short = float(np.clip(1.0 - seconds / self.short_s, 0.0, 1.0)) if self.short_s > 0 else 0.0
+        unsure = 1.0 - (1.0 - short) * (1.0 - float(np.clip(novelty, 0.0, 1.0)))
+        return (1.0 - unsure) * p + unsure * target
+
+
+CALIBRATION = ToneCalibration()
+
+
 def n_inputs() -> int:
-    """Width of the model input: features, features minus baseline, baseline confidence."""
-    return len(FEATURE_NAMES) + len(BASELINE_INDEX) + 1
+    """Width of the model input: features but level, baseline-relative features, baseline confidence."""
+    return len(_ABSOLUTE_INDEX) + len(BASELINE_INDEX) + 1
 
 
 def model_input(feats: np.ndarray, baseline_sum: np.ndarray, baseline_n: int,
                 prior: np.ndarray) -> np.ndarray:
     """The model's input vector; training and run time both build it here.
 
-    The baseline is the mean of the player's finished utterances, shrunk towards the population
-    prior, so a first utterance is judged against an average speaker and later ones against the
-    player's own voice and microphone.
+    The baseline is the player's own voice so far (their finished utterances and this one, at
+    ``SELF_WEIGHT``), shrunk towards the population prior; level has no population prior (it is the
+    microphone's), so a first utterance is at the player's own level by definition.
     """
-    base = (BASELINE_PRIOR_WEIGHT * prior + baseline_sum) / (BASELINE_PRIOR_WEIGHT + baseline_n)
+    own_sum = baseline_sum + SELF_WEIGHT * feats[BASELINE_INDEX]
+    own_n = baseline_n + SELF_WEIGHT
+    base = (BASELINE_PRIOR_WEIGHT * prior + own_sum) / (BASELINE_PRIOR_WEIGHT + own_n)
+    base[_LEVEL_IN_BASELINE] = own_sum[_LEVEL_IN_BASELINE] / own_n
     conf = baseline_n / (BASELINE_PRIOR_WEIGHT + baseline_n)
-    return np.concatenate([feats, feats[BASELINE_INDEX] - base, [conf]]).astype(np.float32)
+    return np.concatenate([feats[_ABSOLUTE_INDEX], feats[BASELINE_INDEX] - base, [conf]]).astype(np.float32)
+
+
+# Standardised inputs are clipped to this many standard deviations: a voice far outside the training voices (a
+# phone line's missing top band, an audiobook reader's bright microphone) must not be extrapolated into a
+# confident category by the network's linear pieces.
+INPUT_CLIP = 4.0
 
 
 class ToneNet(nn.Module):
-    """Standardised input -> two hidden layers -> category logits and a high-arousal logit."""
+    """Standardised (and clipped) input -> two hidden layers -> category logits and a high-arousal logit."""
 
-    def __init__(self, n_in: int, hidden: int = 64, dropout: float = 0.3) -> None:
+    def __init__(self, n_in: int, hidden: int = 64, dropout: float = 0.3, clip: float = INPUT_CLIP) -> None:
         super().__init__()
+        self.clip = clip
         self.register_buffer("mean", torch.zeros(n_in))
         self.register_buffer("std", torch.ones(n_in))
         self.body = nn.Sequential(
@@ -70,7 +120,7 @@ class ToneNet(nn.Module):
         self.head = nn.Linear(hidden, len(CLASSES) + 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.body((x - self.mean) / self.std)
+        h = self.body(((x - self.mean) / self.std).clamp(-self.clip, self.clip))
         out = self.head(h)
         return out[:, :-1], out[:, -1]
 
@@ -81,23 +131,30 @@ class ToneModel:
     _shared: ClassVar[ToneModel | None] = None
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, model_dir: Path = MODEL_DIR) -> None:
+    def __init__(self, model_dir: Path = MODEL_DIR, calibration: ToneCalibration = CALIBRATION) -> None:
         meta = json.loads((model_dir / "tone.json").read_text())
         if tuple(meta["features"]) != FEATURE_NAMES or tuple(meta["classes"]) != CLASSES:
             raise ValueError(f"{model_dir} was trained on other features or classes; retrain it")
         state = torch.load(model_dir / "tone.pt", weights_only=True)
         self.nets: list[ToneNet] = []
         for member in range(meta["members"]):
-            net = ToneNet(n_inputs(), hidden=meta["hidden"])
+            net = ToneNet(n_inputs(), hidden=meta["hidden"], clip=meta.get("clip", INPUT_CLIP))
             prefix = f"{member}."
             net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
             net.eval()
             self.nets.append(net)
         self.prior = np.asarray(meta["baseline_prior"], dtype=np.float32)
+        # The class frequencies the ensemble was trained on (what its probabilities assume).
+        self.train_prior = np.asarray(meta.get("train_prior", [1.0 / len(CLASSES)] * len(CLASSES)), dtype=np.float64)
+        self.calibration = calibration
         self.meta = meta
         # Per-chunk inference runs the same weights in numpy: a few small matmuls cost far less
         # than torch's per-op dispatch, which matters at 5 ms per chunk per session.
         self._np = [self._numpy_weights(net) for net in self.nets]
+        self._clip = self.nets[0].clip
+        nov = meta.get("novelty")
+        self._novelty = None if nov is None else (
+            np.asarray(nov["icov"], dtype=np.float64), float(nov["inside"]), float(nov["outside"]))
 
     @staticmethod
     def _numpy_weights(net: ToneNet) -> list[np.ndarray]:
@@ -122,12 +179,40 @@ class ToneModel:
         probs = np.zeros((x.shape[0], len(CLASSES)), dtype=np.float64)
         high = np.zeros(x.shape[0], dtype=np.float64)
         for mean, std, w1, b1, w2, b2, w3, b3 in self._np:
-            h = _gelu((x - mean) / std @ w1 + b1)
+            h = _gelu(np.clip((x - mean) / std, -self._clip, self._clip) @ w1 + b1)
             out = _gelu(h @ w2 + b2) @ w3 + b3
             z = np.exp(out[:, :-1] - out[:, :-1].max(axis=1, keepdims=True))
             probs += z / z.sum(axis=1, keepdims=True)
             high += 1.0 / (1.0 + np.exp(-out[:, -1]))
         return (probs / len(self._np)).astype(np.float32), (high / len(self._np)).astype(np.float32)
+
+
+    def standardised(self, x: np.ndarray) -> np.ndarray:
+        """Inputs as the first member sees them: standardised and clipped."""
+        mean, std = self._np[0][0], self._np[0][1]
+        return np.clip((np.asarray(x, dtype=np.float32) - mean) / std, -self._clip, self._clip)
+
+    def novelty(self, x: np.ndarray) -> np.ndarray:
+        """0..1 per input row: 0 within the spread of the training voices, 1 far beyond it (Mahalanobis
+        distance of the standardised input, between ``inside`` and ``outside`` of ``novelty_stats``)."""
+        if self._novelty is None:
+            return np.zeros(np.asarray(x).shape[0])
+        icov, inside, outside = self._novelty
+        z = self.standardised(x).astype(np.float64)
+        d = np.sqrt(np.einsum("ij,jk,ik->i", z, icov, z))
+        return np.clip((d - inside) / (outside - inside), 0.0, 1.0)
+
+
+def novelty_stats(z: np.ndarray) -> dict[str, Any]:
+    """What ``ToneModel.novelty`` needs, from the standardised, clipped training inputs ``z``."""
+    cov = np.cov(z.T) + 0.1 * np.eye(z.shape[1])  # ridge: some inputs are nearly collinear
+    icov = np.linalg.inv(cov)
+    d = np.sqrt(np.einsum("ij,jk,ik->i", z, icov, z))
+    # Held-out RAVDESS actors fall mostly inside the training rows' 90th percentile (median 5.7, 90 % at 7.0
+    # against 7.5 for the training rows); real read speech reached 8-12 and was read as "surprised" or "angry"
+    # with confidence. Shrinking starts there and is complete at 1.25 x the training rows' 99.9th percentile.
+    return {"icov": icov.tolist(), "inside": float(np.percentile(d, 90)),
+            "outside": 1.25 * float(np.percentile(d, 99.9))}
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
@@ -148,9 +233,13 @@ class ToneEstimate:
     final: bool  # True for the verdict on a finished stretch
 
 
-def estimate_from(probs: np.ndarray, p_high: float, speech_seconds: float, final: bool) -> ToneEstimate:
-    """Turn model outputs into an estimate: valence from the category mix, arousal from its own head."""
+def estimate_from(probs: np.ndarray, p_high: float, speech_seconds: float, final: bool,
+                  unsure_below: float = CALIBRATION.unsure_below) -> ToneEstimate:
+    """Turn (calibrated) model outputs into an estimate: valence from the category mix, arousal from its own
+    head; a category other than neutral under ``unsure_below`` is reported as neutral."""
     i = int(np.argmax(probs))
+    if i != 0 and probs[i] < unsure_below:
+        i = 0
     return ToneEstimate(
         emotion=CLASSES[i],
         probabilities=dict(zip(CLASSES, (round(float(p), 4) for p in probs), strict=True)),
@@ -177,7 +266,9 @@ class PlayerTone:
             return None
         x = model_input(feats, baseline_sum, baseline_n, self.model.prior)[None, :]
         probs, high = self.model.predict(x)
-        return estimate_from(probs[0], float(high[0]), seconds, final)
+        cal, novelty = self.model.calibration, float(self.model.novelty(x)[0])
+        return estimate_from(cal.apply(probs[0], self.model.train_prior, seconds, novelty), float(high[0]), seconds,
+                             final, cal.unsure_below)
 
     def step(self, pcm_chunk: np.ndarray, is_speech: bool) -> ToneEstimate | None:
         """Feed one 200 ms chunk; an estimate of the stretch so far while the player speaks."""
@@ -284,6 +375,23 @@ MOODS: dict[str, tuple[float, float, float]] = {
 NEUTRAL_BELOW = 0.2  # intensity under which the NPC is just "neutral"
 
 
+def pad_voice_shift(valence: float, arousal: float, dominance: float) -> dict[str, int]:
+    """Voice deltas for a point in PAD space, in eSpeak NG units (pitch and pitch_range 0..100, rate wpm,
+    volume 0..200): arousal raises pitch, pace, loudness and melody; pleasure lifts pitch and pace a
+    little; dominance is loudness. (A Piper voice maps the same units: ``npc_voice.speech.piper``.)"""
+    v, a, d = valence, arousal, dominance
+    return {"pitch": round(14 * a + 5 * v), "rate": round(30 * a + 5 * v),
+            "volume": round(30 * a + 10 * d), "pitch_range": round(25 * a)}
+
+
+# The voice levels the NPC's feelings can take: one per category ``NpcFeelings.current`` names, each the
+# shift at that category's PAD point. Few and fixed, so every line can be rendered ahead in each.
+VOICE_LEVELS: dict[str, dict[str, int]] = {
+    "neutral": {"pitch": 0, "rate": 0, "volume": 0, "pitch_range": 0},
+    **{name: pad_voice_shift(*pad) for name, pad in PAD.items()},
+}
+
+
 def mood_point(mood: str) -> np.ndarray:
     """PAD resting point of a baseline mood word (unknown words: the nearest known mood by meaning)."""
     key = mood.strip().lower()
@@ -317,22 +425,79 @@ class TemperamentView:
                    cares_about=tuple(str(c) for c in (get("cares_about", ()) or ())))
 
 
+@dataclass(frozen=True)
+class EvidenceRules:
+    """How much a reading of the player's tone may move the NPC: evidence before feelings.
+
+    A tone reading is one model's guess from a few seconds of voice; on ordinary speech it is sometimes wrong
+    (a polite "I would like to buy a sword." read as angry turned the smith red). So a reading moves the
+    NPC fully only when the words of the same turn say the same thing, or when the same tone comes back turn
+    after turn; otherwise it nudges.
+    """
+
+    # Full pull of a final tone reading, times its intensity (contagion: the NPC catches some of the mood).
+    tone_weight: float = 0.5
+    # Fraction of that pull a reading gets when nothing backs it (the words are neutral, or disagree):
+    # one angry reading of a polite sentence moves the mood at most slightly.
+    alone: float = 0.2
+    # The same tone over this many turns in a row counts in full even without the words (persistence).
+    persist_turns: int = 3
+    # Readings below this intensity do not start or continue a run of the same tone.
+    persist_min_intensity: float = 0.5
+    # Final readings this close together are stretches of one turn (a pause inside a sentence), not new turns.
+    same_turn_s: float = 2.0
+    # A turn's words (their sentiment comes when the NPC answers, ~0.2-1 s after the turn) and its final tone
+    # reading (when the voice stops) are paired within this time; a next turn's reading comes later than this.
+    pair_s: float = 2.5
+
+
+EVIDENCE = EvidenceRules()
+# Which words back which tone: an insult or a threat in an angry voice, thanks in a happy one, a plea in a sad
+# or frightened one.
+AGREES: dict[str, frozenset[str]] = {
+    "insult": frozenset({"angry"}), "threat": frozenset({"angry"}), "thanks": frozenset({"happy"}),
+    "plea": frozenset({"sad", "fearful"}), "neutral": frozenset(),
+}
+# Where the player's tone alone pulls the NPC: anger puts it on edge, joy warms it, fear and sadness worry it.
+CONTAGION: dict[str, tuple[float, float, float]] = {
+    "angry": (-0.4, 0.5, 0.3), "happy": PAD["happy"], "sad": (-0.3, -0.2, 0.0),
+    "fearful": (-0.3, 0.4, 0.0), "surprised": PAD["surprised"],
+}
+
+
+@dataclass
+class _TurnTone:
+    """The player's tone in the current turn and how much of it has moved the NPC so far."""
+
+    emotion: str
+    intensity: float
+    at: float  # the NPC's clock when it was last read
+    streak: int  # turns in a row with this strong tone, this one included
+    applied: float = 0.0  # pull weight already spent on this turn's tone
+
+
 class NpcFeelings:
     """The NPC's emotional state over a session, as a point in pleasure-arousal-dominance space.
 
     Impulses (what the player said and how, the NPC's own line tags) pull the state towards a
     target by a fraction set by volatility; the resting point is the baseline mood, moved by the
     game state (``danger`` 0..1, ``relationship`` -1..1); the state decays there exponentially.
+    The player's tone counts as evidence only as ``EvidenceRules`` allow: a final reading of a
+    stretch of speech (not the running ones), in full only when the words agree or it persists.
     """
 
-    def __init__(self, temperament: Any = None) -> None:
+    def __init__(self, temperament: Any = None, rules: EvidenceRules = EVIDENCE) -> None:
         self.temperament = TemperamentView.of(temperament)
+        self.rules = rules
         self.baseline = mood_point(self.temperament.baseline_mood)
         self.state = self.baseline.copy()
         self.rest = self.baseline.copy()
         self.changes = EmotionChange("npc", min_delta=0.25, hold=1)
         self._seen: list[object] = []
         self._cares_vecs: np.ndarray | None = None
+        self._clock = 0.0
+        self._tone: _TurnTone | None = None
+        self._words: tuple[TextSentiment, float] | None = None
 
     @property
     def half_life_s(self) -> float:
@@ -362,11 +527,54 @@ class NpcFeelings:
         sim = float((self._cares_vecs @ emb.encode_one(text.lower())).max())
         return float(np.clip((sim - 0.3) / 0.4, 0.0, 1.0))
 
+    def _words_target(self, tag: str) -> tuple[float, float, float]:
+        bold = self.baseline[2] > 0.2
+        return {
+            "insult": PAD["angry"] if self.baseline[2] > -0.2 else PAD["sad"],
+            "threat": PAD["angry"] if bold else PAD["fearful"],
+            "thanks": PAD["happy"],
+            "plea": (-0.15, 0.25, 0.3),
+        }[tag]
+
+    def _hear_tone(self, estimate: ToneEstimate) -> None:
+        """A final reading: the current turn's tone (a new turn unless it follows the last reading closely)."""
+        r, tone = self.rules, self._tone
+        if tone is not None and self._clock - tone.at <= r.same_turn_s:  # another stretch of the same turn
+            tone.at = self._clock
+            if estimate.emotion == tone.emotion:
+                tone.intensity = max(tone.intensity, estimate.intensity)
+            elif estimate.intensity > tone.intensity:  # the clearer reading of the turn wins
+                tone.emotion, tone.intensity = estimate.emotion, estimate.intensity
+            return
+        strong = estimate.emotion != "neutral" and estimate.intensity >= r.persist_min_intensity
+        go_on = tone is not None and strong and tone.emotion == estimate.emotion
+        self._tone = _TurnTone(estimate.emotion, estimate.intensity, self._clock,
+                               streak=tone.streak + 1 if go_on else int(strong))  # type: ignore[union-attr]
+
+    def _apply_tone(self) -> None:
+        """Move the NPC by as much of the current turn's tone as the evidence allows (and was not yet spent)."""
+        tone, r = self._tone, self.rules
+        if tone is None or tone.emotion not in CONTAGION:
+            return
+        words = self._words
+        paired = words is not None and abs(words[1] - tone.at) <= r.pair_s
+        agree = paired and tone.emotion in AGREES.get(words[0].tag, frozenset())  # type: ignore[index]
+        persist = (tone.streak - 1) / max(r.persist_turns - 1, 1) if tone.streak >= 2 else 0.0
+        share = max(r.alone, 1.0 if agree else 0.0, min(persist, 1.0))
+        due = share * r.tone_weight * tone.intensity - tone.applied
+        if due <= 1e-6:
+            return
+        # Agreeing words and voice pull together towards what the words mean; otherwise it is contagion.
+        target = self._words_target(words[0].tag) if agree else CONTAGION[tone.emotion]  # type: ignore[index]
+        self._pull(target, due)
+        tone.applied += due
+
     def update(self, dt: float, player_tone: ToneEstimate | None = None,
                text_sentiment: TextSentiment | None = None, game_state: Mapping[str, Any] | None = None,
                line_tags: Iterable[str] | None = None) -> None:
-        """Advance ``dt`` seconds; apply whatever is new. Pass an estimate or sentiment object
-        (a final one, ideally) as often as you like: each object counts once."""
+        """Advance ``dt`` seconds; apply whatever is new. Pass an estimate or sentiment object as often as
+        you like: each object counts once. Running (non-final) tone estimates do not move the NPC: the
+        stretch's final verdict does, as far as ``EvidenceRules`` allow."""
         game_state = game_state or {}
         danger = float(np.clip(float(game_state.get("danger", 0.0) or 0.0), 0.0, 1.0))
         relation = float(np.clip(float(game_state.get("relationship", 0.0) or 0.0), -1.0, 1.0))
@@ -374,28 +582,21 @@ class NpcFeelings:
         self.rest = self.baseline + np.array([0.3 * relation - 0.4 * danger, 0.6 * danger,
                                               (0.2 if bold else -0.5) * danger], dtype=np.float32)
         if dt > 0:
+            self._clock += dt
             keep = 0.5 ** (dt / self.half_life_s)
             self.state = self.rest + keep * (self.state - self.rest)
 
-        if self._fresh(text_sentiment) and text_sentiment.tag != "neutral":  # type: ignore[union-attr]
+        if self._fresh(text_sentiment):
             ts = text_sentiment
-            care = self._care(ts.text)  # type: ignore[union-attr]
-            weight = (0.6 + 0.3 * care) * (0.5 + 0.5 * ts.strength)  # type: ignore[union-attr]
-            target = {
-                "insult": PAD["angry"] if self.baseline[2] > -0.2 else PAD["sad"],
-                "threat": PAD["angry"] if bold else PAD["fearful"],
-                "thanks": PAD["happy"],
-                "plea": (-0.15, 0.25, 0.3),
-            }[ts.tag]  # type: ignore[union-attr]
-            self._pull(target, weight)
-        if self._fresh(player_tone) and player_tone.emotion != "neutral":  # type: ignore[union-attr]
-            pt = player_tone
-            # Contagion, mildly: anger puts the NPC on edge, joy warms it, fear and sadness worry it.
-            target = {
-                "angry": (-0.4, 0.5, 0.3), "happy": PAD["happy"], "sad": (-0.3, -0.2, 0.0),
-                "fearful": (-0.3, 0.4, 0.0), "surprised": PAD["surprised"],
-            }[pt.emotion]  # type: ignore[union-attr]
-            self._pull(target, 0.3 * pt.intensity)  # type: ignore[union-attr]
+            self._words = (ts, self._clock)  # type: ignore[assignment]
+            if ts.tag != "neutral":  # type: ignore[union-attr]
+                care = self._care(ts.text)  # type: ignore[union-attr]
+                weight = (0.6 + 0.3 * care) * (0.5 + 0.5 * ts.strength)  # type: ignore[union-attr]
+                self._pull(self._words_target(ts.tag), weight)  # type: ignore[union-attr]
+            self._apply_tone()  # words that back the turn's tone let it count in full
+        if player_tone is not None and player_tone.final and self._fresh(player_tone):
+            self._hear_tone(player_tone)
+            self._apply_tone()
         for tag in line_tags or ():
             if tag.lower() in PAD:
                 self._pull(PAD[tag.lower()], 0.35)
@@ -412,10 +613,11 @@ class NpcFeelings:
         return names[int(np.argmin(dist))], round(intensity, 3), round(v, 3), round(a, 3)
 
     def voice_shift(self) -> dict[str, int]:
-        """eSpeak NG deltas to add to the persona voice: pitch (0..100 scale), rate (wpm), volume."""
-        v, a, d = (float(x) for x in self.state)
-        return {"pitch": round(14 * a + 5 * v), "rate": round(30 * a + 5 * v),
-                "volume": round(30 * a + 10 * d)}
+        """Deltas to add to the persona voice (``VOICE_LEVELS``): the level of the feeling shown now.
+
+        Quantised to the category ``current()`` names, so an NPC's voice takes one of a few settings
+        and every line can be rendered ahead in each of them (``npc_voice.speech.ahead``)."""
+        return dict(VOICE_LEVELS[self.current()[0]])
 
     def event(self) -> Emotion | None:
         """The ``emotion`` event (who="npc") due now, if the feeling changed meaningfully."""

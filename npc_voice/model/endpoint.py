@@ -25,6 +25,7 @@ from scipy.signal import lfilter
 from torch import nn
 
 from npc_voice.audio.format import to_float
+from npc_voice.data import model_dir
 from npc_voice.features.prosody import (
     F_DB,
     F_FLUX,
@@ -37,7 +38,7 @@ from npc_voice.features.prosody import (
     frame_descriptors,
 )
 
-MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "endpoint"
+MODEL_DIR = model_dir("endpoint")  # package data: models/endpoint in the repository
 WEIGHTS = MODEL_DIR / "endpoint.pt"
 
 HOP = 320  # 20 ms between analysis frames

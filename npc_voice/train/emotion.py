@@ -1,19 +1,28 @@
-"""Train the player-tone model on RAVDESS actors 01-12, validated speaker-independently.
+"""Train the player-tone model on RAVDESS actors 01-12 and synthetic plain speech, validated speaker-independently.
 
     python -m npc_voice.train.emotion [--data ../shared/eval/real/emotion] [--out models/emotion]
 
-1. Every clip goes through the run-time path: 200 ms int16 chunks, an energy voice-activity flag
-   per chunk (with a hang-over, like the engine's VAD), ``ProsodyTracker`` fed chunk by chunk.
-   Each actor is also recorded as a few simulated "sessions" with another microphone: a gain,
-   a spectral tilt, a noise floor, sometimes a band limit, and a small speed change (which moves
-   pitch and formants, a cheap stand-in for other voices). All clips of an actor in one session
-   share that condition, as a player's utterances share their microphone.
-2. Speaker-independent cross-validation: 4 folds of 3 actors (both sexes in each); the held-out
-   actors' clips never touch training. Each training sample sees a speaker baseline built from
-   0..12 of that actor's other clips in the same session (0 = a first utterance), so the model
-   works both cold and once it has heard the player. Held-out figures are given cold (no
-   baseline: what a one-utterance session gets) and warm (baseline from 10 other clips).
-3. The shipped model is an ensemble trained on all 12 actors; CV figures describe the recipe.
+1. Speakers: the 12 RAVDESS actors (acted emotions, one studio) and synthetic speakers saying everyday
+   sentences in a plain voice (``train.voices``: eSpeak NG and festival voices, labelled neutral), because
+   a player is mostly not acting anything and RAVDESS alone taught the model that any unfamiliar voice is
+   emotional.
+2. Every utterance goes through the run-time path: 200 ms int16 chunks, an energy voice-activity flag per
+   chunk (with a hang-over, like the engine's VAD), ``ProsodyTracker`` fed chunk by chunk. Each speaker is
+   recorded clean and in a few simulated sessions through another channel (``train.channel``: a microphone's
+   colour, a room's reverberation, a phone line, noise, a level from -42 to -10 dBFS, a small speed change).
+   All utterances of a speaker in one session share that channel, as a player's share their headset.
+3. Speaker-independent cross-validation: 4 folds of 3 actors (both sexes in each) and a quarter of the
+   synthetic speakers; the held-out speakers never touch training. Each training sample sees a speaker
+   baseline built from 0..12 of that speaker's other utterances in the same session plus itself
+   (``model_input``), so the model works from the first utterance on. Held-out figures are given *cold*
+   (a session's first utterance) and *warm* (10 other utterances heard before).
+4. The shipped model is an ensemble trained on everything; its calibration for ordinary conversation
+   (``ToneCalibration``: natural class priors, unsure -> neutral) is applied to every figure reported, and the
+   acted-speech figures are also given without it.
+5. Natural speech: the shipped model is played through the engine's path (silero voice activity,
+   ``PlayerTone``, ``event_for``) over ``../shared/eval/real/phone_call``, ``real/read_speech`` and the dev
+   bench voices, and the report gives how many turns were read as angry / as any strong emotion
+   (``bench.natural_tone``). None of that audio is used in training.
 Writes ``tone.pt``, ``tone.json``, ``report.json``, ``report.md`` and confusion PNGs.
 """
 
@@ -22,26 +31,37 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import tempfile
 import time
 import wave
 import zlib
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soxr
 import torch
-from scipy.signal import butter, lfilter, sosfilt
 from torch import nn
 from tqdm import tqdm
 
-from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE, to_float, to_int16
+from npc_voice.audio.format import SAMPLE_RATE, to_float
+from npc_voice.data import shared_eval_dir
 from npc_voice.features.prosody import BASELINE_INDEX, FEATURE_NAMES, ProsodyTracker, chunks
-from npc_voice.model.emotion import CLASSES, MODEL_DIR, ToneNet, model_input, n_inputs
+from npc_voice.model.emotion import (
+    CALIBRATION,
+    CLASSES,
+    MODEL_DIR,
+    ToneModel,
+    ToneNet,
+    estimate_from,
+    model_input,
+    n_inputs,
+    novelty_stats,
+)
+from npc_voice.train import channel as channels
+from npc_voice.train import voices
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_DATA = REPO.parent / "shared" / "eval" / "real" / "emotion"
+DEFAULT_DATA = shared_eval_dir() / "real" / "emotion"
 RAVDESS = {1: "neutral", 2: "calm", 3: "happy", 4: "sad", 5: "angry", 6: "fearful", 7: "disgust",
            8: "surprised"}
 TRAIN_CLASS = {"neutral": "neutral", "calm": "neutral", "happy": "happy", "sad": "sad", "angry": "angry",
@@ -51,14 +71,26 @@ LOW_AROUSAL = {"neutral", "calm", "sad"}
 FOUR = {"neutral": "neutral", "calm": "neutral", "happy": "happy", "sad": "sad", "angry": "angry"}
 FOLDS = ((1, 2, 3), (4, 5, 6), (7, 8, 9), (10, 11, 12))  # odd actors male, even female
 ROW_LABELS = tuple(RAVDESS.values())
+SYNTH_BASE = 100  # synthetic speakers are numbered from here (actors are 1-24)
+LEAD_S = 0.4  # the channel's noise before each utterance: the VAD flag and the tracker see a real onset
 
 
 @dataclass(frozen=True)
 class Clip:
-    path: Path
+    """One utterance of one speaker: a RAVDESS file or a synthetic sentence (``pcm`` set)."""
+
+    path: Path | None
     actor: int
     emotion: str
     strong: bool
+    pcm: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.path.name if self.path is not None else f"synth-{self.actor}-{zlib.crc32(self.pcm.tobytes())}"
+
+    def audio(self) -> np.ndarray:
+        return self.pcm if self.pcm is not None else read_wav(self.path)  # type: ignore[arg-type]
 
 
 def list_clips(data: Path) -> list[Clip]:
@@ -80,6 +112,16 @@ def list_clips(data: Path) -> list[Clip]:
     return out
 
 
+def synthetic_clips(n_espeak: int, n_festival: int, per_speaker: int, seed: int) -> list[Clip]:
+    """Plain speech of synthetic speakers (``train.voices``), labelled neutral."""
+    out = []
+    speakers = voices.speakers(n_espeak, n_festival, seed)
+    for i, sp in enumerate(tqdm(speakers, desc="synthetic speakers", unit="speaker")):
+        for pcm in voices.render(sp, voices.sentences_for(i, per_speaker, seed)):
+            out.append(Clip(None, SYNTH_BASE + i, "neutral", False, pcm))
+    return out
+
+
 def read_wav(path: Path) -> np.ndarray:
     with wave.open(str(path)) as w:
         if w.getframerate() != SAMPLE_RATE or w.getnchannels() != 1 or w.getsampwidth() != 2:
@@ -87,32 +129,11 @@ def read_wav(path: Path) -> np.ndarray:
         return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
 
 
-def session_condition(actor: int, session: int) -> dict[str, float]:
-    """Session 0 is the clean recording; the others simulate another microphone and voice."""
+def session_channel(actor: int, session: int) -> channels.Channel:
+    """Session 0 is the recording as it is; the others go through a random player set-up."""
     if session == 0:
-        return {"gain_db": 0.0, "tilt": 0.0, "noise_db": -120.0, "lowpass": 0.0, "speed": 1.0}
-    rng = np.random.default_rng(1000 * actor + session)
-    return {"gain_db": float(rng.uniform(-8, 6)), "tilt": float(rng.uniform(-0.6, 0.6)),
-            "noise_db": float(rng.uniform(-80, -58)) if rng.random() < 0.8 else -120.0,
-            "lowpass": float(rng.uniform(3400, 7000)) if rng.random() < 0.3 else 0.0,
-            "speed": float(rng.uniform(0.94, 1.06))}
-
-
-def apply_condition(pcm: np.ndarray, cond: dict[str, float], seed: int) -> np.ndarray:
-    """Render a clip as heard through the session's simulated microphone."""
-    x = to_float(pcm).astype(np.float64)
-    if cond["speed"] != 1.0:
-        x = soxr.resample(x, SAMPLE_RATE * cond["speed"], SAMPLE_RATE)
-    if cond["tilt"]:
-        x = lfilter([1.0, cond["tilt"]], [1.0], x) / (1.0 + abs(cond["tilt"]))
-    if cond["lowpass"]:
-        x = sosfilt(butter(6, cond["lowpass"], fs=SAMPLE_RATE, output="sos"), x)
-    x = x * 10 ** (cond["gain_db"] / 20)
-    if cond["noise_db"] > -100:
-        rng = np.random.default_rng(seed)
-        noise = lfilter([1.0], [1.0, -0.7], rng.standard_normal(x.size))  # pinkish: rooms hum low
-        x = x + noise / noise.std() * 10 ** (cond["noise_db"] / 20)
-    return to_int16(x)
+        return channels.CLEAN
+    return channels.random_channel(np.random.default_rng(1000 * actor + session))
 
 
 def vad_flags(parts: list[np.ndarray], rng: np.random.Generator) -> list[bool]:
@@ -129,22 +150,19 @@ def vad_flags(parts: list[np.ndarray], rng: np.random.Generator) -> list[bool]:
     return flags.tolist()
 
 
-def clip_features(clip: Clip, session: int) -> np.ndarray | None:
-    """The utterance vector of one clip in one session, computed chunk by chunk."""
-    cond = session_condition(clip.actor, session)
-    seed = zlib.crc32(f"{clip.path.name}/{session}".encode())
-    pcm = apply_condition(read_wav(clip.path), cond, seed)
-    lead = np.zeros(CHUNK_SAMPLES * 2, dtype=np.int16)
-    if cond["noise_db"] > -100:
-        lead = apply_condition(lead, {**cond, "speed": 1.0}, seed + 1)
-    parts = chunks(np.concatenate([lead, pcm]))
+def clip_features(clip: Clip, session: int) -> tuple[np.ndarray | None, float]:
+    """The utterance vector of one clip in one session, computed chunk by chunk, and its speech seconds."""
+    seed = zlib.crc32(f"{clip.name}/{session}".encode())
+    pcm = channels.apply(clip.audio(), session_channel(clip.actor, session), seed, lead_s=LEAD_S)
+    parts = chunks(pcm)
     tracker = ProsodyTracker()
     for part, flag in zip(parts, vad_flags(parts, np.random.default_rng(seed)), strict=True):
         tracker.push(part, flag)
-    return tracker.end_utterance()
+    seconds = tracker.speech_seconds
+    return tracker.end_utterance(), seconds
 
 
-def _extract(job: tuple[list[Clip], int]) -> list[np.ndarray | None]:
+def _extract(job: tuple[list[Clip], int]) -> list[tuple[np.ndarray | None, float]]:
     torch.set_num_threads(1)
     clips, session = job
     return [clip_features(c, session) for c in clips]
@@ -155,48 +173,68 @@ class Table:
     """All clip-session feature rows with their labels."""
 
     x: np.ndarray  # (n, n_features)
-    actor: np.ndarray
+    actor: np.ndarray  # speaker: RAVDESS actor, or SYNTH_BASE + i
     session: np.ndarray
-    emotion: np.ndarray  # RAVDESS label
+    emotion: np.ndarray  # RAVDESS label ("neutral" for synthetic speech)
     cls: np.ndarray  # index into CLASSES, -1 for disgust
     high: np.ndarray  # 1 high arousal, 0 low, -1 unknown
+    seconds: np.ndarray  # speech seconds the tracker counted (the calibration leans short readings to neutral)
+
+    @property
+    def synthetic(self) -> np.ndarray:
+        return self.actor >= SYNTH_BASE
+
+    def subset(self, rows: np.ndarray) -> Table:
+        return Table(self.x[rows], self.actor[rows], self.session[rows], self.emotion[rows], self.cls[rows],
+                     self.high[rows], self.seconds[rows])
 
 
-def build_table(clips: list[Clip], sessions: int, workers: int) -> Table:
+def build_table(clips: list[Clip], sessions: int, workers: int, synthetic_sessions: int | None = None) -> Table:
+    """Feature rows of every clip in every session (RAVDESS: ``sessions``; synthetic: ``synthetic_sessions``)."""
+    synth_s = sessions if synthetic_sessions is None else synthetic_sessions
     jobs = [([c for c in clips if c.actor == a], s) for a in sorted({c.actor for c in clips})
-            for s in range(sessions)]
+            for s in range(synth_s if a >= SYNTH_BASE else sessions)]
     rows, meta = [], []
     with ProcessPoolExecutor(workers) as pool:
         for (job_clips, s), feats in tqdm(zip(jobs, pool.map(_extract, jobs), strict=True), total=len(jobs),
-                                          desc="features (actor x session)", unit="job"):
-            for c, f in zip(job_clips, feats, strict=True):
+                                          desc="features (speaker x session)", unit="job"):
+            for c, (f, seconds) in zip(job_clips, feats, strict=True):
                 if f is None or not np.all(np.isfinite(f)):
                     continue
                 rows.append(f)
-                meta.append((c.actor, s, c.emotion))
-    actor, session, emotion = (np.array(v) for v in zip(*meta, strict=True))
+                meta.append((c.actor, s, c.emotion, seconds))
+    actor, session, emotion, seconds = (np.array(v) for v in zip(*meta, strict=True))
     cls = np.array([CLASSES.index(TRAIN_CLASS[e]) if e in TRAIN_CLASS else -1 for e in emotion])
     high = np.array([1 if e in HIGH_AROUSAL else 0 if e in LOW_AROUSAL else -1 for e in emotion])
-    return Table(np.stack(rows).astype(np.float32), actor, session, emotion, cls, high)
+    return Table(np.stack(rows).astype(np.float32), actor, session, emotion, cls, high, seconds.astype(np.float32))
 
 
 def baseline_prior(t: Table) -> np.ndarray:
-    """Population mean of the baseline features (per-actor means averaged: every actor counts once)."""
+    """Population mean of the baseline features (per-speaker means averaged: every speaker counts once)."""
     per_actor = [t.x[t.actor == a][:, BASELINE_INDEX].mean(axis=0) for a in np.unique(t.actor)]
     return np.mean(per_actor, axis=0).astype(np.float32)
 
 
+def class_prior(t: Table, rows: np.ndarray) -> np.ndarray:
+    """The class frequencies of the training rows (what the ensemble's probabilities assume)."""
+    counts = np.bincount(t.cls[rows][t.cls[rows] >= 0], minlength=len(CLASSES)).astype(np.float64)
+    return counts / counts.sum()
+
+
 def make_inputs(t: Table, rows: np.ndarray, prior: np.ndarray, rng: np.random.Generator,
                 k_choices: tuple[int, ...]) -> np.ndarray:
-    """Model inputs for ``rows``, each with a baseline from k other clips of its actor's session."""
+    """Model inputs for ``rows``, each with a baseline from k other clips of its speaker's session."""
     out = np.zeros((rows.size, n_inputs()), dtype=np.float32)
     base = t.x[:, BASELINE_INDEX]
+    groups: dict[tuple[int, int], np.ndarray] = {}
     for j, r in enumerate(rows):
         k = int(rng.choice(k_choices))
         total, n = np.zeros(len(BASELINE_INDEX)), 0
         if k:
-            same = np.nonzero((t.actor == t.actor[r]) & (t.session == t.session[r]))[0]
-            same = same[same != r]
+            key = (int(t.actor[r]), int(t.session[r]))
+            if key not in groups:
+                groups[key] = np.nonzero((t.actor == key[0]) & (t.session == key[1]))[0]
+            same = groups[key][groups[key] != r]
             pick = rng.choice(same, size=min(k, same.size), replace=False)
             total, n = base[pick].sum(axis=0), pick.size
         out[j] = model_input(t.x[r], total, n, prior)
@@ -206,8 +244,24 @@ def make_inputs(t: Table, rows: np.ndarray, prior: np.ndarray, rng: np.random.Ge
 TRAIN_K = (0, 0, 0, 1, 2, 3, 5, 8, 12)
 
 
+BALANCE = 0.5  # class weights: 1/frequency to this power (0 = plain frequencies, 1 = every class weighs the same)
+
+
+def class_weights(t: Table, rows: np.ndarray) -> np.ndarray:
+    """Loss weights per class, so the many plain-speech rows do not drown the acted emotions."""
+    freq = np.maximum(class_prior(t, rows), 1e-6)
+    w = freq ** -BALANCE
+    return w / (w * freq).sum()
+
+
+def effective_prior(t: Table, rows: np.ndarray) -> np.ndarray:
+    """The class prior the weighted loss trains towards (what the ensemble's probabilities assume)."""
+    p = class_prior(t, rows) * class_weights(t, rows)
+    return p / p.sum()
+
+
 def train_net(t: Table, rows: np.ndarray, prior: np.ndarray, seed: int, epochs: int, hidden: int) -> ToneNet:
-    """One ensemble member: fresh baselines drawn every epoch, label smoothing, input jitter."""
+    """One ensemble member: fresh baselines drawn every epoch, label smoothing, input jitter, class weights."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = ToneNet(n_inputs(), hidden=hidden)
@@ -216,7 +270,8 @@ def train_net(t: Table, rows: np.ndarray, prior: np.ndarray, seed: int, epochs: 
     net.std.copy_(torch.from_numpy(x0.std(axis=0) + 1e-3))
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-2)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    ce = nn.CrossEntropyLoss(label_smoothing=0.1, ignore_index=-1)
+    ce = nn.CrossEntropyLoss(weight=torch.from_numpy(class_weights(t, rows)).float(), label_smoothing=0.1,
+                             ignore_index=-1)
     cls_t = torch.from_numpy(t.cls[rows]).long()
     high_t = torch.from_numpy(t.high[rows]).float()
     for epoch in range(epochs):
@@ -238,6 +293,7 @@ def train_net(t: Table, rows: np.ndarray, prior: np.ndarray, seed: int, epochs: 
 
 
 def predict(nets: list[ToneNet], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Raw ensemble outputs: category probabilities and P(high arousal)."""
     with torch.inference_mode():
         xt = torch.from_numpy(x)
         probs = sum(torch.softmax(n(xt)[0], dim=1) for n in nets) / len(nets)
@@ -245,25 +301,57 @@ def predict(nets: list[ToneNet], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return probs.numpy(), high.numpy()
 
 
-def scores(t: Table, rows: np.ndarray, probs: np.ndarray, high: np.ndarray) -> dict[str, float | int]:
+def save_model(nets: list[ToneNet], t: Table, rows: np.ndarray, prior: np.ndarray, out: Path,
+               extra: dict | None = None) -> None:
+    """Write ``tone.pt`` and ``tone.json`` (everything ``ToneModel`` loads) for an ensemble trained on ``rows``."""
+    out.mkdir(parents=True, exist_ok=True)
+    state = {f"{m}.{k}": v for m, net in enumerate(nets) for k, v in net.state_dict().items()}
+    torch.save(state, out / "tone.pt")
+    x = make_inputs(t, rows, prior, np.random.default_rng(0), TRAIN_K)
+    z = np.clip((x - nets[0].mean.numpy()) / nets[0].std.numpy(), -nets[0].clip, nets[0].clip)
+    meta = {"features": FEATURE_NAMES, "classes": CLASSES, "members": len(nets), "hidden": nets[0].head.in_features,
+            "clip": nets[0].clip, "baseline_prior": prior.tolist(), "train_prior": effective_prior(t, rows).tolist(),
+            "novelty": novelty_stats(z), **(extra or {})}
+    (out / "tone.json").write_text(json.dumps(meta, indent=1))
+
+
+def read_rows(model: ToneModel, t: Table, rows: np.ndarray, k: int, seed: int, calibrated: bool
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Category index and P(high arousal) per row, as ``PlayerTone`` reads a final utterance with a k-utterance
+    baseline (``calibrated=False``: the model's own argmax, acted-speech priors)."""
+    x = make_inputs(t, rows, model.prior, np.random.default_rng(seed), (k,))
+    probs, high = model.predict(x)
+    if not calibrated:
+        return probs.argmax(axis=1), high
+    cal, novelty = model.calibration, model.novelty(x)
+    out = np.array([CLASSES.index(estimate_from(cal.apply(p, model.train_prior, float(s), nv), float(h), float(s),
+                                                True, cal.unsure_below).emotion)
+                    for p, h, s, nv in zip(probs, high, t.seconds[rows], novelty, strict=True)])
+    return out, high
+
+
+def scores(t: Table, rows: np.ndarray, pred_cls: np.ndarray, high: np.ndarray) -> dict[str, float | int]:
     """The bench's figures: 4-class (neutral+calm/happy/sad/angry) and high-vs-low arousal accuracy."""
-    pred = np.array([CLASSES[i] for i in probs.argmax(axis=1)])
+    pred = np.array([CLASSES[i] for i in pred_cls])
     emo = t.emotion[rows]
     four = np.array([e in FOUR for e in emo])
     four_hit = np.array([FOUR.get(p) == FOUR.get(e) for p, e in zip(pred, emo, strict=True)])
     known = t.high[rows] >= 0
     six = t.cls[rows] >= 0
+    angry = pred == "angry"
     return {
         "four_class_accuracy": round(float(four_hit[four].mean()), 4), "four_class_n": int(four.sum()),
         "arousal_accuracy": round(float(((high > 0.5) == (t.high[rows] == 1))[known].mean()), 4),
         "arousal_n": int(known.sum()),
-        "six_class_accuracy": round(float((probs.argmax(axis=1) == t.cls[rows])[six].mean()), 4),
+        "six_class_accuracy": round(float((pred_cls == t.cls[rows])[six].mean()), 4),
+        "angry_recall": round(float(angry[emo == "angry"].mean()), 4) if (emo == "angry").any() else None,
+        "angry_false_rate": round(float(angry[emo != "angry"].mean()), 4) if (emo != "angry").any() else None,
     }
 
 
-def confusion(t: Table, rows: np.ndarray, probs: np.ndarray) -> np.ndarray:
+def confusion(t: Table, rows: np.ndarray, pred_cls: np.ndarray) -> np.ndarray:
     m = np.zeros((len(ROW_LABELS), len(CLASSES)), dtype=int)
-    for e, p in zip(t.emotion[rows], probs.argmax(axis=1), strict=True):
+    for e, p in zip(t.emotion[rows], pred_cls, strict=True):
         m[ROW_LABELS.index(e), p] += 1
     return m
 
@@ -283,7 +371,7 @@ def plot_confusion(m: np.ndarray, title: str, path: Path) -> None:
             ax.text(j, i, str(m[i, j]), ha="center", va="center", color=colour)
     ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=30)
     ax.set_yticks(range(len(ROW_LABELS)), ROW_LABELS)
-    ax.set_xlabel("predicted")
+    ax.set_xlabel("predicted (calibrated for conversation)")
     ax.set_ylabel("acted (RAVDESS)")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
@@ -291,23 +379,27 @@ def plot_confusion(m: np.ndarray, title: str, path: Path) -> None:
     plt.close(fig)
 
 
-def evaluate(t: Table, nets: list[ToneNet], rows: np.ndarray, prior: np.ndarray, k: int, seed: int
+def evaluate(t: Table, model: ToneModel, rows: np.ndarray, k: int, seed: int, calibrated: bool = True
              ) -> tuple[dict[str, float | int], np.ndarray, np.ndarray]:
-    x = make_inputs(t, rows, prior, np.random.default_rng(seed), (k,))
-    probs, high = predict(nets, x)
-    return scores(t, rows, probs, high), probs, high
+    """Figures on ``rows`` with a k-utterance baseline, and the reading per row."""
+    pred, high = read_rows(model, t, rows, k, seed, calibrated)
+    return scores(t, rows, pred, high), pred, high
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--out", type=Path, default=MODEL_DIR)
-    ap.add_argument("--sessions", type=int, default=4, help="recording conditions per actor (1 = clean only)")
+    ap.add_argument("--sessions", type=int, default=5, help="recording conditions per actor (1 = clean only)")
+    ap.add_argument("--synthetic", type=int, default=40, help="synthetic plain-speech speakers (eSpeak NG)")
+    ap.add_argument("--festival", type=int, default=4, help="... and festival speakers (kal_diphone at speeds)")
+    ap.add_argument("--per-speaker", type=int, default=14, help="sentences per synthetic speaker")
     ap.add_argument("--members", type=int, default=3, help="ensemble size")
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-natural", action="store_true", help="skip the natural-speech figures")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     started = time.time()
@@ -316,47 +408,65 @@ def main(argv: list[str] | None = None) -> int:
     clips = list_clips(args.data)
     if not clips:
         raise SystemExit(f"no RAVDESS clips under {args.data}")
-    t = build_table(clips, args.sessions, args.workers)
-    print(f"{t.x.shape[0]} clip-session rows from {len(clips)} clips x {args.sessions} sessions")
+    synth = synthetic_clips(args.synthetic, args.festival, args.per_speaker, args.seed) if args.synthetic else []
+    t = build_table(clips + synth, args.sessions, args.workers, synthetic_sessions=3)
+    print(f"{t.x.shape[0]} clip-session rows from {len(clips)} RAVDESS clips x {args.sessions} sessions and "
+          f"{len(synth)} synthetic utterances x 3 sessions")
 
     report: dict = {"command": "python -m npc_voice.train.emotion " + " ".join(argv or []),
                     "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+                    "calibration": {"natural_prior": CALIBRATION.natural_prior,
+                                    "unsure_below": CALIBRATION.unsure_below, "short_s": CALIBRATION.short_s},
                     "features": len(FEATURE_NAMES), "inputs": n_inputs(), "classes": CLASSES, "folds": []}
     clean = t.session == 0
-    pooled: dict[str, list[np.ndarray]] = {k: [] for k in ("rows", "cold", "warm", "cold_high", "warm_high")}
+    synth_ids = np.unique(t.actor[t.synthetic])
+    pooled: dict[str, list[np.ndarray]] = {k: [] for k in ("rows", "cold", "warm", "raw", "cold_high", "warm_high")}
     for fold, held in enumerate(tqdm(FOLDS, desc="cross-validation folds", unit="fold")):
-        test = np.isin(t.actor, held)
+        held_synth = synth_ids[fold::len(FOLDS)]
+        test = np.isin(t.actor, held) | np.isin(t.actor, held_synth)
         train_rows = np.nonzero(~test)[0]
-        prior = baseline_prior(Table(t.x[train_rows], t.actor[train_rows], t.session[train_rows],
-                                     t.emotion[train_rows], t.cls[train_rows], t.high[train_rows]))
+        prior = baseline_prior(t.subset(train_rows))
         nets = [train_net(t, train_rows, prior, args.seed + 100 * fold + m, args.epochs, args.hidden)
                 for m in range(args.members)]
-        rows = np.nonzero(test & clean)[0]
-        cold, probs_cold, high_cold = evaluate(t, nets, rows, prior, 0, fold)
-        warm, probs_warm, high_warm = evaluate(t, nets, rows, prior, 10, fold)
-        aug_rows = np.nonzero(test & ~clean)[0]
-        augmented = evaluate(t, nets, aug_rows, prior, 0, fold)[0] if aug_rows.size else None
+        with tempfile.TemporaryDirectory() as tmp:
+            save_model(nets, t, train_rows, prior, Path(tmp))
+            model = ToneModel(Path(tmp))
+        rows = np.nonzero(np.isin(t.actor, held) & clean)[0]
+        cold, pred_cold, high_cold = evaluate(t, model, rows, 0, fold)
+        warm, pred_warm, high_warm = evaluate(t, model, rows, 10, fold)
+        raw, pred_raw, _ = evaluate(t, model, rows, 0, fold, calibrated=False)
+        aug_rows = np.nonzero(np.isin(t.actor, held) & ~clean)[0]
+        augmented = evaluate(t, model, aug_rows, 0, fold)[0] if aug_rows.size else None
+        synth_rows = np.nonzero(np.isin(t.actor, held_synth))[0]
+        synthetic = None
+        if synth_rows.size:
+            _, pred_s, _ = evaluate(t, model, synth_rows, 0, fold)
+            synthetic = {"utterances": int(synth_rows.size),
+                         "read_neutral": round(float(np.mean(pred_s == 0)), 4),
+                         "read_angry": round(float(np.mean(pred_s == CLASSES.index("angry"))), 4)}
         name = "-".join(f"{a:02d}" for a in held)
         png = f"confusion_actors_{name}.png"
-        plot_confusion(confusion(t, rows, probs_cold), f"held-out actors {name} (cold start): "
+        plot_confusion(confusion(t, rows, pred_cold), f"held-out actors {name} (cold start): "
                        f"4-class {cold['four_class_accuracy']:.2f}, arousal {cold['arousal_accuracy']:.2f}",
                        args.out / png)
-        report["folds"].append({"held_out_actors": list(held), "cold": cold, "warm": warm,
-                                "augmented_sessions_cold": augmented, "confusion_png": png,
-                                "confusion_cold": confusion(t, rows, probs_cold).tolist()})
+        report["folds"].append({"held_out_actors": list(held), "held_out_synthetic": [int(a) for a in held_synth],
+                                "cold": cold, "warm": warm, "raw_cold": raw, "augmented_sessions_cold": augmented,
+                                "synthetic_cold": synthetic, "confusion_png": png,
+                                "confusion_cold": confusion(t, rows, pred_cold).tolist()})
         pooled["rows"].append(rows)
-        pooled["cold"].append(probs_cold)
-        pooled["warm"].append(probs_warm)
+        pooled["cold"].append(pred_cold)
+        pooled["warm"].append(pred_warm)
+        pooled["raw"].append(pred_raw)
         pooled["cold_high"].append(high_cold)
         pooled["warm_high"].append(high_warm)
-        tqdm.write(f"fold {name}: cold {cold} | warm {warm}")
+        tqdm.write(f"fold {name}: cold {cold} | warm {warm} | raw {raw} | synthetic {synthetic}")
 
     rows = np.concatenate(pooled["rows"])
     overall = {}
-    for mode in ("cold", "warm"):
-        probs = np.concatenate(pooled[mode])
-        overall[mode] = {**scores(t, rows, probs, np.concatenate(pooled[f"{mode}_high"])),
-                         "baseline_clips": 0 if mode == "cold" else 10}
+    for mode, high_key in (("cold", "cold_high"), ("warm", "warm_high"), ("raw", "cold_high")):
+        pred = np.concatenate(pooled[mode])
+        overall[mode] = {**scores(t, rows, pred, np.concatenate(pooled[high_key])),
+                         "baseline_clips": 10 if mode == "warm" else 0}
     oc = overall["cold"]
     plot_confusion(confusion(t, rows, np.concatenate(pooled["cold"])),
                    f"all 12 actors, each held out (cold): 4-class {oc['four_class_accuracy']:.2f}, "
@@ -366,50 +476,78 @@ def main(argv: list[str] | None = None) -> int:
     prior = baseline_prior(t)
     all_rows = np.arange(t.x.shape[0])
     nets = [train_net(t, all_rows, prior, args.seed + 1000 + m, args.epochs, args.hidden)
-            for m in tqdm(range(args.members), desc="final model (all 12 actors)", unit="net")]
-    state = {f"{m}.{k}": v for m, net in enumerate(nets) for k, v in net.state_dict().items()}
-    torch.save(state, args.out / "tone.pt")
-    meta = {"features": FEATURE_NAMES, "classes": CLASSES, "members": args.members, "hidden": args.hidden,
-            "baseline_prior": prior.tolist(), "trained_on_actors": sorted(int(a) for a in np.unique(t.actor))}
-    (args.out / "tone.json").write_text(json.dumps(meta, indent=1))
+            for m in tqdm(range(args.members), desc="final model (all speakers)", unit="net")]
+    save_model(nets, t, all_rows, prior, args.out, {
+        "trained_on_actors": sorted(int(a) for a in np.unique(t.actor) if a < SYNTH_BASE),
+        "synthetic_speakers": int(synth_ids.size)})
     report["train_seconds"] = round(time.time() - started, 1)
+    if not args.no_natural:
+        from npc_voice.bench.natural_tone import natural_report
+
+        report["natural_speech"] = natural_report(ToneModel(args.out))
+    report["total_seconds"] = round(time.time() - started, 1)
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     (args.out / "report.md").write_text(markdown_report(report))
-    print(json.dumps(overall, indent=1))
+    print(json.dumps({"overall_pooled": overall, "natural_speech": report.get("natural_speech")}, indent=1))
     return 0
 
 
 def markdown_report(r: dict) -> str:
+    cal = r["calibration"]
     lines = [
-        "# Player tone model: speaker-independent validation on RAVDESS actors 01-12", "",
-        f"Command: `{r['command'].strip()}` ({r['train_seconds']} s). Features: {r['features']} prosodic and",
-        f"spectral statistics, model input {r['inputs']} (features, features minus the speaker baseline,",
-        "baseline confidence). Each fold trains on 9 actors, tests on the 3 it never saw (clean recordings).",
-        "*Cold*: no speaker baseline (a session's first utterance). *Warm*: baseline from 10 other clips",
-        "of the same actor. *Augmented*: the held-out actors through simulated other microphones, cold.", "",
+        "# Player tone model: speaker-independent validation on RAVDESS actors 01-12, and natural speech", "",
+        f"Command: `{r['command'].strip()}` ({r['train_seconds']} s to train, {r['total_seconds']} s with the",
+        f"natural-speech figures). Features: {r['features']} prosodic and spectral statistics, model input",
+        f"{r['inputs']} (features but absolute level, features minus the speaker's baseline, baseline confidence).",
+        "Each fold trains on 9 actors and three quarters of the synthetic speakers, tests on the 3 actors it never",
+        "saw (clean recordings). Calibration for conversation (as shipped, in every column but *raw*): natural",
+        f"priors {list(cal['natural_prior'])}, unsure below {cal['unsure_below']} -> neutral.",
+        "*Cold*: a session's first utterance. *Warm*: 10 other clips of the same actor heard before.",
+        "*Raw*: cold, without the calibration (the acted-speech argmax). *Augmented*: the held-out actors through",
+        "simulated other channels, cold. *Synthetic*: held-out synthetic speakers read as neutral.", "",
         "| held-out actors | 4-class cold | arousal cold | 6-class cold | 4-class warm | arousal warm |"
-        " 4-class augm. | arousal augm. |",
-        "|---|---|---|---|---|---|---|---|",
+        " 4-class raw | 4-class augm. | arousal augm. | synthetic neutral |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for f in r["folds"]:
         a = f["augmented_sessions_cold"] or {}
+        s = f["synthetic_cold"] or {}
         actors = ", ".join(f"{x:02d}" for x in f["held_out_actors"])
         lines.append(f"| {actors} | {f['cold']['four_class_accuracy']:.3f}"
                      f" | {f['cold']['arousal_accuracy']:.3f} | {f['cold']['six_class_accuracy']:.3f}"
                      f" | {f['warm']['four_class_accuracy']:.3f} | {f['warm']['arousal_accuracy']:.3f}"
+                     f" | {f['raw_cold']['four_class_accuracy']:.3f}"
                      f" | {a.get('four_class_accuracy', float('nan')):.3f}"
-                     f" | {a.get('arousal_accuracy', float('nan')):.3f} |")
+                     f" | {a.get('arousal_accuracy', float('nan')):.3f}"
+                     f" | {s.get('read_neutral', float('nan')):.3f} |")
     o = r["overall_pooled"]
     lines += [
         f"| **all 12 (pooled)** | **{o['cold']['four_class_accuracy']:.3f}**"
         f" | **{o['cold']['arousal_accuracy']:.3f}** |"
         f" {o['cold']['six_class_accuracy']:.3f} | {o['warm']['four_class_accuracy']:.3f} |"
-        f" {o['warm']['arousal_accuracy']:.3f} | | |", "",
+        f" {o['warm']['arousal_accuracy']:.3f} | {o['raw']['four_class_accuracy']:.3f} | | | |", "",
+        f"Acted anger found (cold, pooled): {o['cold']['angry_recall']:.3f} of the angry clips; other clips read as"
+        f" angry: {o['cold']['angry_false_rate']:.3f}.", "",
         "4-class: clips acted neutral, calm, happy, sad, angry; a hit when the predicted category (of six)",
         "is the same (neutral and calm are one). Arousal: all clips but disgust; happy, angry, fearful,",
         "surprised are high. Confusion matrices (cold): "
         + ", ".join(f"`{f['confusion_png']}`" for f in r["folds"]) + ", `confusion_all.png`.", "",
     ]
+    nat = r.get("natural_speech")
+    if nat:
+        lines += [
+            "## Natural speech (expected neutral or calm): the shipped model through the engine's path", "",
+            "Per turn, what the game would have been told (`python -m npc_voice.bench.natural_tone`): *angry* = an",
+            "`emotion` event \"angry\" with intensity >= 0.6 from the turn's start to 1 s after its end; *strong* =",
+            "any category but neutral at that intensity. None of this audio is used in training.", "",
+            "| set | sessions | turns | read angry | strong emotion | last reading per turn |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, m in nat.items():
+            last = ", ".join(f"{k} {v}" for k, v in m["last_reading"].items())
+            lines.append(f"| {name} | {m['sessions']} | {m['turns']} | {m['angry_turns']} ({m['angry_rate']:.1%})"
+                         f" | {m['strong_turns']} ({m['strong_rate']:.1%}) | {last} |")
+        lines.append("")
     return "\n".join(lines)
 
 

@@ -550,8 +550,7 @@ def main() -> None:
     rng = np.random.default_rng(SEED)
     texts = make_texts(rng)
     train_jobs, val_jobs = make_jobs(texts, rng, per_text=7)
-    festival(sorted({t for j in train_jobs if j.voice == "festival"
-                           for t in [j.text] + [p for p, _ in punctuation_points(j.text)]}))
+    festival(_festival_texts(train_jobs))
     xtr, ytr, _, st_tr = build(train_jobs, "train data")
     xva, yva, own, st_va = build(val_jobs, "val data")
     val_unseen = np.asarray([is_val_text(val_jobs[j].text) for j in own])
@@ -596,20 +595,7 @@ def main() -> None:
         "## 2. Real speech (never trained on)", "",
     ]
     for name, r in real.items():
-        p, y = r["p"], r["y"]
-        lines.append(f"**{name}**: {len(y)} points ({int(y.sum())} ends, {int(len(y) - y.sum())} holds); "
-                     f"AUC {auc(y, p):.3f}; at {thr80:.3f}: {fmt_rates(rates(p, y, thr80))}; "
-                     f"at {thr10:.3f}: {fmt_rates(rates(p, y, thr10))}")
-        if "y_whisper" in r:
-            yw = r["y_whisper"]
-            lines.append(f"- relabelled by Whisper punctuation (a pause after '.?!' is an end): {int(yw.sum())} ends; "
-                         f"AUC {auc(yw, p):.3f}; at {thr10:.3f}: {fmt_rates(rates(p, yw, thr10))}")
-        lines += ["", "| where | voice_end s | label | p_end |", "|---|---|---|---|"]
-        for row, pi in zip(r["rows"], p, strict=True):
-            where = row[0] if name == "read_speech" else row[3][:50]
-            lab = f"{row[2]}" + (f" (whisper {row[3]})" if name == "read_speech" else "")
-            lines.append(f"| {where} | {row[1] / SAMPLE_RATE:.2f} | {lab} | {pi:.3f} |")
-        lines.append("")
+        lines += _real_speech_lines(name, r, thr80, thr10)
     lines += ["## 3. Dev voices (information only, nothing tuned on them)", "", "| case | point | p_end |",
               "|---|---|---|"]
     lines += [f"| {c} | {w} | {p:.3f} |" for c, w, p in dev]
@@ -617,6 +603,32 @@ def main() -> None:
               f"p99 {p99_ms:.2f} ms.", ""]
     (MODEL_DIR / "report.md").write_text("\n".join(lines))
     print("\n".join(lines))
+
+
+def _festival_texts(jobs: list[Job]) -> list[str]:
+    """Every text the festival jobs synthesise (each utterance and its prefixes), to make in one festival
+    process before the workers need them."""
+    return sorted({t for j in jobs if j.voice == "festival"
+                   for t in [j.text] + [p for p, _ in punctuation_points(j.text)]})
+
+
+def _real_speech_lines(name: str, r: dict, thr80: float, thr10: float) -> list[str]:
+    """The report on one real recording set: AUC and rates at both thresholds, then a table of every point."""
+    p, y = r["p"], r["y"]
+    lines = [f"**{name}**: {len(y)} points ({int(y.sum())} ends, {int(len(y) - y.sum())} holds); "
+             f"AUC {auc(y, p):.3f}; at {thr80:.3f}: {fmt_rates(rates(p, y, thr80))}; "
+             f"at {thr10:.3f}: {fmt_rates(rates(p, y, thr10))}"]
+    if "y_whisper" in r:
+        yw = r["y_whisper"]
+        lines.append(f"- relabelled by Whisper punctuation (a pause after '.?!' is an end): {int(yw.sum())} ends; "
+                     f"AUC {auc(yw, p):.3f}; at {thr10:.3f}: {fmt_rates(rates(p, yw, thr10))}")
+    lines += ["", "| where | voice_end s | label | p_end |", "|---|---|---|---|"]
+    for row, pi in zip(r["rows"], p, strict=True):
+        where = row[0] if name == "read_speech" else row[3][:50]
+        lab = f"{row[2]}" + (f" (whisper {row[3]})" if name == "read_speech" else "")
+        lines.append(f"| {where} | {row[1] / SAMPLE_RATE:.2f} | {lab} | {pi:.3f} |")
+    lines.append("")
+    return lines
 
 
 def _clean_mask(owner: np.ndarray, y: np.ndarray, jobs: list[Job]) -> np.ndarray:

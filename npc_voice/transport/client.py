@@ -93,6 +93,7 @@ class _SessionInfo:
     state: dict[str, Any]
     clock: str
     floor: bool
+    policy: str
     inbox: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_INBOX))
     opened: threading.Event = field(default_factory=threading.Event)
     error: str | None = None
@@ -156,7 +157,7 @@ class _SessionInfo:
     def open_message(self, session: str) -> p.OpenSession:
         return p.OpenSession(
             session=session, persona=self.persona, npc_id=self.npc_id, state=self.state, clock=self.clock,
-            floor=self.floor,
+            floor=self.floor, policy=self.policy, why=self.floor,  # this client reads a floor event's rule
         )
 
 
@@ -282,14 +283,17 @@ class SidecarClient:
         session_id: str | None = None,
         clock: str = "realtime",
         floor: bool = False,
+        policy: str = "rules",
     ) -> ClientSession:
         """Ask the sidecar for a session; returns at once (see ``ClientSession.opened``).
 
         ``clock="simulated"`` is for benches that send chunks faster than real time. ``floor=True`` asks for
-        a ``floor`` event in every step (the duplex model's probabilities and the action).
+        a ``floor`` event in every step (the duplex model's probabilities, the action and the rule that took
+        it). ``policy``: the floor's strategy set, ``rules``, ``duplex`` or ``cascade``.
         """
         sid = session_id or f"{npc_id}-{uuid.uuid4().hex[:8]}"
-        info = _SessionInfo(persona=persona, npc_id=npc_id, state=dict(state or {}), clock=clock, floor=floor)
+        info = _SessionInfo(persona=persona, npc_id=npc_id, state=dict(state or {}), clock=clock, floor=floor,
+                            policy=policy)
         with self._lock:
             self._sessions[sid] = info
         self._post(info.open_message(sid))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from npc_voice import events as ev
 from npc_voice.audio.format import CHUNK_SAMPLES, CHUNK_SECONDS
 from npc_voice.engine.resources import EngineResources
 from npc_voice.engine.session import Session
@@ -58,6 +59,7 @@ class EngineHost:
     def __init__(self, resources: EngineResources) -> None:
         self.res = resources
         self._sessions: dict[int, Session] = {}
+        self._notices: dict[int, list[ev.Notice]] = {}  # slot -> told with its session's next step reply
         self._lock = threading.Lock()
         self._level = 0
 
@@ -80,7 +82,8 @@ class EngineHost:
         """Open a session for ``slot``: ``Opened``, or an ``Error`` saying why not."""
         try:
             session = Session(self.res, msg.persona, msg.npc_id, msg.state, simulated_clock=msg.clock == "simulated",
-                              floor_events=msg.floor)
+                              floor_events=msg.floor, policy=msg.policy, explain=msg.why)
+            fallback = self.res.voice_problem(msg.persona)
         except KeyError as exc:
             return p.Error(session=msg.session, code="unknown_persona", message=str(exc.args[0]))
         except ValueError as exc:  # PersonaError
@@ -91,6 +94,8 @@ class EngineHost:
         with self._lock:
             old = self._sessions.pop(slot, None)
             self._sessions[slot] = session
+            if fallback is not None:  # the NPC still talks, in its eSpeak NG voice: say why it sounds so
+                self._notices[slot] = [ev.Notice(code="voice_fallback", message=fallback)]
         if old is not None:  # a slot is never reused by the front; a reopen after a lost reply is the only way
             old.close()
         return p.Opened(session=msg.session, persona=msg.persona, npc_id=msg.npc_id)
@@ -99,6 +104,7 @@ class EngineHost:
         """One 200 ms step of the slot's session: a ``StepReply``, or an ``Error``."""
         with self._lock:
             session = self._sessions.get(slot)
+            notices = self._notices.pop(slot, [])
         if session is None:
             return p.Error(session=msg.session, code="no_session", seq=msg.seq,
                            message=f"session {msg.session!r} is not open on this engine worker")
@@ -108,7 +114,7 @@ class EngineHost:
                 session=msg.session,
                 seq=msg.seq,
                 pcm=result.pcm,
-                events=[e.to_wire() for e in result.events],
+                events=[e.to_wire() for e in [*notices, *result.events]],
                 compute_ms=round(result.compute_ms, 3),
                 lost=lost,
             )
@@ -119,6 +125,7 @@ class EngineHost:
     def close(self, slot: int) -> None:
         with self._lock:
             session = self._sessions.pop(slot, None)
+            self._notices.pop(slot, None)
         if session is not None:
             session.close()
 
@@ -126,17 +133,19 @@ class EngineHost:
         """Close every session (the front gave them up: they were reopened elsewhere)."""
         with self._lock:
             sessions, self._sessions = list(self._sessions.values()), {}
+            self._notices.clear()
         for session in sessions:
             session.close()
 
     def preload_personas(self) -> None:
-        """Load every persona of the folder now (in the background, once the worker serves): a session reopened
-        here after its worker was lost must not wait a second for its persona's language model and topics."""
-        for path in sorted(self.res.personas.folder.glob("*.yaml")):
+        """Load every persona on the search path now (in the background, once the worker serves): a session
+        reopened here after its worker was lost must not wait a second for its persona's language model and
+        topics."""
+        for persona_id in self.res.personas.known():
             try:
-                self.res.persona(path.stem)
+                self.res.persona(persona_id)
             except (KeyError, ValueError, OSError) as exc:
-                log.warning("persona %s not preloaded: %s", path.stem, exc)
+                log.warning("persona %s not preloaded: %s", persona_id, exc)
 
     # ------------------------------------------------------------------ capacity
 
@@ -169,10 +178,10 @@ class EngineHost:
         return Capacity(sessions=sessions, cost_ms=round(cost_ms, 2), measured=True)
 
     def _calibration_persona(self) -> str:
-        folder = self.res.personas.folder
-        ids = sorted(path.stem for path in folder.glob("*.yaml"))
+        ids = self.res.personas.known()
         if not ids:
-            raise FileNotFoundError(f"no persona files in {folder} to measure the capacity with")
+            folders = ", ".join(str(f) for f in self.res.personas.folders)
+            raise FileNotFoundError(f"no persona files in {folders} to measure the capacity with")
         return "blacksmith" if "blacksmith" in ids else ids[0]
 
     def _calibration_question(self, persona_id: str) -> np.ndarray:

@@ -11,7 +11,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+from npc_voice.data import PersonaFolders
 
 WORKER_LINE = "npc-voice worker "  # what the sidecar prints when an engine worker comes up or is lost
 
@@ -29,7 +32,7 @@ class SidecarProcess:
 
     def __init__(
         self,
-        persona_dir: str | None = None,
+        persona_dir: PersonaFolders = None,
         address: str | None = None,
         procs: int | None = None,
         args: Sequence[str] = (),
@@ -39,8 +42,9 @@ class SidecarProcess:
         # -P: the working directory is not put on the path, so the sidecar runs the npc_voice this process
         # imported (the installed one, or PYTHONPATH's), never a checkout that happens to be the cwd.
         cmd = [sys.executable, "-P", "-m", "npc_voice.cli", "serve", "--address", self.address]
-        if persona_dir:
-            cmd += ["--personas", persona_dir]
+        folders = [persona_dir] if isinstance(persona_dir, str | Path) else list(persona_dir or [])
+        for folder in folders:  # searched before $NPC_VOICE_PERSONAS and the built-in personas
+            cmd += ["--personas", str(folder)]
         if procs is not None:
             cmd += ["--procs", str(procs)]
         cmd += list(args)

@@ -16,6 +16,7 @@ import msgpack
 import numpy as np
 
 from npc_voice.audio.format import CHUNK_BYTES, CHUNK_SAMPLES, SAMPLE_FORMAT, SAMPLE_RATE
+from npc_voice.floor.strategies import STRATEGIES
 
 PROTOCOL_VERSION = 1
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5571"
@@ -92,6 +93,11 @@ class OpenSession(Message):
     # True: every step carries a ``floor`` event (the model's probabilities and the action). Opt-in, so a
     # v1 client that predates the event never receives it.
     floor: bool = False
+    # The floor's strategy set: "rules" (default), "duplex" or "cascade" (npc_voice/floor/strategies.py).
+    policy: str = "rules"
+    # True: ``floor`` events also say which rule decided and why (``rule``, ``why``). Opt-in for the same
+    # reason as ``floor``: a client of revision 2026-12-01 rejects fields it does not know.
+    why: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -304,6 +310,13 @@ def _clock(value: str, session: str) -> str:
     return value
 
 
+def _policy(value: str, session: str) -> str:
+    if value not in STRATEGIES:
+        known = ", ".join(repr(k) for k in STRATEGIES)
+        raise ProtocolError("bad_field", f"policy must be one of {known}; got {value[:40]!r}", session=session)
+    return value
+
+
 def _cue(header: dict[str, Any], session: str, seq: int) -> str | None:
     """The optional ``cue`` of a ``mic``: absent or nil is none; anything else must be a known kind."""
     value = header.get("cue")
@@ -408,6 +421,8 @@ def decode(frames: list[bytes]) -> Message:
             state=_check_state(header.get("state", {}), session, None),
             clock=_clock(_field(header, "clock", str, session, required=False, default="realtime"), session),
             floor=_field(header, "floor", bool, session, required=False, default=False),
+            policy=_policy(_field(header, "policy", str, session, required=False, default="rules"), session),
+            why=_field(header, "why", bool, session, required=False, default=False),
         )
     if cls is Opened:
         return Opened(

@@ -20,12 +20,22 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
 from npc_voice.transport import protocol as p
-from npc_voice.transport.workers import STEP_THREADS, EngineWorker, Front, Request, handle_request
+from npc_voice.transport.workers import (
+    STEP_THREADS,
+    EngineWorker,
+    Front,
+    Request,
+    handle_request,
+    persona_folder_list,
+)
+
+if TYPE_CHECKING:
+    from npc_voice.data import PersonaFolders
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +60,12 @@ class EngineActor:
     """A Ray actor hosting sessions over its own copy of the models (a threaded actor: many sessions step
     at once, as in a worker process). Wrapped with ``ray.remote`` by ``RayWorkers``."""
 
-    def __init__(self, persona_dir: str | None, capacity: int | None) -> None:
+    def __init__(self, persona_dir: list[str], capacity: int | None, voice_cache: str | None = None) -> None:
         from npc_voice.transport.workers import hello_info, load_host
 
         t0 = time.monotonic()
-        self.host = load_host(persona_dir)
+        # each actor renders persona lines ahead into its own machine's voice cache
+        self.host = load_host(persona_dir, voice_cache)
         self.info = hello_info(self.host, capacity, 1.0, t0)  # an actor declares a whole CPU: a core of its own
         self.info["instance"] = uuid.uuid4().hex  # changes when Ray restarts the actor
         try:
@@ -81,15 +92,18 @@ class RayWorkers:
         self,
         address: str,
         n: int | None = None,
-        persona_dir: str | None = None,
+        persona_dir: PersonaFolders = None,
         capacity: int | None = None,
         threads: int = STEP_THREADS,
         cpus: float = 1.0,
         memory_mb: int | None = None,
+        voice_cache: str | os.PathLike[str] | None = None,
     ) -> None:
         self.address = address
         self.n = n
-        self.persona_dir = persona_dir
+        # folders as given: on another machine of the cluster they must exist at the same paths
+        self.persona_dirs = persona_folder_list(persona_dir)
+        self.voice_cache = None if voice_cache is None else os.fspath(voice_cache)
         self.capacity = capacity
         self.threads = threads
         self.cpus = cpus
@@ -124,7 +138,7 @@ class RayWorkers:
             worker.submit = lambda req, w=worker: self._submit(w, req)
             worker.kill = lambda w=worker: self._kill(w)
             self.workers.append(worker)
-            self._actors[worker] = actor.remote(self.persona_dir, self.capacity)
+            self._actors[worker] = actor.remote(self.persona_dirs, self.capacity, self.voice_cache)
             self._hello(worker, started=time.monotonic())
         log.info("%d engine actor(s) asked of the Ray cluster at %s", n, self.address)
 

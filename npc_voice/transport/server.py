@@ -56,6 +56,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 from npc_voice import events as ev
+from npc_voice.data import PersonaFolders
 from npc_voice.transport import protocol as p
 from npc_voice.transport.workers import STEP_THREADS, EnginePool, EngineWorker, InprocWorkers, Request
 
@@ -783,7 +784,7 @@ class Sidecar:
 
 def serve_forever(
     address: str,
-    persona_dir: str | None = None,
+    persona_dir: PersonaFolders = None,
     workers: int = STEP_WORKERS,
     allow_remote: bool = False,
     curve: CurveKeys | None = None,
@@ -793,6 +794,7 @@ def serve_forever(
     capacity: int | None = None,
     ray_cpus: float = 1.0,
     ray_memory_mb: int | None = None,
+    voice_cache: str | os.PathLike[str] | None = None,
 ) -> int:
     """Start the engine workers, bind, serve until SIGINT/SIGTERM; report step times on exit.
 
@@ -812,18 +814,18 @@ def serve_forever(
         from npc_voice.transport.ray_workers import RayWorkers
 
         engines = RayWorkers(ray_address, procs, persona_dir, capacity, threads=workers, cpus=ray_cpus,
-                             memory_mb=ray_memory_mb)
+                             memory_mb=ray_memory_mb, voice_cache=voice_cache)
     elif procs is not None and procs > 1:
         from npc_voice.transport.workers import ProcessWorkers
 
-        engines = ProcessWorkers(procs, persona_dir, capacity, threads=workers)
+        engines = ProcessWorkers(procs, persona_dir, capacity, threads=workers, voice_cache=voice_cache)
     else:
         import torch
 
         from npc_voice.engine.resources import EngineResources
 
         torch.set_num_threads(1)
-        res = EngineResources(persona_dir)
+        res = EngineResources(persona_dir, voice_cache=voice_cache)
         if capacity:
             max_sessions = min(max_sessions, capacity)
     sidecar = Sidecar(

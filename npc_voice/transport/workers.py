@@ -45,6 +45,7 @@ import zmq
 from npc_voice.transport import protocol as p
 
 if TYPE_CHECKING:
+    from npc_voice.data import PersonaFolders
     from npc_voice.engine.resources import EngineResources
     from npc_voice.transport.host import EngineHost
 
@@ -220,12 +221,14 @@ class ProcessWorkers:
     def __init__(
         self,
         n: int,
-        persona_dir: str | None = None,
+        persona_dir: PersonaFolders = None,
         capacity: int | None = None,
         threads: int = STEP_THREADS,
+        voice_cache: str | os.PathLike[str] | None = None,
     ) -> None:
         self.n = n
-        self.persona_dir = persona_dir
+        self.persona_dirs = persona_folder_list(persona_dir)
+        self.voice_cache = voice_cache
         self.capacity = capacity  # None: each worker measures its own at start-up
         self.threads = threads
         self._tmp = tempfile.mkdtemp(prefix="npc-voice-workers-")
@@ -259,8 +262,12 @@ class ProcessWorkers:
         cmd = [sys.executable, "-P", "-m", "npc_voice.transport.workers", "--connect", self.address,
                "--identity", proc.identity.decode(), "--parent", str(os.getpid()), "--threads", str(self.threads),
                "--share", f"{self._share:.3f}"]
-        if self.persona_dir:
-            cmd += ["--personas", self.persona_dir]
+        for folder in self.persona_dirs:
+            cmd += ["--personas", folder]
+        if self.voice_cache is not None:
+            cmd += ["--voice-cache", str(self.voice_cache)]
+        if proc.index > 0:  # the first worker renders persona lines ahead into the cache all of them read
+            cmd += ["--no-render-ahead"]
         if self.capacity:
             cmd += ["--capacity", str(self.capacity)]
         proc.started = time.monotonic()
@@ -421,7 +428,10 @@ def worker_main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--connect", required=True, help="the front's worker socket")
     ap.add_argument("--identity", required=True)
     ap.add_argument("--parent", type=int, required=True, help="the front's pid: this worker dies with it")
-    ap.add_argument("--personas", default=None)
+    ap.add_argument("--personas", action="append", default=[], help="a persona folder (repeatable)")
+    ap.add_argument("--voice-cache", default=None, help="the folder of lines rendered ahead")
+    ap.add_argument("--no-render-ahead", dest="render_ahead", action="store_false",
+                    help="only read the voice cache (another worker fills it)")
     ap.add_argument("--capacity", type=int, default=None, help="sessions this worker takes (default: measured)")
     ap.add_argument("--share", type=float, default=1.0, help="share of a core this worker may count on")
     ap.add_argument("--threads", type=int, default=STEP_THREADS)
@@ -430,14 +440,15 @@ def worker_main(argv: Sequence[str] | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the front stops the workers
     logging.basicConfig(level=logging.WARNING,
                         format=f"%(asctime)s %(levelname)s [{args.identity}] %(name)s: %(message)s")
-    host = load_host(args.personas)
+    host = load_host(args.personas, args.voice_cache, args.render_ahead)
     info = hello_info(host, args.capacity, args.share, t0)
     loop = _WorkerLoop(host, args.connect, args.identity.encode(), args.threads)
     threading.Thread(target=host.preload_personas, name="npc-preload", daemon=True).start()
     loop.run(info)
 
 
-def load_host(persona_dir: str | None) -> EngineHost:
+def load_host(persona_dir: PersonaFolders = None, voice_cache: str | os.PathLike[str] | None = None,
+              render_ahead: bool = True) -> EngineHost:
     """The models of one worker, loaded once for all its sessions."""
     import torch
 
@@ -445,7 +456,16 @@ def load_host(persona_dir: str | None) -> EngineHost:
     from npc_voice.transport.host import EngineHost
 
     torch.set_num_threads(1)
-    return EngineHost(EngineResources(persona_dir))
+    return EngineHost(EngineResources(persona_dir, voice_cache=voice_cache, render_ahead=render_ahead))
+
+
+def persona_folder_list(persona_dir: PersonaFolders) -> list[str]:
+    """The user's persona folders as ``serve --personas`` took them (the built-in ones each worker adds itself)."""
+    if persona_dir is None:
+        return []
+    if isinstance(persona_dir, str | os.PathLike):
+        return [os.fspath(persona_dir)]
+    return [os.fspath(folder) for folder in persona_dir]
 
 
 def hello_info(host: EngineHost, capacity: int | None, share: float, t0: float) -> dict[str, Any]:

@@ -1,0 +1,97 @@
+"""The answer builder: words heard -> topic -> the persona's line -> its first sentence's voice, made ahead.
+
+The floor decision needs only the words; the voice of the line's first sentence is synthesised on the voice
+thread as soon as the line is chosen, so that when the turn ends the answer can start in the same step.
+Successive reads of one turn mostly choose the same line: its voice is made once.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from npc_voice.engine.resources import EngineResources, LoadedPersona
+from npc_voice.features.words import is_backchannel, strip_discourse
+from npc_voice.model.sentiment import TextSentiment, analyse
+from npc_voice.model.topics import TopicChoice
+from npc_voice.speech.stream import Synthesized, SynthFn
+from npc_voice.speech.tts import split_sentences
+
+
+@dataclass(frozen=True)
+class PreparedAnswer:
+    """An answer made ready in the background while the player pauses."""
+
+    heard: str
+    choice: TopicChoice | None
+    text: str
+    first: Future[Synthesized] | None  # the first sentence's voice, synthesised after the words are read
+    sentiment: TextSentiment | None = None
+    emotion: str | None = None  # the line's emotion tag from the persona file
+    # Not an answer to a topic: "interrupted" (the player only cut in, "wait...", and said nothing more:
+    # "Hm? Go on.") or "resume" (the cut-in was only "mm-hm": the NPC takes its line up again).
+    reaction: Literal["interrupted", "resume"] | None = None
+    readings: tuple[tuple[str, float], ...] = ()  # Whisper's best readings the words were picked from
+
+
+@dataclass(frozen=True)
+class VoicedSentence:
+    """The last first sentence voiced ahead."""
+
+    text: str
+    voice: Future[Synthesized]
+
+
+class AnswerBuilder:
+    """Chooses the persona's answer to words heard and voices its first sentence ahead. Thread-safe: reads on
+    the look-ahead workers build answers while the step thread builds its own."""
+
+    def __init__(self, resources: EngineResources, synth: SynthFn,
+                 sentiment: Callable[[str], TextSentiment | None] = analyse) -> None:
+        self.resources = resources
+        self.synth = synth  # text -> Synthesized in the NPC's voice as it feels now
+        self.sentiment = sentiment  # what the words say about the player's mood (``model/sentiment.py``)
+        self._lock = threading.Lock()
+        self._voiced: VoicedSentence | None = None
+
+    def answer_for(self, heard: str, loaded: LoadedPersona, rng: random.Random, state: dict[str, Any],
+                   previous: str | None, after_interrupt: bool, unsaid: str = "") -> PreparedAnswer:
+        """The answer to ``heard``; the previous answer's follow-ups win near-ties. A turn that only cut the NPC
+        off ("wait, hold on") gets the persona's ``interrupted`` reaction: it asks them to go on; one that was
+        only "mm-hm" after all (taken for an interruption) lets it take up its line again."""
+        if not heard:
+            return PreparedAnswer(heard="", choice=None, text="", first=None)
+        if after_interrupt and unsaid and is_backchannel(heard):
+            return self.resume(unsaid, heard)
+        if after_interrupt and not strip_discourse(heard):
+            reaction = loaded.persona.reaction("interrupted", state, rng)
+            if reaction is not None:
+                return PreparedAnswer(heard=heard, choice=None, text=reaction.text, emotion=reaction.emotion,
+                                      first=self.voice_ahead(reaction.text), reaction="interrupted")
+        choice, _ = loaded.matcher.match_after(heard, previous)
+        line = loaded.persona.choose_line(choice.topic, state, rng)
+        return PreparedAnswer(heard=heard, choice=choice, text=line.text, first=self.voice_ahead(line.text),
+                              sentiment=self.sentiment(heard), emotion=line.emotion)
+
+    def resume(self, unsaid: str, heard: str = "") -> PreparedAnswer:
+        """Taking the cut-off line up again from the sentence it was cut in."""
+        return PreparedAnswer(heard=heard, choice=None, text=unsaid, first=self.voice_ahead(unsaid), reaction="resume")
+
+    def voice_ahead(self, text: str) -> Future[Synthesized]:
+        """The line's first sentence, synthesised on the voice thread (once for the same sentence in a turn)."""
+        first = split_sentences(text)[0]
+        with self._lock:
+            if self._voiced is not None and self._voiced.text == first and not self._voiced.voice.cancelled():
+                return self._voiced.voice
+            voice = self.resources.voices.submit(self.synth, first)
+            self._voiced = VoicedSentence(first, voice)
+            return voice
+
+    def forget_voice(self) -> None:
+        """A new turn: its voice follows the NPC's feelings then."""
+        with self._lock:
+            self._voiced = None

@@ -1,0 +1,81 @@
+"""The stages of one step, in the order they run (``pipeline``): each a small class with one job over the step's
+frame (``engine/frame.py``) and the session's state objects (``engine/state.py``).
+
+    persona refresh -> game cue -> echo gate -> speech tracking -> projection settle -> recognition -> tone
+    -> duplex heads -> [smart turn] -> floor -> temperament -> act -> speak -> [floor report]
+"""
+
+from __future__ import annotations
+
+import logging
+
+from npc_voice.audio.echo import EchoCanceller
+from npc_voice.config import CascadeConfig
+from npc_voice.engine.context import SessionContext
+from npc_voice.engine.stages.act import Act
+from npc_voice.engine.stages.base import Stage
+from npc_voice.engine.stages.cue import GameCue
+from npc_voice.engine.stages.duplex_heads import DuplexHeads
+from npc_voice.engine.stages.echo_gate import EchoGate
+from npc_voice.engine.stages.floor import Floor
+from npc_voice.engine.stages.onset import SettleProjection
+from npc_voice.engine.stages.persona import PersonaRefresh
+from npc_voice.engine.stages.recognition import Recognition
+from npc_voice.engine.stages.report import FloorReport
+from npc_voice.engine.stages.smart_turn import SmartTurn, smart_turn_analyzer
+from npc_voice.engine.stages.speak import Speak
+from npc_voice.engine.stages.speech_tracking import SpeechTracking
+from npc_voice.engine.stages.temperament import Temperament
+from npc_voice.engine.stages.tone import Tone
+from npc_voice.features.vad import VoiceActivity
+from npc_voice.model.duplex import DuplexModel, DuplexState
+from npc_voice.model.endpoint import EndOfTurn
+
+log = logging.getLogger(__name__)
+
+
+def _duplex_session() -> DuplexState:
+    return DuplexModel.shared().session()
+
+
+def pipeline(ctx: SessionContext, floor_events: bool, explain: bool = True) -> list[Stage]:
+    """The stages of ``ctx``'s step. The duplex model runs in every session when its weights are here: its
+    player head tells the player's voice over the NPC from the NPC's own echo for the rules, and its heads go
+    out in ``floor`` events when asked (``floor_events``; ``explain``: with the rule that decided)."""
+    c, parts = ctx.config, ctx.parts
+    h, t, s, sp = ctx.hearing, ctx.turn, ctx.stretch, ctx.speaking
+    stages: list[Stage] = [
+        PersonaRefresh(ctx.resources, ctx.persona, ctx.recognizer, sp, t),
+        GameCue(ctx.barks),
+        EchoGate(c.hearing, h, (parts.vad or VoiceActivity)(), (parts.canceller or EchoCanceller)()),
+        SpeechTracking(c.hearing, c.onset, h, t, s, sp, ctx.stretch_reader),
+        SettleProjection(c.hearing, c.onset, h, t, s, sp, ctx.speaker, ctx.reset_turn),
+        Recognition(c.reading, ctx.recognizer, h, t, sp, ctx.reader, ctx.stretch_reader),
+        Tone(ctx.tone, ctx.feelings, h, ctx.game_state),
+    ]
+    heads = parts.heads
+    if heads is None and parts.use_heads and DuplexModel.available():
+        heads = _duplex_session
+    if heads is not None:
+        stages.append(DuplexHeads(c.hearing, heads, ctx.resources, ctx.strategy.needs_heads, h, t, s, sp))
+    elif parts.use_heads:
+        log.warning("no duplex weights in models/duplex (python -m npc_voice.train.duplex): no echo check by the "
+                    "model, no floor events")
+    if ctx.strategy.needs_turn_model:
+        cascade = CascadeConfig()
+        stages.append(SmartTurn(cascade, h, t, parts.turn_model or smart_turn_analyzer(cascade)))
+    endpoint = parts.endpoint
+    if endpoint is None and parts.use_endpoint and EndOfTurn.available():
+        endpoint = EndOfTurn.shared()
+    stages += [
+        Floor(c.reading, ctx.strategy, ctx.clock, ctx.recognizer, endpoint, ctx.reader, ctx.stretch_reader, h, t, s,
+              sp),
+        Temperament(c.temperament, ctx.strategy, ctx.persona, ctx.barks, ctx.speaker, h, t, s, sp, ctx.game_state,
+                    ctx.rng),
+        Act(c.hearing, c.onset, ctx.strategy, ctx.clock, ctx.persona, ctx.game_state, ctx.rng, ctx.answers,
+            ctx.reader, ctx.speaker, ctx.feelings, h, t, s, sp, ctx.reset_turn),
+        Speak(ctx.speaker, h),
+    ]
+    if floor_events and heads is not None:
+        stages.append(FloorReport(h, t, explain))
+    return stages
