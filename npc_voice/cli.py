@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from npc_voice.features.asr import DEFAULT_RECOGNISER, RECOGNISERS
 from npc_voice.floor.strategies import STRATEGIES
 from npc_voice.persona.commands import persona
 
@@ -64,6 +65,8 @@ def main(verbose: bool) -> None:
 @click.option("--ray-memory-mb", default=None, type=int, show_default="1200",
               help="Memory each engine actor declares to Ray.")
 @click.option("--workers", default=4, show_default=True, help="Threads per engine worker that run session steps.")
+@click.option("--asr", type=click.Choice(RECOGNISERS), default=DEFAULT_RECOGNISER, show_default=True,
+              help="The accurate recogniser that reads the player's turns.")
 @click.option("--max-sessions", default=32, show_default=True,
               help="Cap over all workers: further sessions get `capacity`.")
 @click.option("--allow-remote", is_flag=True, help="Allow binding to a non-loopback address (needs --curve-*).")
@@ -93,6 +96,7 @@ def serve(
     allow_remote: bool,
     curve_secret: Path | None,
     curve_clients: Path | None,
+    asr: str,
 ) -> None:
     """Run the sidecar until Ctrl-C or SIGTERM."""
     import os
@@ -106,7 +110,8 @@ def serve(
         procs = os.cpu_count() or 1
     sys.exit(serve_forever(address, list(personas), workers=workers, allow_remote=allow_remote, curve=curve,
                            max_sessions=max_sessions, procs=procs, ray_address=ray_address, capacity=capacity,
-                           ray_cpus=ray_cpus, ray_memory_mb=ray_memory_mb, voice_cache=voice_cache))
+                           ray_cpus=ray_cpus, ray_memory_mb=ray_memory_mb, voice_cache=voice_cache,
+                           recogniser=asr))
 
 
 @main.command()
@@ -144,6 +149,8 @@ def bench() -> None:
               help="Engine worker processes of the sidecar this command starts (1: in-process).")
 @click.option("--policy", type=click.Choice(STRATEGIES), default="rules", show_default=True,
               help="The floor's strategy set: our rules, the learned duplex model, or the pipecat/LiveKit cascade.")
+@click.option("--asr", type=click.Choice(RECOGNISERS), default=DEFAULT_RECOGNISER, show_default=True,
+              help="The accurate recogniser of the sidecar this command starts.")
 @click.option(
     "--json",
     "json_out",
@@ -159,6 +166,7 @@ def bench_duplex(
     sidecar: str | None,
     personas: str | None,
     policy: str,
+    asr: str,
     procs: int | None,
     json_out: Path | None,
 ) -> None:
@@ -168,7 +176,7 @@ def bench_duplex(
 
     t = time.monotonic()
     runs = run_bench(cases, out, realtime=realtime, parallel=parallel, sidecar=sidecar, persona_dir=personas,
-                     policy=policy, procs=procs)
+                     policy=policy, recogniser=asr, procs=procs)
     summary, results = score_folder(cases, out)
     steps = step_figures(runs)
     for key, value in summary.items():
@@ -182,6 +190,22 @@ def bench_duplex(
             click.echo(f"{r.case_id}: {err}", err=True)
     if json_out:
         json_out.write_text(json.dumps({"summary": summary, "steps": steps, "cases": results}, indent=1))
+
+
+@bench.command("score")
+@click.argument("cases", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("results", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the summary and per-case outcomes as JSON.")
+def bench_score(cases: Path, results: Path, json_out: Path | None) -> None:
+    """Score a results folder of ``bench duplex`` again (the shared figures and the project's own)."""
+    from npc_voice.bench.score import score_folder
+
+    summary, outcomes = score_folder(cases, results)
+    for key, value in summary.items():
+        click.echo(f"{key:36} {value}")
+    if json_out:
+        json_out.write_text(json.dumps({"summary": summary, "cases": outcomes}, indent=1))
 
 
 @bench.command("perf")

@@ -95,9 +95,71 @@ class TemperamentConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class UnderstandingConfig:
+    """What a read of the player's turn means: a topic, a question the persona has no answer to, a toss-up
+    between two topics, or words not heard clearly (``floor/evidence.py``'s ``understand``)."""
+
+    # P(heard right) (``model/clarity.py``) from which a read counts as heard clearly. tiny.en on dev and the
+    # tuning seed: 0.91 of right reads reach 0.6, and 0.24 of wrong ones (half of those fit a topic anyway).
+    clear_p: float = 0.6
+    # Below this fit a read fits no topic (MiniLM cosine). Off-topic turns of the tuning decks fit the blacksmith's
+    # examples 0.19-0.47 (small talk that sounds like a greeting is the top); requests in new words 0.45 and up
+    # ("Tell me how you got started at the anvil." 0.45).
+    unknown_fit: float = 0.45
+    # A read the recogniser was unsure of is answered by its topic only from this fit (the fit below which the
+    # engine always took words to fit nothing): unsure reads fitting 0.5-0.6 are right and wrong alike on the
+    # tuning cases ("Gold afternoon, sir." greeting; "can't you labour, smith?" greeting for a farewell).
+    unclear_fit: float = 0.5
+    # A fit below ``which_fit`` whose runner-up topic is within ``which_margin`` is a toss-up: heard clearly, the
+    # NPC asks which ("A sword or a shield, friend?") rather than answer the wrong one. Above it the two topics
+    # are mostly both right ("What do you charge for repairs?": prices 0.65, repair 0.64).
+    which_fit: float = 0.6
+    which_margin: float = 0.03
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddresseeConfig:
+    """Is speech addressed to the NPC, or someone else's talk in the room (``floor/evidence.py``'s
+    ``not_addressed``)? Figures from the tuning cases (``npc-voice bench cases --seed 7001`` with its tuning decks),
+    dev and the real recordings in ``../shared/eval/real``."""
+
+    # Near-field: how fast the voice's energy can fall, the 90th percentile of its 10 ms drops (dB). A room's
+    # reverberation fills the gaps after syllables: voices a few metres off or across a hall, and a TV, fall at
+    # most 1.8-3.2 dB; the dev and tuning players 4.1 and up (10th percentile), real read speech 5.4-7.7, the
+    # real phone call 3.6 and up but for one overlapped turn.
+    reverberant_fall_db: float = 3.2
+    # ... and it is quiet: under ``distant_level_db`` (loud frames, dBFS), or ``distant_below_player_db`` under the
+    # player's answered turns once there are some. A few dry players fall slower than 3.2 too (4 % of the dev and
+    # tuning turns), all at -19 to -11 dBFS; the voices across a room or out of a TV came in at -40 to -26.
+    distant_level_db: float = -28.0
+    distant_below_player_db: float = 6.0
+    # ... judged only where the voice stands this far above the room's noise: under game noise 5-15 dB below the
+    # voice the noise, not a room, holds the falls up (the tuning cases' players under game noise fall 3.6-4.0).
+    fall_snr_db: float = 15.0
+    min_speech_s: float = 0.6  # less voice than this says too little about the room (or the voice) to judge
+    # Another voice: cosine of the stretch's speaker embedding to the player's profile, from ``voice_speech_s`` of
+    # voice. The same synthetic voice in other sentences: 0.70 (5th percentile) to 0.90, but a tuning player's
+    # own "How did it start?" after an interruption came in at 0.62; other voices: median 0.55, eSpeak NG's male
+    # variants alike at 0.8-0.9. Only a plainly other voice, then: taking the player for someone else is the worse
+    # mistake (they are never answered).
+    other_voice_similarity: float = 0.5
+    voice_speech_s: float = 1.0
+    # The profile is the mean embedding of the first turns answered (at most ``profile_turns``) of at least
+    # ``profile_speech_s`` of speech; judged only once it holds one.
+    profile_turns: int = 3
+    profile_speech_s: float = 0.8
+    # Far quieter than the player's answered turns (their loud-frame level), and the room blurs it a little: a
+    # voice across the room, not the player's.
+    quieter_db: float = 10.0
+    quieter_fall_db: float = 4.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class EngineConfig:
     """Everything the engine's stages read."""
 
+    understanding: UnderstandingConfig = field(default_factory=UnderstandingConfig)
+    addressee: AddresseeConfig = field(default_factory=AddresseeConfig)
     hearing: HearingConfig = field(default_factory=HearingConfig)
     reading: ReadingConfig = field(default_factory=ReadingConfig)
     onset: OnsetConfig = field(default_factory=OnsetConfig)
@@ -118,6 +180,9 @@ class ListeningConfig:
     incomplete_silence_s: float = 1.2  # unfinished words, or words that fit nothing: no hurry to say "what?"
     unsure_silence_s: float = 0.8  # only the streaming words, and they end unfinished
     min_turn_speech_s: float = 0.25  # less voice than this is a cough or a click, not a turn
+    # Words not heard clearly get "say that again": not at once (the player may be going on, or about to say it
+    # again), not after the 1.2 s either (they are waiting for the NPC).
+    unclear_silence_s: float = 0.6
     # A fit this close to a topic's examples is a request the persona knows (a fragment Whisper completed
     # seldom fits this well); below ``unsure_fit`` it fits nothing (the NPC would ask again).
     sure_fit: float = 0.7
@@ -142,6 +207,13 @@ class SpeakingConfig:
     # words, it is the player whatever the model says (a voice unlike any it learned).
     player_p: float = 0.5
     unheard_max_s: float = 3.0
+    # The player's voice this long over the NPC and nothing decided yet: the NPC pauses its line at once (as a
+    # person falls silent when talked over), and takes it up again if it was only "mm-hm". Waiting for the words
+    # ("wait!" is heard 0.5-0.7 s after its onset) stops it 0.53 s after an interruption begins (dev).
+    hold_after_s: float = 0.15
+    # ... and only when the duplex model is this sure it is the player: a pause for the NPC's own echo (P(player)
+    # past 0.5 at gain 0.7, delay 39 ms on a tuning case) breaks its line for nothing.
+    hold_player_p: float = 0.9
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,6 +253,7 @@ class FloorConfig:
             speaking=SpeakingConfig(
                 backchannel_max_s=round(min(1.5, max(0.4, 0.7 * (1.5 - patience))), 3),
                 cue_min_s=0.2 if patience >= 0.3 else float("inf"),
+                hold_after_s=0.15 if patience >= 0.3 else float("inf"),  # an impatient NPC talks on over them
             ),
             projection=ProjectionConfig(projected_gap_s=round(0.2 * scale, 3)),
         )

@@ -68,6 +68,16 @@ class Interrupted(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Held(Event):
+    """The NPC paused its line as the player began to talk over it (``held`` True: the client drops the NPC audio it
+    has queued, as for ``interrupted``), or takes it up again from where it paused (False: it was only "mm-hm")."""
+
+    type: Literal["held"] = "held"
+    line_id: str
+    held: bool
+
+
+@dataclass(frozen=True, kw_only=True)
 class Backchannel(Event):
     """The player said "uh-huh" or the like; the NPC keeps talking."""
 
@@ -166,6 +176,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SpeechEnd,
         Response,
         Interrupted,
+        Held,
         Backchannel,
         Bark,
         Transcript,

@@ -39,6 +39,8 @@ def describe(e: dict[str, Any]) -> str | None:
         return f"  NPC [{e['topic']}, {e['confidence']:.2f}]: {e['text']}"
     if kind == "interrupted":
         return "  NPC stops: interrupted"
+    if kind == "held":
+        return "  NPC pauses as you talk over it" if e["held"] else "  NPC goes on"
     if kind == "backchannel":
         return f"  NPC hears a backchannel ({e['heard'] or '...'}) and goes on"
     if kind == "emotion":
@@ -245,7 +247,8 @@ def _take(r: Reply, buffer: JitterBuffer, pending: dict[int, list[dict[str, Any]
     """One step reply: events without an offset now, the others when their audio starts playing."""
     timed = []
     for e in r.events:
-        if e.type == "interrupted":
+        # The line stopped, or was held while the player's voice runs over it: drop what is queued.
+        if e.type == "interrupted" or (e.type == "held" and getattr(e, "held", False)):
             buffer.flush()
         wire = e.to_wire()
         if e.offset is None:

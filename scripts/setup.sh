@@ -16,6 +16,10 @@ command -v text2wave >/dev/null || need_apt+=(festival)
 command -v pulseaudio >/dev/null || need_apt+=(pulseaudio)
 command -v pacat >/dev/null || need_apt+=(pulseaudio-utils)
 ls /usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so >/dev/null 2>&1 || need_apt+=(libasound2-plugins)
+# resemblyzer's webrtcvad dependency has no wheel: pip builds it (a C compiler and Python's headers).
+command -v gcc >/dev/null || need_apt+=(gcc)
+python3.11 -c 'import os, sysconfig; raise SystemExit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' \
+    2>/dev/null || need_apt+=(python3-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
@@ -31,6 +35,6 @@ stamp=.venv/.npc-voice-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/pip install -q --upgrade pip
     # torch is pinned to the CPU build (torch==2.13.0) in pyproject.toml; a bare 'torch' pulls CUDA.
-    .venv/bin/pip install -q -e ".[dev,cascade]"
+    .venv/bin/pip install -q -e ".[dev,cascade,recognisers]"
     touch "$stamp"
 fi

@@ -14,6 +14,7 @@ import numpy as np
 from npc_voice.audio.echo import EchoStats
 from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE
 from npc_voice.engine.resources import LoadLevel
+from npc_voice.features.asr import Read
 from npc_voice.floor.observation import DuplexOutputs
 from npc_voice.model.topics import TopicChoice
 from npc_voice.persona.loader import Temperament, Voice
@@ -104,6 +105,12 @@ class FakeAccurate:
         self.calls.append(len(audio) / SAMPLE_RATE)
         return list(self.script[min(len(self.calls), len(self.script)) - 1])
 
+    def read(self, audio: np.ndarray, prompt: str | None = None, *args: Any, **kwargs: Any) -> Read:
+        """The next readings; each token as sure as its reading's score says (exp of it)."""
+        readings = tuple(self.readings(audio, prompt))
+        probs = tuple(float(np.exp(readings[0][1])) for _ in readings[0][0].split()) if readings else ()
+        return Read(readings, probs, "fake")
+
     def transcribe(self, audio: np.ndarray, *args: Any) -> str:
         readings = self.readings(audio)
         return readings[0][0] if readings else ""
@@ -145,6 +152,9 @@ class FakeResources:
     learned: bool = True
     predictive: bool = True
     reads: int = 0
+    clarity: Any = None  # a model of P(heard right) (``model/clarity.py``); None: the recogniser does not say
+    speaker: Any = None  # the speaker encoder (``features/speaker.py``); None: no voice profile
+    listeners: Immediate = field(default_factory=Immediate)
 
     def persona(self, persona_id: str) -> FakeLoaded:
         return smith()
@@ -193,6 +203,12 @@ class FakePersona:
 
     def bark(self, kind: str, state: dict, rng: random.Random) -> Line | None:
         return Line(self.barks[kind][0]) if self.barks.get(kind) else None
+
+    def unknown_line(self, said: str | None, state: dict, rng: random.Random) -> Line | None:
+        return Line(f"{said}? Never heard of it." if said else "Can't help you there.")
+
+    def which_line(self, first: str, second: str, state: dict, rng: random.Random) -> Line | None:
+        return Line(f"{first} or {second}?")
 
 
 class FakeMatcher:

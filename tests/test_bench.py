@@ -101,5 +101,9 @@ def test_our_scoring_agrees_with_the_shared_scorer(bench_run: tuple[Path, Path],
                    check=True, capture_output=True)
     theirs = json.loads((tmp_path / "s.json").read_text())["summary"]
     assert {k: ours[k] for k in theirs} == theirs  # every shared figure, the same
-    assert set(ours) - set(theirs) == {"withdrawn_answer_rate", "npc_angry_case_rate", "npc_angry_cases",
-                                       "player_angry_case_rate", "player_angry_cases"}  # and our additions
+    assert set(ours) - set(theirs) == {  # and our additions (npc_voice/bench/score.py)
+        "withdrawn_answer_rate", "npc_angry_case_rate", "npc_angry_cases", "player_angry_case_rate",
+        "player_angry_cases", "say_again_rate", "off_topic_unknown_rate", "off_topic_unknown_at_gap_rate",
+        "off_topic_latency_median_s", "off_topic_heard_clearly", "off_topic_clear_unknown_at_gap_rate",
+        "bystander_cases", "bystander_answered", "bystander_takeover_rate", "bystander_interrupted",
+        "game_noise_taking_rate", "game_noise_latency_median_s", "game_noise_relevance"}

@@ -68,20 +68,23 @@ def test_the_turn_is_read_while_the_player_talks_and_answered_whole(resources) -
 
 
 def test_a_turn_that_fits_nothing_is_read_again_in_the_quiet_and_not_answered_sooner(resources, monkeypatch) -> None:
+    """Without the recogniser's confidence (``clarity`` None: a recogniser that does not say) words that fit nothing
+    wait the long silence, and are read again in it."""
     idle(resources)
+    monkeypatch.setattr(resources, "clarity", None)
     speech = Synthesizer().synthesize("The weather was strange on Tuesday.", PLAYER).audio.astype(np.int16)
     lead = np.zeros(CHUNK_SAMPLES, np.int16)
     mic = np.concatenate([lead, speech, np.zeros(12 * CHUNK_SAMPLES, np.int16)])
     mic = np.pad(mic, (0, -len(mic) % CHUNK_SAMPLES))
     reads: list[tuple[float, list[tuple[str, float]]]] = []  # (seconds of audio, readings) of every turn read
-    readings = resources.asr.readings
+    read = resources.asr.read
 
     def spy(audio, *args, **kwargs):
-        out = readings(audio, *args, **kwargs)
-        reads.append((audio.size / 16000, out))
+        out = read(audio, *args, **kwargs)
+        reads.append((audio.size / 16000, list(out.readings)))
         return out
 
-    monkeypatch.setattr(resources.asr, "readings", spy)
+    monkeypatch.setattr(resources.asr, "read", spy)
     session = Session(resources, "blacksmith", "again", seed=3, simulated_clock=True)
     responses: list[tuple[float, ev.Response]] = []
     played = silence()

@@ -12,6 +12,7 @@ import pytest
 from npc_voice import events as ev
 from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE, silence
 from npc_voice.engine.session import Session
+from npc_voice.features.asr import Read
 from npc_voice.speech.tts import Synthesizer, VoiceSettings
 
 PLAYER = VoiceSettings(voice="en-us+m3", pitch=45, rate=165)
@@ -298,7 +299,7 @@ def test_a_turn_whisper_misread_is_answered_from_the_streaming_words(resources, 
     words that fit nothing either, the reading stands and the NPC asks again."""
     s = Session(resources, "blacksmith", "smith-streaming", seed=1, simulated_clock=True)
     misread = "And it will dissolve the in stock today."
-    monkeypatch.setattr(resources.asr, "readings", lambda audio, prompt=None: [(misread, -0.6)])
+    monkeypatch.setattr(resources.asr, "read", lambda audio, prompt=None: Read(((misread, -0.6),)))
     audio = np.zeros(SAMPLE_RATE, np.int16)
 
     def prepare(fast: str):

@@ -5,6 +5,8 @@ time, through a file-backed full-duplex device; the NPC's replies go through the
 the game uses. The results folder holds what the player heard (``npc.wav``), what the sidecar was
 sent (``mic.wav``), every event with its time on the case timeline (``events.jsonl``) and each step's
 compute time and round trip by chunk (``steps.json``: where in a case a slow step or a stall fell).
+A case's ``game`` timeline (the player out of earshot, not facing the NPC) goes out with each chunk as
+the ``mic`` message's ``attention``, as the game component sends it.
 
 Two clocks:
 - ``realtime``: the microphone is paced by the wall clock and replies are timed as they arrive:
@@ -45,6 +47,13 @@ class CaseRun:
     errors: list[str] = field(default_factory=list)
     underruns: int = 0
     audible_underruns: int = 0  # of those, the ones that cut into the NPC's voice
+
+
+def attention_at(case: dict[str, Any], t: float) -> dict[str, bool] | None:
+    """What the case's ``game`` timeline says at time ``t`` (its last entry at or before ``t``): the ``mic``
+    message's ``attention`` (the player in earshot, facing the NPC), or None if it says nothing."""
+    said = [g.get("attention") for g in case.get("game", []) if g.get("t", 0.0) <= t + 1e-9]
+    return said[-1] if said else None
 
 
 def load_cases(folder: Path) -> list[dict[str, Any]]:
@@ -113,7 +122,7 @@ def run_case(
         audio_events = []
         for e in reply.events:
             wire = e.to_wire()
-            if e.type == "interrupted":
+            if e.type == "interrupted" or (e.type == "held" and getattr(e, "held", False)):
                 buffer.flush()
             if e.offset is None:
                 wire["t"] = round(at, 4)
@@ -172,7 +181,7 @@ def run_case(
             deliver_until(t_ready)
             mic, played = device.capture(k)
             sent_at[k] = time.monotonic()
-            session.send_mic(mic, played, t_capture=t_ready)
+            session.send_mic(mic, played, t_capture=t_ready, attention=attention_at(case, k * CHUNK_SECONDS))
             outstanding += 1
             if not realtime:
                 collect(REPLY_TIMEOUT_S)
@@ -207,18 +216,19 @@ def run_bench(
     persona_dir: str | None = None,
     progress: bool = True,
     policy: str = "rules",
+    recogniser: str | None = None,
     procs: int | None = None,
 ) -> list[CaseRun]:
-    """Run every case with the floor's ``policy``; returns per-case run records (files are in ``out_dir``).
-    ``procs``: engine worker processes of the sidecar it starts (``None``: the sidecar's default, one per
-    core)."""
+    """Run every case with the floor's ``policy`` (and the sidecar's accurate ``recogniser``, if this starts it);
+    returns per-case run records (files are in ``out_dir``). ``procs``: engine worker processes of the sidecar
+    it starts (``None``: the sidecar's default, one per core)."""
     from tqdm import tqdm
 
     cases = load_cases(cases_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     proc = None
     if sidecar is None:
-        proc = SidecarProcess(persona_dir, procs=procs)
+        proc = SidecarProcess(persona_dir, recogniser=recogniser, procs=procs)
         proc.wait_ready()
         address = proc.address
     else:

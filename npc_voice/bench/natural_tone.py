@@ -30,12 +30,13 @@ import numpy as np
 
 from npc_voice.audio.devices import read_wav
 from npc_voice.audio.format import CHUNK_SAMPLES, CHUNK_SECONDS, SAMPLE_RATE
+from npc_voice.data import shared_eval_dir
 from npc_voice.events import Emotion
 from npc_voice.features.prosody import chunks
 from npc_voice.features.vad import VoiceActivity
 from npc_voice.model.emotion import PlayerTone, ToneModel
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "eval"
+SHARED = shared_eval_dir()
 STRONG_INTENSITY = 0.6  # the yardstick: "read as angry" is angry at this intensity or more
 WINDOW_AFTER_S = 1.0  # events up to this long after a turn's end still belong to it (the bench scorer's rule)
 GAP_S = 1.0  # silence between the turns of one speaker, when they are cut out of a longer recording

@@ -2,17 +2,30 @@
 
 NPC speech is found in ``npc.wav`` by energy (20 ms frames above -45 dBFS, pauses under 0.5 s
 merged); a run of 1 s or more takes the floor. Figures are rates over the cases of each task.
-Figures that are the project's own, not the shared scorer's: ``withdrawn_answer_rate``, the turns in which
-the NPC started an answer and yielded it because the player went on (a start under 1 s long, which the
-takeover rules do not see, but a player hears); ``npc_angry_case_rate`` and ``player_angry_case_rate``, the
-cases in which the NPC became angry (an ``emotion`` event of the NPC, "angry" at intensity >= 0.3) and in which
-the player's voice was read as angry (intensity >= 0.6), over the cases whose player does not act an emotion
-(every task but ``emotion``: polite or plain requests, where neither should happen).
+Figures that are the project's own, not the shared scorer's:
+
+- ``withdrawn_answer_rate``: the turns in which the NPC started an answer and yielded it because the player went
+  on (a start under 1 s long, which the takeover rules do not see, but a player hears);
+- ``npc_angry_case_rate`` and ``player_angry_case_rate``: the cases in which the NPC became angry (an ``emotion``
+  event of the NPC, "angry" at intensity >= 0.3) and in which the player's voice was read as angry (intensity
+  >= 0.6), over the cases whose player does not act an emotion (every task but ``emotion``: polite or plain
+  requests, where neither should happen);
+- ``say_again_rate``: turns with a topic (smooth, paused, under game noise) answered with "say that again"
+  (topic ``fallback``): the NPC should only say it when it did not hear the player clearly;
+- for the held-out tasks of ``npc_voice/bench/cases.py``: ``off_topic_unknown_rate`` (a clearly heard turn that
+  fits no topic got the persona's ``unknown`` line) and ``off_topic_unknown_at_gap_rate`` (... within
+  ``NORMAL_GAP`` s: at the normal gap, not after the "unsure" wait), and the latter over the turns the NPC heard
+  clearly (``off_topic_heard_clearly``: its final transcript within ``CLEAR_WER`` of what was said);
+  ``bystander_answered`` (cases of speech not
+  addressed to the NPC that it answered: a ``response`` in the window or up to ``RESPONSE_WINDOW`` s after it)
+  of ``bystander_cases``, ``bystander_takeover_rate`` (it took the floor there) and ``bystander_interrupted``
+  (it cut its own line for such speech); ``game_noise_*``: turn-taking, latency and relevance under game sounds.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +39,8 @@ TAKEOVER_MIN = 1.0
 RESPONSE_WINDOW = 5.0
 NPC_ANGRY_INTENSITY = 0.3  # an NPC "emotion" event this strong shows on its face (the animation's threshold)
 PLAYER_ANGRY_INTENSITY = 0.6  # a player reading this strong is what the NPC and the game take as anger
+NORMAL_GAP = 0.6  # s: an answer later than the turn-latency p90 goal is not at the normal gap
+CLEAR_WER = 0.25  # an off-topic turn the NPC read with at most this word error rate was heard clearly
 FOUR_CLASS = {"neutral": "neutral", "calm": "neutral", "happy": "happy", "sad": "sad", "angry": "angry"}
 
 Runs = list[tuple[float, float]]
@@ -100,10 +115,26 @@ def score_case(case: dict[str, Any], runs: Runs, events: list[dict]) -> dict[str
     res: dict[str, Any] = {"id": case["id"], "task": task}
     res["npc_angry"] = _angry(events, "npc", NPC_ANGRY_INTENSITY)
     res["player_read_angry"] = _angry(events, "player", PLAYER_ANGRY_INTENSITY)
-    if task in ("smooth_turn", "pause_handling", "user_backchannel", "user_interruption", "echo"):
+    if task in ("smooth_turn", "pause_handling", "user_backchannel", "user_interruption", "echo", "off_topic",
+                "game_noise") or (task == "not_addressed" and "respond_after" in ex):
         res["taken"], res["latency"], res["relevant"] = _answer(
             runs, events, ex["respond_after"], ex.get("topics")
         )
+        after = ex["respond_after"]
+        res["say_again"] = _topic(events, after - 0.5, after + RESPONSE_WINDOW) == "fallback"
+    if task == "off_topic":
+        res["unknown_at_gap"] = bool(res["relevant"] and res["taken"] and res["latency"] <= NORMAL_GAP)
+        heard = [e.get("text", "") for e in events if e.get("type") == "transcript" and e.get("final")
+                 and ex["respond_after"] - 0.5 <= e.get("t", -1) <= ex["respond_after"] + RESPONSE_WINDOW]
+        said = case["user_segments"][0]["text"]
+        res["heard_clearly"] = bool(heard) and _word_error_rate(said, heard[0]) <= CLEAR_WER
+    if task == "not_addressed":
+        windows = ex["not_addressed"]
+        res["kind"] = ex.get("kind")
+        res["answered"] = any(e.get("type") == "response" and a <= e.get("t", -1) <= b + RESPONSE_WINDOW
+                              for e in events for a, b in windows)
+        res["bystander_takeover"] = any(_first_run(runs, a, b) for a, b in ex["no_takeover"])
+        res["bystander_interrupted"] = any(_interrupted(events, a, b + 1.0) for a, b in windows)
     if task in ("pause_handling", "silence"):
         res["pause_takeover"] = any(_first_run(runs, a, b) for a, b in ex["no_takeover"])
     if task in ("smooth_turn", "pause_handling"):
@@ -165,6 +196,20 @@ def score_case(case: dict[str, Any], runs: Runs, events: list[dict]) -> dict[str
     return res
 
 
+def _words(text: str) -> list[str]:
+    return [w.strip("'") for w in re.sub(r"[^a-z' ]+", " ", text.lower().replace("-", " ")).split() if w.strip("'")]
+
+
+def _word_error_rate(ref: str, hyp: str) -> float:
+    r, h = _words(ref), _words(hyp)
+    row = list(range(len(h) + 1))
+    for i, a in enumerate(r, 1):
+        prev, row[0] = row[0], i
+        for j, b in enumerate(h, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (a != b))
+    return row[-1] / max(len(r), 1)
+
+
 def _rate(xs: list[Any]) -> float | None:
     xs = [x for x in xs if x is not None]
     return round(sum(bool(x) for x in xs) / len(xs), 3) if xs else None
@@ -207,6 +252,20 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         "npc_angry_cases": sum(r["npc_angry"] for r in plain),
         "player_angry_case_rate": _rate([r["player_read_angry"] for r in plain]),
         "player_angry_cases": sum(r["player_read_angry"] for r in plain),
+        "say_again_rate": _rate([r["say_again"] for r in by("smooth_turn", "pause_handling", "game_noise")]),
+        "off_topic_unknown_rate": _rate([r["relevant"] and r["taken"] for r in by("off_topic")]),
+        "off_topic_unknown_at_gap_rate": _rate([r["unknown_at_gap"] for r in by("off_topic")]),
+        "off_topic_latency_median_s": _pct([r["latency"] for r in by("off_topic")]),
+        "off_topic_heard_clearly": sum(bool(r["heard_clearly"]) for r in by("off_topic")),
+        "off_topic_clear_unknown_at_gap_rate": _rate([r["unknown_at_gap"] for r in by("off_topic")
+                                                      if r["heard_clearly"]]),
+        "bystander_cases": len(by("not_addressed")),
+        "bystander_answered": sum(bool(r["answered"]) for r in by("not_addressed")),
+        "bystander_takeover_rate": _rate([r["bystander_takeover"] for r in by("not_addressed")]),
+        "bystander_interrupted": sum(bool(r["bystander_interrupted"]) for r in by("not_addressed")),
+        "game_noise_taking_rate": _rate([r["taken"] for r in by("game_noise")]),
+        "game_noise_latency_median_s": _pct([r["latency"] for r in by("game_noise")]),
+        "game_noise_relevance": _rate([r["relevant"] for r in by("game_noise") if r["taken"]]),
     }
 
 

@@ -1,4 +1,8 @@
-"""The answer builder: words heard -> topic -> the persona's line -> its first sentence's voice, made ahead.
+"""The answer builder: words heard -> what they mean -> the persona's line -> its first sentence's voice, made ahead.
+
+What they mean (``floor/evidence.py``'s ``understand``): a topic (its line), a question heard clearly that the
+persona has no answer for (its ``unknown`` line, topic ``unknown``), a toss-up between two topics heard clearly
+(its ``which`` line naming both, topic ``which``), or words not heard clearly ("say that again": the ``fallback``).
 
 The floor decision needs only the words; the voice of the line's first sentence is synthesised on the voice
 thread as soon as the line is chosen, so that when the turn ends the answer can start in the same step.
@@ -11,15 +15,22 @@ import random
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from npc_voice.config import UnderstandingConfig
 from npc_voice.engine.resources import EngineResources, LoadedPersona
-from npc_voice.features.words import is_backchannel, strip_discourse
+from npc_voice.features.words import is_backchannel, key_word, strip_discourse
+from npc_voice.floor.evidence import understand
+from npc_voice.floor.observation import Understood
 from npc_voice.model.sentiment import TextSentiment, analyse
 from npc_voice.model.topics import TopicChoice
+from npc_voice.persona.loader import FALLBACK
 from npc_voice.speech.stream import Synthesized, SynthFn
 from npc_voice.speech.tts import split_sentences
+
+UNKNOWN_TOPIC = "unknown"  # the topic id an ``unknown`` line goes out with (a response event's ``topic``)
+WHICH_TOPIC = "which"  # ... and a question that asks which of two topics
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,8 @@ class PreparedAnswer:
     # "Hm? Go on.") or "resume" (the cut-in was only "mm-hm": the NPC takes its line up again).
     reaction: Literal["interrupted", "resume"] | None = None
     readings: tuple[tuple[str, float], ...] = ()  # Whisper's best readings the words were picked from
+    clarity: float | None = None  # P(the recogniser heard them right), if it says how sure it was
+    understood: Understood | None = None  # what the words mean to the persona (None: streaming words, no confidence)
 
 
 @dataclass(frozen=True)
@@ -51,18 +64,22 @@ class AnswerBuilder:
     the look-ahead workers build answers while the step thread builds its own."""
 
     def __init__(self, resources: EngineResources, synth: SynthFn,
-                 sentiment: Callable[[str], TextSentiment | None] = analyse) -> None:
+                 sentiment: Callable[[str], TextSentiment | None] = analyse,
+                 understanding: UnderstandingConfig | None = None) -> None:
         self.resources = resources
+        self.understanding = understanding or UnderstandingConfig()
         self.synth = synth  # text -> Synthesized in the NPC's voice as it feels now
         self.sentiment = sentiment  # what the words say about the player's mood (``model/sentiment.py``)
         self._lock = threading.Lock()
         self._voiced: VoicedSentence | None = None
 
     def answer_for(self, heard: str, loaded: LoadedPersona, rng: random.Random, state: dict[str, Any],
-                   previous: str | None, after_interrupt: bool, unsaid: str = "") -> PreparedAnswer:
+                   previous: str | None, after_interrupt: bool, unsaid: str = "",
+                   clarity: float | None = None) -> PreparedAnswer:
         """The answer to ``heard``; the previous answer's follow-ups win near-ties. A turn that only cut the NPC
         off ("wait, hold on") gets the persona's ``interrupted`` reaction: it asks them to go on; one that was
-        only "mm-hm" after all (taken for an interruption) lets it take up its line again."""
+        only "mm-hm" after all (taken for an interruption) lets it take up its line again. ``clarity``: P(the
+        recogniser heard ``heard`` right), which says what words that fit no topic plainly mean."""
         if not heard:
             return PreparedAnswer(heard="", choice=None, text="", first=None)
         if after_interrupt and unsaid and is_backchannel(heard):
@@ -72,10 +89,28 @@ class AnswerBuilder:
             if reaction is not None:
                 return PreparedAnswer(heard=heard, choice=None, text=reaction.text, emotion=reaction.emotion,
                                       first=self.voice_ahead(reaction.text), reaction="interrupted")
-        choice, _ = loaded.matcher.match_after(heard, previous)
-        line = loaded.persona.choose_line(choice.topic, state, rng)
-        return PreparedAnswer(heard=heard, choice=choice, text=line.text, first=self.voice_ahead(line.text),
-                              sentiment=self.sentiment(heard), emotion=line.emotion)
+        choice, followed = loaded.matcher.match_after(heard, previous)
+        persona = loaded.persona
+        which = (None if followed or choice.runner_up is None
+                 else persona.which_line(choice.topic, choice.runner_up, state, rng))
+        understood = understand(choice.similarity, choice.margin, clarity, which is not None, self.understanding)
+        line = None
+        if understood is Understood.UNKNOWN:
+            line = persona.unknown_line(key_word(heard), state, rng)
+            chosen = replace(choice, topic=UNKNOWN_TOPIC)
+        elif understood is Understood.WHICH:
+            line, chosen = which, replace(choice, topic=WHICH_TOPIC)
+        elif understood is Understood.UNCLEAR:
+            chosen = replace(choice, topic=FALLBACK)
+        else:
+            chosen = choice
+        if line is None:  # a topic, "say that again", or a persona with no unknown lines
+            line = persona.choose_line(chosen.topic, state, rng)
+            if chosen.topic == UNKNOWN_TOPIC:
+                chosen = replace(choice, topic=FALLBACK)
+        return PreparedAnswer(heard=heard, choice=chosen, text=line.text, first=self.voice_ahead(line.text),
+                              sentiment=self.sentiment(heard), emotion=line.emotion, clarity=clarity,
+                              understood=understood)
 
     def resume(self, unsaid: str, heard: str = "") -> PreparedAnswer:
         """Taking the cut-off line up again from the sentence it was cut in."""

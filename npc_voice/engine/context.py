@@ -16,7 +16,14 @@ from npc_voice.engine.barks import BarkScheduler
 from npc_voice.engine.clock import Clock, RealTimeClock, SimulatedClock
 from npc_voice.engine.resources import EngineResources
 from npc_voice.engine.speaker import Speaker
-from npc_voice.engine.state import HearingState, PersonaRef, SpeakingState, StretchState, TurnState
+from npc_voice.engine.state import (
+    AddresseeState,
+    HearingState,
+    PersonaRef,
+    SpeakingState,
+    StretchState,
+    TurnState,
+)
 from npc_voice.engine.stretch_reader import StretchReader
 from npc_voice.engine.turn_reader import TurnReader
 from npc_voice.features.asr import StreamingRecognizer
@@ -41,6 +48,7 @@ class EngineParts:
     sentiment: Callable[[str], Any] | None = None  # text -> TextSentiment (the MiniLM sentiment model)
     use_heads: bool = True  # False: no duplex model even if its weights are here
     use_endpoint: bool = True
+    speaker: Callable[[Any], Any] | None = None  # audio -> speaker embedding (default: the resources' encoder)
 
 
 @dataclass
@@ -68,10 +76,13 @@ class SessionContext:
     stretch_reader: StretchReader
     barks: BarkScheduler
     parts: EngineParts
+    addressee: AddresseeState
+    hold_events: bool = False  # the client asked for ``held`` events (it drops queued audio on them)
 
     def reset_turn(self) -> None:
         """The player's turn is over (answered, or only a backchannel): a new one starts from nothing."""
         self.turn.reset(seed=self.rng.random())
+        self.addressee.reset()
         self.reader.reset()
         self.answers.forget_voice()
         self.reader.drop_prepared()
@@ -86,15 +97,17 @@ class SessionContext:
 
 def new_context(resources: EngineResources, persona_id: str, npc_id: str, state: dict[str, Any] | None,
                 seed: int | None, simulated_clock: bool, policy: str, config: EngineConfig | None = None,
-                parts: EngineParts | None = None) -> SessionContext:
-    """Wire a session's parts for ``persona_id`` (raises ``KeyError``/``PersonaError`` as the resources do)."""
+                parts: EngineParts | None = None, push_to_talk: bool = False,
+                hold_events: bool = False) -> SessionContext:
+    """Wire a session's parts for ``persona_id`` (raises ``KeyError``/``PersonaError`` as the resources do).
+    ``push_to_talk``: only speech while the game says the key is held is the player's."""
     config, parts = config or EngineConfig(), parts or EngineParts()
     loaded = resources.persona(persona_id)
     persona = PersonaRef(persona_id, loaded)
     prosody = None
     if parts.use_endpoint and parts.endpoint is None and EndOfTurn.available():
         prosody = (EndOfTurn.shared().threshold, EndOfTurn.shared().hold_threshold)
-    strategy = strategy_for(policy, loaded.persona.temperament.patience, prosody)
+    strategy = strategy_for(policy, loaded.persona.temperament.patience, prosody, config.addressee)
     clock: Clock = SimulatedClock() if simulated_clock else RealTimeClock(config.reading.read_wait_s)
     rng = random.Random(seed)
     game_state: dict[str, Any] = dict(state or {})
@@ -104,7 +117,7 @@ def new_context(resources: EngineResources, persona_id: str, npc_id: str, state:
     recognizer = (parts.recognizer or StreamingRecognizer)(resources.asr, loaded.lm)
     feelings = NpcFeelings(loaded.persona.temperament)
     speaker = Speaker(npc_id, resources.tts, resources.voices, persona, feelings, speaking, stretch)
-    answers = AnswerBuilder(resources, speaker.synth, parts.sentiment or analyse)
+    answers = AnswerBuilder(resources, speaker.synth, parts.sentiment or analyse, config.understanding)
     reader = TurnReader(config.reading, resources, recognizer, answers, persona, game_state, turn, hearing, clock)
     stretch_reader = StretchReader(config.reading, resources, recognizer, hearing, turn, stretch, speaking, strategy,
                                    clock)
@@ -112,4 +125,4 @@ def new_context(resources: EngineResources, persona_id: str, npc_id: str, state:
                           speaking, reader)
     return SessionContext(config, resources, npc_id, persona, game_state, rng, clock, strategy, hearing, turn,
                           stretch, speaking, recognizer, PlayerTone(), feelings, answers, speaker, reader,
-                          stretch_reader, barks, parts)
+                          stretch_reader, barks, parts, AddresseeState(push_to_talk=push_to_talk), hold_events)

@@ -12,6 +12,7 @@ from npc_voice.audio.echo import EchoStats
 from npc_voice.audio.format import CHUNK_SECONDS
 from npc_voice.engine.answers import PreparedAnswer
 from npc_voice.engine.resources import LoadLevel
+from npc_voice.engine.state import Attention
 from npc_voice.floor.decision import Action, FloorDecision
 from npc_voice.floor.observation import DuplexOutputs, FloorObservation
 
@@ -36,6 +37,8 @@ class StepFrame:
     cue: Literal["greeting", "farewell"] | None = None
     state: dict[str, Any] | None = None
     load: LoadLevel = field(default_factory=LoadLevel)  # the overload level, as the step began
+    attention: Attention | None = None  # what the game says of the player and the NPC now, if it said
+    talking: bool | None = None  # push-to-talk: the key is held in this chunk
     events: list[ev.Event] = field(default_factory=list)
     # echo gate
     clean: np.ndarray | None = None  # the microphone with the NPC's own voice cancelled

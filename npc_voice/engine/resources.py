@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from npc_voice.data import PersonaFolders, persona_dirs
-from npc_voice.features.asr import AsrModels, persona_prompt
+from npc_voice.features.asr import DEFAULT_RECOGNISER, AsrModels, persona_prompt
 from npc_voice.features.embed import Embedder
 from npc_voice.features.lm import PersonaLM, build_persona_lm
+from npc_voice.features.speaker import SpeakerEncoder
 from npc_voice.features.vad import shared_session
+from npc_voice.model.clarity import Clarity
 from npc_voice.model.topics import TopicMatcher
 from npc_voice.persona.loader import Persona, PersonaStore, load_persona
 from npc_voice.speech.ahead import RenderAhead
@@ -69,14 +71,17 @@ class EngineResources:
     ``predictive`` is turned off by the sidecar first when it falls behind."""
 
     def __init__(self, persona_dir: PersonaFolders = None, workers: int = 2,
-                 voice_cache: Path | str | None = None, render_ahead: bool = True) -> None:
-        """``render_ahead=False``: this process only reads the voice cache, another one fills it (the sidecar's
-        other engine worker processes on the same machine: one render process is enough for all)."""
+                 voice_cache: Path | str | None = None, recogniser: str = DEFAULT_RECOGNISER,
+                 render_ahead: bool = True) -> None:
+        """``recogniser``: the accurate recogniser, one of ``features.asr.RECOGNISERS``. ``render_ahead=False``:
+        this process only reads the voice cache, another one fills it (the sidecar's other engine worker
+        processes on the same machine: one render process is enough for all)."""
         # The user's persona folders (and $NPC_VOICE_PERSONAS) first, then the built-in personas.
         self.personas = PersonaStore(persona_dirs(persona_dir))
         self.embedder = Embedder.shared()
         shared_session()  # load the VAD model now rather than in the first session's first step
-        self.asr = AsrModels()
+        self.asr = AsrModels(recogniser=recogniser)
+        self.clarity = Clarity.load(recogniser)  # P(heard right) of its reads; None: the floor waits as before
         # Every NPC's voice (eSpeak NG or Piper), with each persona's lines rendered ahead into the voice
         # cache (``voice_cache``, default the user's cache folder) when it loads and after each edit.
         self.tts = Voices(LineCache(voice_cache))
@@ -90,6 +95,9 @@ class EngineResources:
         self.predictive = True
         self.learned = True  # the duplex model runs in the sessions' steps (off under overload)
         self.voices = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-voice-ahead")
+        # Who speaks: the player's voice profile and each turn's speaker embedding (~0.1 s), on their own thread.
+        self.speaker = SpeakerEncoder.shared()
+        self.listeners = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-speaker")
         self._lock = threading.Lock()
         self._loaded: dict[str, LoadedPersona] = {}
         self._broken: dict[str, PersonaProblem] = {}  # persona id -> its broken edit
@@ -235,5 +243,6 @@ class EngineResources:
         self.ahead.close()
         self.workers.shutdown(wait=False, cancel_futures=True)
         self.voices.shutdown(wait=False, cancel_futures=True)
+        self.listeners.shutdown(wait=False, cancel_futures=True)
         self._reloader.shutdown(wait=False, cancel_futures=True)
         self.asr.close()

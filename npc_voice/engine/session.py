@@ -26,6 +26,7 @@ from npc_voice.engine.context import EngineParts, SessionContext, new_context
 from npc_voice.engine.frame import StepFrame
 from npc_voice.engine.resources import EngineResources, LoadedPersona
 from npc_voice.engine.stages import pipeline
+from npc_voice.engine.state import Attention
 from npc_voice.floor.decision import Action, FloorDecision
 from npc_voice.floor.strategies import StrategySet
 from npc_voice.model.emotion import NpcFeelings
@@ -59,6 +60,8 @@ class Session:
         config: EngineConfig | None = None,
         explain: bool = True,
         parts: EngineParts | None = None,
+        talk_mode: str = "open",
+        hold_events: bool = False,
     ) -> None:
         """``simulated_clock``: chunks arrive faster than real time (a bench), so a due answer waits for its
         look-ahead work in the step, where the step's measured time charges it to the simulated clock.
@@ -66,25 +69,33 @@ class Session:
         ``explain``, also the rule that decided it and why.
         ``policy``: the floor's strategy set, ``rules`` (default), ``duplex`` or ``cascade``
         (``npc_voice/floor/strategies.py``). ``parts``: fakes in place of the real VAD, recogniser, models.
+        ``talk_mode``: ``open`` (an open microphone) or ``push_to_talk`` (only speech with the key held is the
+        player's: ``step``'s ``talking``). ``hold_events``: the client drops its queued NPC audio on a ``held``
+        event (the NPC paused its line as the player began to talk over it), so the pause is heard at once.
         Raises ``KeyError`` for an unknown persona, ``ValueError`` for a
         broken one or an unknown policy."""
         self.npc_id = npc_id
+        if talk_mode not in ("open", "push_to_talk"):
+            raise ValueError(f"unknown talk mode {talk_mode!r}; known: open, push_to_talk")
         self.context: SessionContext = new_context(resources, persona_id, npc_id, state, seed, simulated_clock,
-                                                   policy, config, parts)
+                                                   policy, config, parts, push_to_talk=talk_mode == "push_to_talk",
+                                                   hold_events=hold_events)
         self.stages = pipeline(self.context, floor_events, explain)
         self.steps = 0
 
     def step(
-        self, mic: np.ndarray, played: np.ndarray | None, state: dict[str, Any] | None = None, cue: Cue | None = None
+        self, mic: np.ndarray, played: np.ndarray | None, state: dict[str, Any] | None = None, cue: Cue | None = None,
+        attention: Attention | None = None, talking: bool | None = None,
     ) -> StepResult:
         """Advance the conversation by one 200 ms chunk. ``cue``: the player just came within earshot
-        (``greeting``) or left it (``farewell``)."""
+        (``greeting``) or left it (``farewell``). ``attention``: what the game says of the player and the NPC now
+        (in earshot, facing it), kept until it says otherwise; ``talking``: the push-to-talk key is held."""
         ctx = self.context
         ctx.clock.begin_step()
         if state:
             ctx.game_state.update(state)
         frame = StepFrame(index=self.steps, mic=mic, played=played, cue=cue, state=state,
-                          load=ctx.resources.load_level())
+                          load=ctx.resources.load_level(), attention=attention, talking=talking)
         for stage in self.stages:
             stage.run(frame)
         self.steps += 1

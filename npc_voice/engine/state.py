@@ -6,11 +6,14 @@
 - ``StretchState``: the current stretch of the player's speech over the NPC.
 - ``SpeakingState``: the NPC's line, its aside, and the first moments of an answer.
 - ``PersonaRef``: the persona in use, swapped between turns when its file is edited.
+- ``AddresseeState``: who the speech is for: what the game says, the voice's levels and speaker embedding, and
+  the player's voice profile.
 """
 
 from __future__ import annotations
 
 import itertools
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -144,3 +147,55 @@ class PersonaRef:
     persona_id: str
     loaded: LoadedPersona
     problem: PersonaProblem | None = None  # the broken edit last reported to the game
+
+
+@dataclass(frozen=True)
+class Attention:
+    """What the game says about the player and this NPC (the ``mic`` message's ``attention``): None, not said."""
+
+    in_earshot: bool | None = None
+    facing: bool | None = None
+
+    @property
+    def away(self) -> str | None:
+        """Why the player cannot be talking to the NPC, if the game says so."""
+        if self.in_earshot is False:
+            return "out of earshot"
+        if self.facing is False:
+            return "not facing the NPC"
+        return None
+
+
+MAX_LEVEL_FRAMES = 1000  # 10 s of 10 ms frames: a turn's or a stretch's voice, bounded
+
+
+@dataclass
+class AddresseeState:
+    """Who the current turn (or stretch over the NPC) is said to: what the game said while it was said, its
+    voice's 10 ms levels, its speaker embedding; and the player's voice profile, from the turns answered."""
+
+    push_to_talk: bool = False  # the session's ``talk_mode``: only speech with the key held is the player's
+    attention: Attention = field(default_factory=Attention)
+    away: str | None = None  # the game said the player was away while this was said
+    key_held: bool = False  # push-to-talk: the key was held while this was said
+    levels: list[float] = field(default_factory=list)  # 10 ms frame levels (dBFS) of its voiced chunks; nan: a gap
+    speech_s: float = 0.0
+    embedding: Future[np.ndarray] | None = None  # of its audio so far ...
+    embedded_s: float = 0.0  # ... when it held this much speech
+    folded: bool = False  # folded into the profile already
+    profile: list[np.ndarray] = field(default_factory=list)  # the player's embeddings, from turns answered
+    profile_levels: list[float] = field(default_factory=list)
+
+    def reset(self) -> None:
+        """A new turn or stretch: what the game said and the voice heard start again (the profile stays)."""
+        if self.embedding is not None:
+            self.embedding.cancel()
+        self.away, self.key_held, self.levels, self.speech_s = None, False, [], 0.0
+        self.embedding, self.embedded_s, self.folded = None, 0.0, False
+
+    def voice(self) -> np.ndarray | None:
+        """The player's voice profile: the mean of its embeddings, unit length (None: none yet)."""
+        if not self.profile:
+            return None
+        mean = np.mean(self.profile, axis=0)
+        return mean / (np.linalg.norm(mean) + 1e-9)

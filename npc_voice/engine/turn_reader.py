@@ -288,18 +288,21 @@ class TurnReader:
         topic and they do (``TopicMatcher.streaming_instead``). ``carry``: the turn's words before a pause the NPC
         yielded in, which these go on. ``earlier``: the readings of a first read of the same turn."""
         best: dict[str, float] = {}
-        for text, score in (*earlier, *self.resources.asr.readings(audio, prompt=loaded.prompt)):
+        whisper = self.resources.asr.read(audio, prompt=loaded.prompt)
+        for text, score in (*earlier, *whisper.readings):
             best[text] = max(score, best.get(text, score))
         readings = tuple(sorted(best.items(), key=lambda r: -r[1]))
         read = loaded.matcher.pick_reading(list(readings)) if readings else fast
+        model = self.resources.clarity
+        clarity = model.p_clear(whisper) if model is not None and readings else None
 
-        def answer(words: str) -> PreparedAnswer:
+        def answer(words: str, sure: float | None) -> PreparedAnswer:
             heard = " ".join(f"{carry} {words}".split())
             return self.answers.answer_for(heard, loaded, random.Random(seed), state, previous, after_interrupt,
-                                           unsaid)
+                                           unsaid, clarity=sure)
 
-        prepared = answer(read)
+        prepared = answer(read, clarity)
         if read != fast and prepared.choice is not None and loaded.matcher.streaming_instead(
                 prepared.choice.similarity, fast):
-            prepared = answer(fast)
+            prepared = answer(fast, None)  # pocketsphinx's words: Whisper's confidence does not speak for them
         return replace(prepared, readings=readings)

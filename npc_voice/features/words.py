@@ -235,3 +235,29 @@ def is_own_words(heard: str, said: list[str]) -> bool:
 def has_interrupt_cue(text: str) -> bool:
     words = words_of(text)
     return bool(words) and (words[0] in INTERRUPT_CUES or any(w in INTERRUPT_CUES for w in words[:3]))
+
+
+_NAME_RUN = re.compile(r"(?<![.?!]\s)(?<!^)\b([A-Z][a-z]+(?:\s+[A-Z][a-z]+)*)")
+
+
+def key_word(text: str) -> str | None:
+    """The name the player's words turn on, for a persona to echo ("Cambridge? Never heard of it."): the last
+    run of capitalised words that does not open a sentence (Whisper writes names so: "I'm looking for information
+    about Cambridge."), or None. Ordinary words are not echoed: "Hair? Never heard of it." would mock the player."""
+    names = [m.group(1) for m in _NAME_RUN.finditer(text.strip()) if m.group(1) not in ("I", "I'm")]
+    return names[-1] if names else None
+
+
+_ASKING_OPENERS = frozenset({
+    "what", "where", "when", "who", "whom", "whose", "why", "how", "which", "can", "could", "would", "will", "do",
+    "does", "did", "is", "are", "was", "were", "have", "has", "may", "might", "shall", "should", "tell"})
+
+
+def speaks_to_listener(text: str) -> bool:
+    """The words ask something, or speak to the listener: a question by its form or Whisper's "?" ("Do you sell
+    candles?", "Where can I get my hair cut?"), or "you" in them ("It's good to see you."). Read-aloud or narrated
+    words seldom do ("He makes me harshly feel."), and they go on after their pauses."""
+    words = words_of(text)
+    if not words:
+        return False
+    return text.rstrip().endswith("?") or words[0] in _ASKING_OPENERS or bool({"you", "your", "you're"} & set(words))

@@ -30,6 +30,9 @@ class FloorDecision:
     # the player's and is dropped without telling the game).
     ends_stretch: bool = False
     resume: bool = False  # RESPOND by taking the cut-off line up again (a false interruption)
+    # The turn so far was not addressed to the NPC (someone else's talk, the TV): forget it, so the player's next
+    # words start a turn of their own.
+    drops_turn: bool = False
 
     def overruled(self, action: Action, gate: str, why: str, **changes: object) -> FloorDecision:
         """The same step decided again by a gate: the gate's name and reason replace the rule's."""

@@ -3,9 +3,10 @@ a clear request, the duplex model hearing the player."""
 
 from __future__ import annotations
 
+from npc_voice.config import AddresseeConfig, UnderstandingConfig
 from npc_voice.features.words import has_interrupt_cue, is_backchannel, words_of
 from npc_voice.floor.decision import Action, FloorDecision
-from npc_voice.floor.observation import FloorObservation
+from npc_voice.floor.observation import Addressee, FloorObservation, Understood
 
 
 def heard_cue(obs: FloorObservation) -> bool:
@@ -52,3 +53,52 @@ def silence_decision(rule: str, obs: FloorObservation, needed: float, reason: st
     """RESPOND once the player's silence reaches ``needed``, else LISTEN; the record says which tier."""
     action = Action.RESPOND if obs.silence_s >= needed else Action.LISTEN
     return FloorDecision(action, rule, f"{reason}: silence {obs.silence_s:.2f} of {needed:.2f} s")
+
+
+def understand(fit: float | None, margin: float | None, clarity: float | None, can_ask_which: bool,
+               config: UnderstandingConfig) -> Understood | None:
+    """What the words mean, from their fit to the persona's best topic (and its ``margin`` over the next) and how
+    sure the recogniser was that it heard them (``clarity``). The recogniser's confidence, not the fit, tells a
+    question the persona has no answer for from a mishearing. None without both (streaming words only, or a
+    recogniser that gives no confidence): the floor then waits as it always did."""
+    if fit is None or clarity is None:
+        return None
+    clear = clarity >= config.clear_p
+    if fit < config.unknown_fit:
+        return Understood.UNKNOWN if clear else Understood.UNCLEAR
+    if not clear and fit < config.unclear_fit:
+        return Understood.UNCLEAR
+    if fit < config.which_fit and margin is not None and margin < config.which_margin:
+        if not clear:
+            return Understood.UNCLEAR
+        if can_ask_which:
+            return Understood.WHICH
+    return Understood.TOPIC
+
+
+def not_addressed(a: Addressee | None, config: AddresseeConfig) -> str | None:
+    """Why this speech is not the player talking to the NPC, or None if it may be. In order: the game says so
+    (out of earshot, not facing; a push-to-talk key not held); another voice than the session's player; a voice
+    blurred by a room's reverberation, as a voice metres off, across a hall or out of a TV is; a voice far quieter
+    than the player's and a little blurred."""
+    if a is None:
+        return None
+    if a.away is not None:
+        return f"the game says the player is {a.away}"
+    if a.key_up:
+        return "push-to-talk, and the key was not held"
+    if a.speech_s < config.min_speech_s:
+        return None
+    if (a.voice_similarity is not None and a.speech_s >= config.voice_speech_s
+            and a.voice_similarity < config.other_voice_similarity):
+        return f"another voice than the player's (similarity {a.voice_similarity:.2f})"
+    clear_of_noise = a.snr_db is None or a.snr_db >= config.fall_snr_db
+    quiet = a.level_db is not None and (
+        a.level_db < config.distant_level_db if a.player_level_db is None
+        else a.level_db < a.player_level_db - config.distant_below_player_db)
+    if a.fall_db is not None and a.fall_db < config.reverberant_fall_db and clear_of_noise and quiet:
+        return f"distant or reverberant: it falls at most {a.fall_db:.1f} dB per 10 ms, at {a.level_db:.0f} dBFS"
+    if (a.level_db is not None and a.player_level_db is not None and a.fall_db is not None
+            and a.level_db < a.player_level_db - config.quieter_db and a.fall_db < config.quieter_fall_db):
+        return f"{a.player_level_db - a.level_db:.0f} dB quieter than the player, and blurred"
+    return None

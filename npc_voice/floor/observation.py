@@ -23,6 +23,31 @@ class DuplexOutputs:
     player: float
 
 
+class Understood(enum.Enum):
+    """What a read of the player's turn means to the persona."""
+
+    TOPIC = "topic"  # a topic it knows: answer it
+    UNKNOWN = "unknown"  # heard clearly, fits nothing it knows: say so in character ("Cambridge? Never heard of it.")
+    WHICH = "which"  # heard clearly, two topics fit equally weakly: ask which ("A sword or a shield, friend?")
+    UNCLEAR = "unclear"  # not heard clearly, and it fits no topic plainly: "say that again"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Addressee:
+    """Whether the speech of this turn (or of the stretch over the NPC) is the player talking to the NPC: what the
+    game says, and what the sound says (``engine/stages/addressee.py``). None where not known."""
+
+    away: str | None = None  # the game says the player cannot be talking to it: "out of earshot", "not facing"
+    key_up: bool = False  # a push-to-talk session, and the key was not held while this was said
+    speech_s: float = 0.0  # voiced time judged
+    level_db: float | None = None  # its loud frames' level (dBFS)
+    snr_db: float | None = None  # ... above the room's noise between voices
+    player_level_db: float | None = None  # the player's, from the turns answered
+    fall_db: float | None = None  # how fast its energy falls (90th percentile of 10 ms drops): near-field, dry
+    tilt_db: float | None = None  # its 2-5 kHz over 0.3-1 kHz energy (a distant or loudspeaker voice is duller)
+    voice_similarity: float | None = None  # cosine of its speaker embedding to the player's (None: no profile yet)
+
+
 @dataclass(frozen=True, kw_only=True)
 class FloorObservation:
     """What the floor rules see in one chunk."""
@@ -60,6 +85,13 @@ class FloorObservation:
     p_complete: float | None = None
     # The NPC was cut off in the player's current turn, and has the rest of its line to say.
     line_cut_off: bool = False
+    # P(the accurate recogniser heard ``words`` right), from its own confidence (``model/clarity.py``); None: no
+    # accurate read, or a recogniser that does not say.
+    clarity: float | None = None
+    # What ``words`` mean to the persona, from their fit and ``clarity`` (``floor/evidence.py``'s ``understand``): the
+    # answer prepared for them says the same. None: the floor decides by fit alone, as before there was a clarity.
+    understood: Understood | None = None
+    addressee: Addressee | None = None  # who the speech is for (None: not judged, as before there was a judge)
 
 
 class Phase(enum.Enum):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from npc_voice.config import CascadeConfig, DuplexConfig, FloorConfig
+from npc_voice.config import AddresseeConfig, CascadeConfig, DuplexConfig, FloorConfig
 from npc_voice.floor.arbiter import Arbiter
 from npc_voice.floor.decision import FloorDecision
 from npc_voice.floor.evidence import hears_player
@@ -38,6 +38,10 @@ from npc_voice.floor.rules.ended_backchannel import EndedBackchannel
 from npc_voice.floor.rules.goes_on import GoesOn
 from npc_voice.floor.rules.long_speech import LongSpeech
 from npc_voice.floor.rules.middling_fit import MiddlingFit
+from npc_voice.floor.rules.not_addressed import NotAddressed
+from npc_voice.floor.rules.not_addressed_over_npc import NotAddressedOverNpc
+from npc_voice.floor.rules.not_heard_clearly import NotHeardClearly
+from npc_voice.floor.rules.off_topic import OffTopic
 from npc_voice.floor.rules.own_echo import OwnEcho
 from npc_voice.floor.rules.projection import Projection
 from npc_voice.floor.rules.short_stretch import ShortStretch
@@ -47,6 +51,7 @@ from npc_voice.floor.rules.streaming_words import StreamingWords
 from npc_voice.floor.rules.torn_words import TornWords
 from npc_voice.floor.rules.unfinished_or_unknown import UnfinishedOrUnknown
 from npc_voice.floor.rules.unknown_voice import UnknownVoice
+from npc_voice.floor.rules.which_topic import WhichTopic
 
 STRATEGIES = ("rules", "duplex", "cascade")
 
@@ -63,6 +68,10 @@ class StrategySet:
     player_p: float | None = None
     needs_heads: bool = False  # the duplex model's heads decide: it runs in every step, even under overload
     needs_turn_model: bool = False  # the smart-turn model reads the turn at each pause
+    # The NPC pauses its line once the player's voice has gone on this long over it, undecided (``gate.hold_line``,
+    # ``engine/stages/hold.py``); None: it talks on until a rule decides.
+    hold_after_s: float | None = None
+    hold_player_p: float = 0.9  # ... when the duplex model's P(player) over the stretch reaches this
 
     def decide(self, obs: FloorObservation) -> FloorDecision:
         return self.arbiter.decide(obs)
@@ -72,21 +81,27 @@ class StrategySet:
         return self.player_p is None or hears_player(player_p, self.player_p)
 
 
-def rules_strategy(config: FloorConfig) -> StrategySet:
+def rules_strategy(config: FloorConfig, addressee: AddresseeConfig | None = None) -> StrategySet:
     listening, speaking = config.listening, config.speaking
+    who = addressee or AddresseeConfig()
     return StrategySet(
         name="rules",
         arbiter=Arbiter({
-            Phase.LISTENING: (StillTalking(listening.min_turn_speech_s), StreamingWords(listening),
+            Phase.LISTENING: (StillTalking(listening.min_turn_speech_s),
+                              NotAddressed(who, listening.sure_silence_s), StreamingWords(listening),
+                              OffTopic(listening, config.projection.p_end), NotHeardClearly(listening),
                               UnfinishedOrUnknown(listening), ClearRequest(listening), TornWords(listening),
-                              MiddlingFit(listening)),
-            Phase.OVER_NPC: (UnknownVoice(speaking), CueWord(speaking), GoesOn(speaking), ShortStretch(speaking),
-                             OwnEcho(), SlowBackchannel(speaking), AwaitingRead(speaking), LongSpeech()),
-            Phase.STRETCH_ENDED: (CueWord(speaking), GoesOn(speaking), EndedAwaitingRead(speaking),
-                                  EndedBackchannel()),
+                              WhichTopic(listening), MiddlingFit(listening)),
+            Phase.OVER_NPC: (NotAddressedOverNpc(who), UnknownVoice(speaking), CueWord(speaking), GoesOn(speaking),
+                             ShortStretch(speaking), OwnEcho(), SlowBackchannel(speaking), AwaitingRead(speaking),
+                             LongSpeech()),
+            Phase.STRETCH_ENDED: (NotAddressedOverNpc(who), CueWord(speaking), GoesOn(speaking),
+                                  EndedAwaitingRead(speaking), EndedBackchannel()),
         }),
-        projection=Projection(listening, config.projection),
+        projection=Projection(listening, config.projection, who),
         player_p=speaking.player_p,
+        hold_after_s=speaking.hold_after_s,
+        hold_player_p=speaking.hold_player_p,
     )
 
 
@@ -120,12 +135,13 @@ def cascade_strategy(config: CascadeConfig | None = None) -> StrategySet:
     )
 
 
-def strategy_for(name: str, patience: float, prosody: tuple[float, float] | None = None) -> StrategySet:
+def strategy_for(name: str, patience: float, prosody: tuple[float, float] | None = None,
+                 addressee: AddresseeConfig | None = None) -> StrategySet:
     """The strategy set ``name`` for a persona of ``patience``; ``prosody``: the endpoint model's (P(end),
-    hold) thresholds when it is loaded, for projection."""
+    hold) thresholds when it is loaded, for projection; ``addressee``: when speech is not the player's to answer."""
     if name == "rules":
         config = FloorConfig.for_patience(patience)
-        return rules_strategy(config if prosody is None else config.with_prosody(*prosody))
+        return rules_strategy(config if prosody is None else config.with_prosody(*prosody), addressee)
     if name == "duplex":
         return duplex_strategy()
     if name == "cascade":

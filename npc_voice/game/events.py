@@ -20,6 +20,7 @@ NPC_SPEECH_START = pygame.event.custom_type()  # line_id, text
 NPC_SPEECH_END = pygame.event.custom_type()  # line_id, completed
 NPC_RESPONSE = pygame.event.custom_type()  # topic, text, confidence, heard, latency_ms
 NPC_INTERRUPTED = pygame.event.custom_type()  # line_id, heard
+NPC_HELD = pygame.event.custom_type()  # line_id, held: it paused its line as the player talked over it (or resumes)
 NPC_BACKCHANNEL = pygame.event.custom_type()  # heard
 NPC_BARK = pygame.event.custom_type()  # kind, line_id, text: a line of its own (greeting, idle, farewell, ...)
 NPC_TRANSCRIPT = pygame.event.custom_type()  # text, final
@@ -36,6 +37,7 @@ BY_KIND: dict[str, int] = {
     "speech_end": NPC_SPEECH_END,
     "response": NPC_RESPONSE,
     "interrupted": NPC_INTERRUPTED,
+    "held": NPC_HELD,
     "backchannel": NPC_BACKCHANNEL,
     "bark": NPC_BARK,
     "transcript": NPC_TRANSCRIPT,

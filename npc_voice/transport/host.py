@@ -26,6 +26,7 @@ from npc_voice import events as ev
 from npc_voice.audio.format import CHUNK_SAMPLES, CHUNK_SECONDS
 from npc_voice.engine.resources import EngineResources
 from npc_voice.engine.session import Session
+from npc_voice.engine.state import Attention
 from npc_voice.transport import protocol as p
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,8 @@ class EngineHost:
         """Open a session for ``slot``: ``Opened``, or an ``Error`` saying why not."""
         try:
             session = Session(self.res, msg.persona, msg.npc_id, msg.state, simulated_clock=msg.clock == "simulated",
-                              floor_events=msg.floor, policy=msg.policy, explain=msg.why)
+                              floor_events=msg.floor, policy=msg.policy, explain=msg.why, talk_mode=msg.talk_mode,
+                              hold_events=msg.held)
             fallback = self.res.voice_problem(msg.persona)
         except KeyError as exc:
             return p.Error(session=msg.session, code="unknown_persona", message=str(exc.args[0]))
@@ -109,7 +111,9 @@ class EngineHost:
             return p.Error(session=msg.session, code="no_session", seq=msg.seq,
                            message=f"session {msg.session!r} is not open on this engine worker")
         try:
-            result = session.step(msg.pcm, msg.played, msg.state, cue=msg.cue)
+            result = session.step(msg.pcm, msg.played, msg.state, cue=msg.cue,
+                                  attention=Attention(**msg.attention) if msg.attention else None,
+                                  talking=msg.talking)
             return p.StepReply(
                 session=msg.session,
                 seq=msg.seq,

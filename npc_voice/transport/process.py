@@ -36,7 +36,9 @@ class SidecarProcess:
         address: str | None = None,
         procs: int | None = None,
         args: Sequence[str] = (),
+        recogniser: str | None = None,
     ) -> None:
+        """``recogniser``: the sidecar's accurate recogniser (``npc-voice serve --asr``; None: its default)."""
         self._tmp = None if address else tempfile.mkdtemp(prefix="npc-voice-")
         self.address = address or f"ipc://{self._tmp}/sidecar.sock"
         # -P: the working directory is not put on the path, so the sidecar runs the npc_voice this process
@@ -45,6 +47,8 @@ class SidecarProcess:
         folders = [persona_dir] if isinstance(persona_dir, str | Path) else list(persona_dir or [])
         for folder in folders:  # searched before $NPC_VOICE_PERSONAS and the built-in personas
             cmd += ["--personas", str(folder)]
+        if recogniser:
+            cmd += ["--asr", recogniser]
         if procs is not None:
             cmd += ["--procs", str(procs)]
         cmd += list(args)

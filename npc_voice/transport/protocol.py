@@ -25,6 +25,11 @@ MAX_MESSAGE_BYTES = 256 * 1024
 MAX_STATE_ITEMS = 256
 # what a ``mic`` message's optional ``cue`` may say: the player just came within earshot, or just left
 CUE_KINDS = ("greeting", "farewell")
+# an ``open`` message's ``talk_mode``: an open microphone (the engine tells the player's speech from the rest
+# itself), or push-to-talk (only speech while the ``mic`` message's ``talking`` is true is the player's)
+TALK_MODES = ("open", "push_to_talk")
+# what a ``mic`` message's optional ``attention`` may say (each true or false; absent: not known)
+ATTENTION_KEYS = ("in_earshot", "facing")
 # every ``error.code`` the sidecar sends (docs/protocol.md explains each)
 ERROR_CODES = frozenset({
     "malformed", "too_large", "bad_version", "unknown_type", "unexpected", "missing_field", "bad_field",
@@ -98,6 +103,10 @@ class OpenSession(Message):
     # True: ``floor`` events also say which rule decided and why (``rule``, ``why``). Opt-in for the same
     # reason as ``floor``: a client of revision 2026-12-01 rejects fields it does not know.
     why: bool = False
+    talk_mode: str = "open"  # one of ``TALK_MODES``
+    # True: this client drops its queued NPC audio on a ``held`` event (the NPC pauses its line when the player
+    # talks over it). Opt-in: a client of an earlier revision rejects events it does not know.
+    held: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,12 +134,17 @@ class MicChunk(Message):
     played: np.ndarray | None = None
     state: dict[str, Any] = field(default_factory=dict)
     cue: str | None = None
+    # What the game knows of the player and this NPC now: {"in_earshot": bool, "facing": bool} (either may be
+    # left out). Speech while the player is out of earshot or not facing the NPC is not answered.
+    attention: dict[str, bool] | None = None
+    talking: bool | None = None  # push-to-talk: the key is held in this chunk
 
     def header(self) -> dict[str, Any]:
         out = super().header()
         out["played"] = self.played is not None
-        if self.cue is None:
-            del out["cue"]  # absent means no cue: the header stays what a revision-1 sidecar expects
+        for name in ("cue", "attention", "talking"):
+            if out[name] is None:
+                del out[name]  # absent means not said: the header stays what a revision-1 sidecar expects
         return out
 
     def payloads(self) -> list[bytes]:
@@ -334,6 +348,25 @@ def _cue(header: dict[str, Any], session: str, seq: int) -> str | None:
     return value
 
 
+def _attention(header: dict[str, Any], session: str, seq: int) -> dict[str, bool] | None:
+    """A ``mic``'s optional ``attention``: absent or nil is not known; else ``ATTENTION_KEYS`` to bools."""
+    value = header.get("attention")
+    if value is None:
+        return None
+    keys = ", ".join(ATTENTION_KEYS)
+    if not isinstance(value, dict) or any(k not in ATTENTION_KEYS or not isinstance(v, bool) for k, v in value.items()):
+        raise ProtocolError("bad_field", f"attention must be a map of {keys} to true/false; got {str(value)[:60]}",
+                            session=session, seq=seq)
+    return dict(value)
+
+
+def _talk_mode(value: str, session: str) -> str:
+    if value not in TALK_MODES:
+        known = ", ".join(repr(k) for k in TALK_MODES)
+        raise ProtocolError("bad_field", f"talk_mode must be one of {known}; got {value[:40]!r}", session=session)
+    return value
+
+
 def decode(frames: list[bytes]) -> Message:
     """Parse ZeroMQ frames into a typed message, or raise ``ProtocolError``."""
     if not frames:
@@ -378,6 +411,8 @@ def decode(frames: list[bytes]) -> Message:
             played=_pcm(payloads[1], "played (echo reference) frame", session, seq) if has_played else None,
             state=_check_state(header.get("state", {}), session, seq),
             cue=_cue(header, session, seq),
+            attention=_attention(header, session, seq),
+            talking=_field(header, "talking", bool, session, required=False, default=None),
         )
     if cls is StepReply:
         seq = _field(header, "seq", int, session)
@@ -423,6 +458,8 @@ def decode(frames: list[bytes]) -> Message:
             floor=_field(header, "floor", bool, session, required=False, default=False),
             policy=_policy(_field(header, "policy", str, session, required=False, default="rules"), session),
             why=_field(header, "why", bool, session, required=False, default=False),
+            talk_mode=_talk_mode(_field(header, "talk_mode", str, session, required=False, default="open"), session),
+            held=_field(header, "held", bool, session, required=False, default=False),
         )
     if cls is Opened:
         return Opened(

@@ -60,12 +60,13 @@ class EngineActor:
     """A Ray actor hosting sessions over its own copy of the models (a threaded actor: many sessions step
     at once, as in a worker process). Wrapped with ``ray.remote`` by ``RayWorkers``."""
 
-    def __init__(self, persona_dir: list[str], capacity: int | None, voice_cache: str | None = None) -> None:
+    def __init__(self, persona_dir: list[str], capacity: int | None, voice_cache: str | None = None,
+                 recogniser: str | None = None) -> None:
         from npc_voice.transport.workers import hello_info, load_host
 
         t0 = time.monotonic()
         # each actor renders persona lines ahead into its own machine's voice cache
-        self.host = load_host(persona_dir, voice_cache)
+        self.host = load_host(persona_dir, voice_cache, recogniser=recogniser)
         self.info = hello_info(self.host, capacity, 1.0, t0)  # an actor declares a whole CPU: a core of its own
         self.info["instance"] = uuid.uuid4().hex  # changes when Ray restarts the actor
         try:
@@ -98,8 +99,10 @@ class RayWorkers:
         cpus: float = 1.0,
         memory_mb: int | None = None,
         voice_cache: str | os.PathLike[str] | None = None,
+        recogniser: str | None = None,
     ) -> None:
         self.address = address
+        self.recogniser = recogniser
         self.n = n
         # folders as given: on another machine of the cluster they must exist at the same paths
         self.persona_dirs = persona_folder_list(persona_dir)
@@ -138,7 +141,8 @@ class RayWorkers:
             worker.submit = lambda req, w=worker: self._submit(w, req)
             worker.kill = lambda w=worker: self._kill(w)
             self.workers.append(worker)
-            self._actors[worker] = actor.remote(self.persona_dirs, self.capacity, self.voice_cache)
+            self._actors[worker] = actor.remote(self.persona_dirs, self.capacity, self.voice_cache,
+                                                        self.recogniser)
             self._hello(worker, started=time.monotonic())
         log.info("%d engine actor(s) asked of the Ray cluster at %s", n, self.address)
 

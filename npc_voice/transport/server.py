@@ -57,6 +57,7 @@ from zmq.auth.thread import ThreadAuthenticator
 
 from npc_voice import events as ev
 from npc_voice.data import PersonaFolders
+from npc_voice.features.asr import DEFAULT_RECOGNISER
 from npc_voice.transport import protocol as p
 from npc_voice.transport.workers import STEP_THREADS, EnginePool, EngineWorker, InprocWorkers, Request
 
@@ -795,13 +796,15 @@ def serve_forever(
     ray_cpus: float = 1.0,
     ray_memory_mb: int | None = None,
     voice_cache: str | os.PathLike[str] | None = None,
+    recogniser: str = DEFAULT_RECOGNISER,
 ) -> int:
     """Start the engine workers, bind, serve until SIGINT/SIGTERM; report step times on exit.
 
     ``procs``: 1 runs the sessions in this process (models loaded here); N > 1 starts N worker processes.
     ``ray_address``: the workers are Ray actors on that cluster (``procs`` of them; ``None``: one per
     ``ray_cpus`` CPUs of the cluster). ``capacity``: sessions per worker (default: measured by each
-    worker process or actor at start-up; in this process, ``max_sessions``).
+    worker process or actor at start-up; in this process, ``max_sessions``). ``recogniser``: the
+    accurate recogniser (``features.asr.RECOGNISERS``) of every worker.
     """
     t0 = time.perf_counter()
     check_bind(address, allow_remote, curve)  # before the models load: a refusal should be instant
@@ -814,18 +817,19 @@ def serve_forever(
         from npc_voice.transport.ray_workers import RayWorkers
 
         engines = RayWorkers(ray_address, procs, persona_dir, capacity, threads=workers, cpus=ray_cpus,
-                             memory_mb=ray_memory_mb, voice_cache=voice_cache)
+                             memory_mb=ray_memory_mb, voice_cache=voice_cache, recogniser=recogniser)
     elif procs is not None and procs > 1:
         from npc_voice.transport.workers import ProcessWorkers
 
-        engines = ProcessWorkers(procs, persona_dir, capacity, threads=workers, voice_cache=voice_cache)
+        engines = ProcessWorkers(procs, persona_dir, capacity, threads=workers, voice_cache=voice_cache,
+                                 recogniser=recogniser)
     else:
         import torch
 
         from npc_voice.engine.resources import EngineResources
 
         torch.set_num_threads(1)
-        res = EngineResources(persona_dir, voice_cache=voice_cache)
+        res = EngineResources(persona_dir, voice_cache=voice_cache, recogniser=recogniser)
         if capacity:
             max_sessions = min(max_sessions, capacity)
     sidecar = Sidecar(

@@ -225,8 +225,10 @@ class ProcessWorkers:
         capacity: int | None = None,
         threads: int = STEP_THREADS,
         voice_cache: str | os.PathLike[str] | None = None,
+        recogniser: str | None = None,
     ) -> None:
         self.n = n
+        self.recogniser = recogniser
         self.persona_dirs = persona_folder_list(persona_dir)
         self.voice_cache = voice_cache
         self.capacity = capacity  # None: each worker measures its own at start-up
@@ -266,6 +268,8 @@ class ProcessWorkers:
             cmd += ["--personas", folder]
         if self.voice_cache is not None:
             cmd += ["--voice-cache", str(self.voice_cache)]
+        if self.recogniser:
+            cmd += ["--asr", self.recogniser]
         if proc.index > 0:  # the first worker renders persona lines ahead into the cache all of them read
             cmd += ["--no-render-ahead"]
         if self.capacity:
@@ -430,6 +434,7 @@ def worker_main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--parent", type=int, required=True, help="the front's pid: this worker dies with it")
     ap.add_argument("--personas", action="append", default=[], help="a persona folder (repeatable)")
     ap.add_argument("--voice-cache", default=None, help="the folder of lines rendered ahead")
+    ap.add_argument("--asr", default=None, help="the accurate recogniser (default: the engine's)")
     ap.add_argument("--no-render-ahead", dest="render_ahead", action="store_false",
                     help="only read the voice cache (another worker fills it)")
     ap.add_argument("--capacity", type=int, default=None, help="sessions this worker takes (default: measured)")
@@ -440,7 +445,7 @@ def worker_main(argv: Sequence[str] | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the front stops the workers
     logging.basicConfig(level=logging.WARNING,
                         format=f"%(asctime)s %(levelname)s [{args.identity}] %(name)s: %(message)s")
-    host = load_host(args.personas, args.voice_cache, args.render_ahead)
+    host = load_host(args.personas, args.voice_cache, args.render_ahead, args.asr)
     info = hello_info(host, args.capacity, args.share, t0)
     loop = _WorkerLoop(host, args.connect, args.identity.encode(), args.threads)
     threading.Thread(target=host.preload_personas, name="npc-preload", daemon=True).start()
@@ -448,15 +453,17 @@ def worker_main(argv: Sequence[str] | None = None) -> None:
 
 
 def load_host(persona_dir: PersonaFolders = None, voice_cache: str | os.PathLike[str] | None = None,
-              render_ahead: bool = True) -> EngineHost:
-    """The models of one worker, loaded once for all its sessions."""
+              render_ahead: bool = True, recogniser: str | None = None) -> EngineHost:
+    """The models of one worker, loaded once for all its sessions (``recogniser``: None, the engine's default)."""
     import torch
 
     from npc_voice.engine.resources import EngineResources
+    from npc_voice.features.asr import DEFAULT_RECOGNISER
     from npc_voice.transport.host import EngineHost
 
     torch.set_num_threads(1)
-    return EngineHost(EngineResources(persona_dir, voice_cache=voice_cache, render_ahead=render_ahead))
+    return EngineHost(EngineResources(persona_dir, voice_cache=voice_cache, render_ahead=render_ahead,
+                                      recogniser=recogniser or DEFAULT_RECOGNISER))
 
 
 def persona_folder_list(persona_dir: PersonaFolders) -> list[str]:

@@ -1,8 +1,9 @@
 """The stages of one step, in the order they run (``pipeline``): each a small class with one job over the step's
 frame (``engine/frame.py``) and the session's state objects (``engine/state.py``).
 
-    persona refresh -> game cue -> echo gate -> speech tracking -> projection settle -> recognition -> tone
-    -> duplex heads -> [smart turn] -> floor -> temperament -> act -> speak -> [floor report]
+    persona refresh -> game cue -> echo gate -> speech tracking -> addressee evidence -> projection settle
+    -> recognition -> tone -> duplex heads -> [smart turn] -> floor -> temperament -> hold line -> player profile
+    -> act -> speak -> [floor report]
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from npc_voice.audio.echo import EchoCanceller
 from npc_voice.config import CascadeConfig
 from npc_voice.engine.context import SessionContext
 from npc_voice.engine.stages.act import Act
+from npc_voice.engine.stages.addressee import AddresseeEvidence, PlayerProfile
 from npc_voice.engine.stages.base import Stage
 from npc_voice.engine.stages.cue import GameCue
 from npc_voice.engine.stages.duplex_heads import DuplexHeads
 from npc_voice.engine.stages.echo_gate import EchoGate
 from npc_voice.engine.stages.floor import Floor
+from npc_voice.engine.stages.hold import HoldLine
 from npc_voice.engine.stages.onset import SettleProjection
 from npc_voice.engine.stages.persona import PersonaRefresh
 from npc_voice.engine.stages.recognition import Recognition
@@ -44,11 +47,16 @@ def pipeline(ctx: SessionContext, floor_events: bool, explain: bool = True) -> l
     out in ``floor`` events when asked (``floor_events``; ``explain``: with the rule that decided)."""
     c, parts = ctx.config, ctx.parts
     h, t, s, sp = ctx.hearing, ctx.turn, ctx.stretch, ctx.speaking
+    encoder = ctx.resources.speaker
+    embed = parts.speaker or (encoder.embed if encoder is not None else None)
+    addressee = AddresseeEvidence(c.addressee, ctx.addressee, h, t, ctx.recognizer, lambda: sp.line is not None,
+                                  embed, ctx.resources.listeners)
     stages: list[Stage] = [
         PersonaRefresh(ctx.resources, ctx.persona, ctx.recognizer, sp, t),
         GameCue(ctx.barks),
         EchoGate(c.hearing, h, (parts.vad or VoiceActivity)(), (parts.canceller or EchoCanceller)()),
         SpeechTracking(c.hearing, c.onset, h, t, s, sp, ctx.stretch_reader),
+        addressee,
         SettleProjection(c.hearing, c.onset, h, t, s, sp, ctx.speaker, ctx.reset_turn),
         Recognition(c.reading, ctx.recognizer, h, t, sp, ctx.reader, ctx.stretch_reader),
         Tone(ctx.tone, ctx.feelings, h, ctx.game_state),
@@ -69,9 +77,11 @@ def pipeline(ctx: SessionContext, floor_events: bool, explain: bool = True) -> l
         endpoint = EndOfTurn.shared()
     stages += [
         Floor(c.reading, ctx.strategy, ctx.clock, ctx.recognizer, endpoint, ctx.reader, ctx.stretch_reader, h, t, s,
-              sp),
+              sp, addressee),
         Temperament(c.temperament, ctx.strategy, ctx.persona, ctx.barks, ctx.speaker, h, t, s, sp, ctx.game_state,
                     ctx.rng),
+        HoldLine(c.addressee, ctx.strategy, h, sp, ctx.hold_events),
+        PlayerProfile(c.addressee, ctx.addressee, addressee),
         Act(c.hearing, c.onset, ctx.strategy, ctx.clock, ctx.persona, ctx.game_state, ctx.rng, ctx.answers,
             ctx.reader, ctx.speaker, ctx.feelings, h, t, s, sp, ctx.reset_turn),
         Speak(ctx.speaker, h),

@@ -23,6 +23,7 @@ from npc_voice.engine.state import (
 )
 from npc_voice.engine.turn_reader import TurnReader
 from npc_voice.floor.decision import Action, FloorDecision
+from npc_voice.floor.rules.not_addressed import NotAddressed
 from npc_voice.floor.strategies import StrategySet
 from npc_voice.model.emotion import NpcFeelings
 
@@ -53,6 +54,8 @@ class Act:
             self._respond(frame, decision)
         elif decision.action is Action.INTERRUPTED and self.speaking.line is not None:
             self._yield(frame)
+        elif decision.drops_turn:
+            self.reset_turn()  # not addressed to the NPC: the player's next words start a turn of their own
         elif decision.ends_stretch and not self.stretch.judged:
             self.stretch.judged = True
             if decision.action is Action.BACKCHANNEL:
@@ -61,7 +64,7 @@ class Act:
             self.reset_turn()
 
     def _gates(self, frame: StepFrame, decision: FloorDecision) -> FloorDecision:
-        if (decision.action is not Action.RESPOND and self.speaking.line is None
+        if (decision.action is not Action.RESPOND and self.speaking.line is None and decision.rule != NotAddressed.name
                 and self.turn.speech_s > self.config.max_turn_s):
             return decision.overruled(Action.RESPOND, "gate.max_turn", f"{self.turn.speech_s:.1f} s of turn")
         if decision.action is Action.BACKCHANNEL and not self.stretch.judged:

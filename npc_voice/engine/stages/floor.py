@@ -10,6 +10,7 @@ from npc_voice.config import ReadingConfig
 from npc_voice.engine.answers import PreparedAnswer
 from npc_voice.engine.clock import Clock
 from npc_voice.engine.frame import ProjectedStart, StepFrame
+from npc_voice.engine.stages.addressee import AddresseeEvidence
 from npc_voice.engine.state import HearingState, SpeakingState, StretchState, TurnState, VoiceEnd
 from npc_voice.engine.stretch_reader import StretchReader
 from npc_voice.engine.turn_reader import TurnReader
@@ -39,9 +40,11 @@ class Floor:
 
     def __init__(self, config: ReadingConfig, strategy: StrategySet, clock: Clock, recognizer: StreamingRecognizer,
                  endpoint: EndpointProsody | None, reader: TurnReader, stretch_reader: StretchReader,
-                 hearing: HearingState, turn: TurnState, stretch: StretchState, speaking: SpeakingState) -> None:
+                 hearing: HearingState, turn: TurnState, stretch: StretchState, speaking: SpeakingState,
+                 addressee: AddresseeEvidence | None = None) -> None:
         self.config, self.strategy, self.clock, self.recognizer, self.endpoint = (
             config, strategy, clock, recognizer, endpoint)
+        self.addressee = addressee
         self.reader, self.stretch_reader = reader, stretch_reader
         self.hearing, self.turn, self.stretch, self.speaking = hearing, turn, stretch, speaking
 
@@ -92,6 +95,10 @@ class Floor:
             model_previous=frame.heads_previous,
             p_complete=frame.p_complete,
             line_cut_off=t.after_interrupt and bool(t.unsaid),
+            p_end=t.voice_end.p_end if t.voice_end is not None and t.voice_end.at_s == h.loud_end_s else None,
+            clarity=answer.clarity if answer is not None else None,
+            understood=answer.understood if answer is not None else None,
+            addressee=self.addressee.evidence() if self.addressee is not None else None,
         )
 
     def _decide(self, frame: StepFrame, answer: PreparedAnswer | None) -> FloorDecision:
@@ -144,6 +151,7 @@ class Floor:
             fit=choice.similarity if choice is not None else None,
             margin=choice.margin if choice is not None else None,
             voice_gap_s=gap, unread_s=unread, p_end=t.voice_end.p_end if t.voice_end is not None else None,
+            addressee=self.addressee.evidence() if self.addressee is not None else None,
         )
         decision = rule.decide(obs)
         return None if decision is None else (answer, decision)

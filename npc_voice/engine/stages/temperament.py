@@ -11,6 +11,8 @@ from npc_voice.engine.speaker import Speaker
 from npc_voice.engine.state import HearingState, PersonaRef, SpeakingState, StretchState, TurnState
 from npc_voice.floor.decision import Action
 from npc_voice.floor.evidence import heard_cue
+from npc_voice.floor.rules.not_addressed import NotAddressed
+from npc_voice.floor.rules.not_addressed_over_npc import NotAddressedOverNpc
 from npc_voice.floor.strategies import StrategySet
 
 
@@ -29,16 +31,17 @@ class Temperament:
         action = frame.decision.action
         line = self.speaking.line
         h = self.hearing
+        addressed = frame.decision.rule not in (NotAddressed.name, NotAddressedOverNpc.name)
         if line is not None:
             self.barks.npc_speaks()
-            talks_on = action in (Action.CONTINUE, Action.BACKCHANNEL)
+            talks_on = action in (Action.CONTINUE, Action.BACKCHANNEL) and addressed
             if talks_on and self._cut_in(frame) and self.speaking.held_line != line.line_id:
                 self._hold_floor(frame)
             return
         if h.in_speech or (self.turn.speech_s > 0 and h.silence_s < self.config.player_turn_quiet_s) \
                 or action is Action.RESPOND:
             self.barks.player_has_floor()
-            if action is Action.LISTEN:
+            if action is Action.LISTEN and addressed:  # no "mm-hm" to the TV
                 self.barks.offer_backchannel(frame.events)
             return
         self.barks.floor_free(frame.events, frame.index)

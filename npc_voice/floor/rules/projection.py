@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
-from npc_voice.config import ListeningConfig, ProjectionConfig
+from npc_voice.config import AddresseeConfig, ListeningConfig, ProjectionConfig
 from npc_voice.features.words import looks_incomplete, words_of
 from npc_voice.floor.decision import Action, FloorDecision
-from npc_voice.floor.evidence import clear_request
+from npc_voice.floor.evidence import clear_request, not_addressed
 from npc_voice.floor.observation import FloorObservation
 
 
@@ -24,6 +24,7 @@ class Projection:
     name: ClassVar[str] = "listening.projection"
     listening: ListeningConfig
     config: ProjectionConfig
+    addressee: AddresseeConfig = field(default_factory=AddresseeConfig)  # speech not for the NPC is never projected
 
     def decide(self, obs: FloorObservation) -> FloorDecision | None:
         lead = self.lead(obs)
@@ -36,6 +37,8 @@ class Projection:
     def lead(self, obs: FloorObservation) -> float | None:
         """Seconds after now at which to start the answer, or None to wait for the silence."""
         if obs.npc_speaking or obs.voice_gap_s is None or obs.unread_s is None or obs.fit is None:
+            return None
+        if not_addressed(obs.addressee, self.addressee) is not None:
             return None
         if not (self._clear_request(obs) and self._read_enough(obs) and self._sounds_over(obs)):
             return None

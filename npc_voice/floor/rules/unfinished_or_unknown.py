@@ -12,9 +12,11 @@ from npc_voice.floor.observation import FloorObservation
 
 @dataclass(frozen=True)
 class UnfinishedOrUnknown:
-    """Accurate words that end where a sentence seldom ends ("I would like to buy"), or that fit nothing the
-    persona knows (a fragment, a mishearing, someone thinking aloud): the answer would only be "say that
-    again", so there is no hurry; the long silence."""
+    """Accurate words that end where a sentence seldom ends ("I would like to buy"), or words that fit no topic
+    plainly (under 0.5) that the rules before it left: no confidence from the recogniser, a statement, a two-word
+    fragment, a backchannel, a request in new words heard clearly at 0.45-0.5 — a piece of a turn, someone reading
+    or thinking aloud ("There's iron they say, in all our blood." 0.50, and the reader goes on): there is no hurry;
+    the long silence. ``listening.off_topic`` and ``listening.not_heard_clearly`` answer the rest sooner."""
 
     name: ClassVar[str] = "listening.unfinished_or_unknown"
     config: ListeningConfig
