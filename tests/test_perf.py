@@ -96,10 +96,10 @@ def test_a_few_late_replies_among_many_on_time_do_not_degrade() -> None:
 @pytest.fixture()
 def overloaded(resources, tmp_path):
     """A sidecar whose controller counts every reply as late (``late_s`` below any step time), and calms a
-    level after a second without one."""
+    level after a second without one (and after 2 s while as many sessions are back as needed it)."""
     server = Sidecar(
         resources, f"ipc://{tmp_path}/{uuid.uuid4().hex[:8]}.sock",
-        overload=OverloadControl(late_s=-1.0, calm_s=1.0),
+        overload=OverloadControl(late_s=-1.0, calm_s=1.0, probe_s=2.0),
     )
     with server.running(30):
         yield server
@@ -153,7 +153,8 @@ def test_overload_is_announced_applied_and_refuses_new_sessions(overloaded: Side
         assert dropped and got[-1].seq == seqs[-1] and isinstance(got[-1], Reply)
 
         # the busy session goes: with no replies left to judge by, the levels still calm, and a new session
-        # is welcome again (it used to be refused for good)
+        # is welcome again (it used to be refused for good). The refused one's client asks again meanwhile; back
+        # on the worker, it holds a level that one session needed for ``probe_s`` (2 s here) before it is probed
         s.close()
         deadline = time.monotonic() + 30
         while overloaded.overload.level and time.monotonic() < deadline:

@@ -183,12 +183,14 @@ class OverloadControl:
     level down after ``CALM_S`` without a late reply, replies or not: at the last level new sessions are
     refused, so once the sessions that overloaded it have gone no reply may ever come to calm it. Given the
     worker's ``load`` (its sessions), a level is kept while the load that needed it is still there, up to
-    ``PROBE_S`` on time.
+    ``probe_s`` (``PROBE_S``) on time.
     """
 
-    def __init__(self, late_s: float = LATE_S, max_level: int = len(DEGRADE_ORDER), calm_s: float = CALM_S) -> None:
+    def __init__(self, late_s: float = LATE_S, max_level: int = len(DEGRADE_ORDER), calm_s: float = CALM_S,
+                 probe_s: float = PROBE_S) -> None:
         self.late_s = late_s
         self.calm_s = calm_s
+        self.probe_s = probe_s
         self.max_level = max_level
         self.level = 0
         self._recent: collections.deque[tuple[float, bool]] = collections.deque()
@@ -221,11 +223,11 @@ class OverloadControl:
 
     def calm(self, now: float, load: int | None = None) -> int:
         """One level down (returns -1) if nothing has been late for ``calm_s`` (and, given the ``load``, it is
-        below the one that needed the level, or ``PROBE_S`` passed); called with every reply and by the socket
+        below the one that needed the level, or ``probe_s`` passed); called with every reply and by the socket
         loop's clock."""
         if self.level > 0 and now - self._last_late >= self.calm_s and now - self._changed >= self.calm_s:
             needed = self._needed_at.get(self.level)
-            if load is not None and needed is not None and load >= needed and now - self._changed < PROBE_S:
+            if load is not None and needed is not None and load >= needed and now - self._changed < self.probe_s:
                 return 0
             self._needed_at.pop(self.level, None)
             self.level -= 1
@@ -251,7 +253,8 @@ class _Load:
 
     @classmethod
     def like(cls, control: OverloadControl) -> _Load:
-        return cls(OverloadControl(late_s=control.late_s, max_level=control.max_level, calm_s=control.calm_s))
+        return cls(OverloadControl(late_s=control.late_s, max_level=control.max_level, calm_s=control.calm_s,
+                                   probe_s=control.probe_s))
 
 
 class Sidecar:
