@@ -181,6 +181,7 @@ class Stream:
     client_cpu_pct: float = 0.0
     machine_cpu_pct: float = 0.0
     wall: float = 0.0
+    refused: int = 0  # sessions the sidecar refused for capacity (not streamed)
 
 
 def stream(
@@ -201,9 +202,18 @@ def stream(
         # floor events on, as the game hub opens its sessions: the duplex model runs in every step
         live = [client.open_session(persona=persona, npc_id=f"perf{i}", floor=True) for i in range(sessions)]
         for s in live:
-            if not s.wait_opened(60):
+            if not s.wait_opened(60) and not (s.error or "").startswith("capacity"):
                 raise RuntimeError(f"session did not open: {s.error}")
-        stagger = CHUNK_SECONDS / sessions
+        # past the workers' measured capacity the sidecar refuses sessions, as it should: the level runs with the
+        # ones it took, and says how many it refused
+        out.refused = sum(1 for s in live if not s.opened)
+        for s in live:
+            if not s.opened:
+                s.close()
+        live = [s for s in live if s.opened]
+        sessions = out.sessions = len(live)
+        tracks = tracks[:sessions]
+        stagger = CHUNK_SECONDS / max(1, sessions)
         played = [np.zeros(CHUNK_SAMPLES, np.int16) for _ in live]
         sent_at: list[dict[int, float]] = [{} for _ in live]
         next_k = [0] * sessions
@@ -283,6 +293,8 @@ def run_level(
     workers = [name for name in pids if name not in ("front", "sidecar") and not name.startswith(SYSTEM)]
     result = LevelResult(sessions=sessions, seconds=seconds, setup=setup, workers=max(1, len(workers)))
     steps = [r for r in s.replies if not r[4]]
+    if s.refused:  # sessions past the capacity: the rest of the level's figures are over the ones taken
+        result.errors["capacity"] = s.refused
     for *_, code, _ in s.replies:
         if code:
             result.errors[code] = result.errors.get(code, 0) + 1
@@ -290,7 +302,7 @@ def run_level(
         for code in notices:
             result.notices[code] = result.notices.get(code, 0) + 1
     answered = sum(1 for r in s.replies if r[1] is not None)
-    result.missing = s.n_chunks * sessions - answered
+    result.missing = s.n_chunks * s.sessions - answered
     # late if it came back after the next chunk was due: the speaker would have run dry
     result.deadline_misses = sum(1 for r in steps if r[3] > r[2] + CHUNK_SECONDS) + result.missing
     result.responses = s.responses
@@ -592,6 +604,8 @@ def table_lines(levels: list[LevelResult]) -> list[str]:
         if per_cpu == "-":  # in-process: the sidecar is its own (one) worker
             per_cpu, per_rss = f"{front_cpu:.0f}", f"{front_rss:.0f}"
         notices = ", ".join(f"{k} {v}" for k, v in sorted(r.notices.items())) or "-"
+        if r.errors.get("capacity"):  # sessions refused past the workers' capacity: the figures are the rest's
+            notices += f"; {r.errors['capacity']} refused (capacity)"
         lines.append(
             f"| {r.setup or '-'} | {r.sessions} × {r.workers} | {r.steps} | {r.compute_p50_ms} | {r.compute_p99_ms} "
             f"| {r.rtt_p50_ms} | {r.rtt_p99_ms} | {r.deadline_misses} ({r.miss_pct:.1f} %) | {per_cpu} | {per_rss} "
