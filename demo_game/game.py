@@ -133,7 +133,7 @@ class Game:
 
     def _start_sidecar(self) -> None:
         try:
-            self.proc = SidecarProcess(memory=self.memory_path)
+            self.proc = SidecarProcess(procs=1, memory=self.memory_path)  # one player: sessions in its own process
             self.proc.wait_ready()
             self.sidecar_address = self.proc.address
         except Exception as exc:  # noqa: BLE001 - shown on the loading screen

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     pygame.init()
     screen, clock = pygame.display.set_mode((640, 360)), pygame.time.Clock()
     font = pygame.font.Font(None, 26)
-    sidecar = SidecarProcess()
+    sidecar = SidecarProcess(procs=1)  # one player: the sessions in the sidecar's own process, the quickest start
     sidecar.wait_ready()  # ~10 s of model loading: a real game shows a loading screen meanwhile
     device = int(args.device) if args.device and args.device.isdigit() else args.device
     hub = VoiceHub(sidecar.address, audio=args.audio, device=device)

@@ -50,10 +50,29 @@ def main(verbose: bool) -> None:
     envvar="NPC_VOICE_CACHE",
     help="Folder of lines rendered ahead (default: the user's cache folder, npc-voice/lines).",
 )
-@click.option("--workers", default=4, show_default=True, help="Threads that run session steps.")
+@click.option(
+    "--procs",
+    type=click.IntRange(min=1),
+    default=None,
+    show_default="the core count",
+    help="Engine worker processes, each hosting many sessions over its own models; 1 runs them in the "
+    "sidecar's own process (a single-player game). With --ray: the number of actors (default: one per "
+    "--ray-cpus CPUs of the cluster).",
+)
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="Run the engine workers as actors on this Ray cluster ('auto', HOST:6379 or ray://HOST:10001); "
+              "needs npc-voice[ray].")
+@click.option("--capacity", type=click.IntRange(min=1), default=None,
+              help="Sessions per engine worker (default: each worker measures it at start-up; in-process: "
+              "--max-sessions).")
+@click.option("--ray-cpus", default=1.0, show_default=True, help="CPUs each engine actor declares to Ray.")
+@click.option("--ray-memory-mb", default=None, type=int, show_default="1200",
+              help="Memory each engine actor declares to Ray.")
+@click.option("--workers", default=4, show_default=True, help="Threads per engine worker that run session steps.")
 @click.option("--asr", type=click.Choice(RECOGNISERS), default=DEFAULT_RECOGNISER, show_default=True,
               help="The accurate recogniser that reads the player's turns.")
-@click.option("--max-sessions", default=32, show_default=True, help="Capacity: further sessions get `capacity`.")
+@click.option("--max-sessions", default=32, show_default=True,
+              help="Cap over all workers: further sessions get `capacity`.")
 @click.option("--allow-remote", is_flag=True, help="Allow binding to a non-loopback address (needs --curve-*).")
 @click.option("--memory", "memory_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The memory file (SQLite) in which NPCs remember players the game names "
@@ -75,6 +94,11 @@ def serve(
     address: str,
     personas: tuple[str, ...],
     voice_cache: Path | None,
+    procs: int | None,
+    ray_address: str | None,
+    capacity: int | None,
+    ray_cpus: float,
+    ray_memory_mb: int | None,
     workers: int,
     max_sessions: int,
     allow_remote: bool,
@@ -85,6 +109,8 @@ def serve(
     asr: str,
 ) -> None:
     """Run the sidecar until Ctrl-C or SIGTERM."""
+    import os
+
     from npc_voice.memory.store import default_path
     from npc_voice.transport.server import CurveKeys, serve_forever
 
@@ -94,8 +120,12 @@ def serve(
     if no_memory and memory_path is not None:
         raise click.UsageError("--memory and --no-memory contradict each other")
     memory = None if no_memory else (memory_path or default_path())
+    if ray_address is None and procs is None:
+        procs = os.cpu_count() or 1
     sys.exit(serve_forever(address, list(personas), workers=workers, allow_remote=allow_remote, curve=curve,
-                           max_sessions=max_sessions, voice_cache=voice_cache, recogniser=asr, memory=memory))
+                           max_sessions=max_sessions, procs=procs, ray_address=ray_address, capacity=capacity,
+                           ray_cpus=ray_cpus, ray_memory_mb=ray_memory_mb, voice_cache=voice_cache,
+                           recogniser=asr, memory=memory))
 
 
 @main.command()
@@ -129,6 +159,8 @@ def bench() -> None:
     "--sidecar", default=None, help="Attach to a running sidecar at this address instead of starting one."
 )
 @click.option("--personas", default=None, help="Folder of persona files for the sidecar this command starts.")
+@click.option("--procs", type=click.IntRange(min=1), default=None, show_default="the sidecar's default: the core count",
+              help="Engine worker processes of the sidecar this command starts (1: in-process).")
 @click.option("--policy", type=click.Choice(STRATEGIES), default="rules", show_default=True,
               help="The floor's strategy set: our rules, the learned duplex model, or the pipecat/LiveKit cascade.")
 @click.option("--asr", type=click.Choice(RECOGNISERS), default=DEFAULT_RECOGNISER, show_default=True,
@@ -149,6 +181,7 @@ def bench_duplex(
     personas: str | None,
     policy: str,
     asr: str,
+    procs: int | None,
     json_out: Path | None,
 ) -> None:
     """Play every case in CASES through a real sidecar and score the result."""
@@ -157,7 +190,7 @@ def bench_duplex(
 
     t = time.monotonic()
     runs = run_bench(cases, out, realtime=realtime, parallel=parallel, sidecar=sidecar, persona_dir=personas,
-                     policy=policy, recogniser=asr)
+                     policy=policy, recogniser=asr, procs=procs)
     summary, results = score_folder(cases, out)
     steps = step_figures(runs)
     for key, value in summary.items():
@@ -196,13 +229,25 @@ def bench_score(cases: Path, results: Path, json_out: Path | None) -> None:
 @click.option("--levels", default="1,2,4,8,16", show_default=True, help="Concurrent sessions to measure.")
 @click.option("--seconds", default=30.0, show_default=True, help="Real-time seconds per level.")
 @click.option("--soak-minutes", default=60.0, show_default=True, help="Simulated minutes, one session (0: skip).")
-def bench_perf(cases: Path | None, out: Path, levels: str, seconds: float, soak_minutes: float) -> None:
-    """The 200 ms deadline under load: 1..16 real-time sessions, start-up, a long session; table and plot."""
+@click.option("--procs", default=None, show_default="1 and the core count",
+              help="Setups to measure: engine worker processes, comma-separated (1: in-process).")
+@click.option("--ray", is_flag=True, help="Also measure engine actors on a local Ray cluster (needs npc-voice[ray]).")
+@click.option("--ray-nodes", default=2, show_default=True, help="Nodes of one CPU each in that cluster.")
+@click.option("--failover/--no-failover", default=True, show_default=True,
+              help="Kill a worker (a Ray node) mid-conversation in every setup with more than one.")
+def bench_perf(cases: Path | None, out: Path, levels: str, seconds: float, soak_minutes: float, procs: str | None,
+               ray: bool, ray_nodes: int, failover: bool) -> None:
+    """The 200 ms deadline under load: 1..16 real-time sessions per setup, start-up, failover, a long session;
+    table and plot."""
+    import os
+
     from npc_voice.bench.perf import run_perf
     from npc_voice.data import shared_eval_dir
 
     cases = cases or shared_eval_dir() / "dev"
-    run_perf(cases, out, tuple(int(x) for x in levels.split(",")), seconds, soak_minutes)
+    procs = procs or ",".join(dict.fromkeys(["1", str(os.cpu_count() or 1)]))
+    run_perf(cases, out, tuple(int(x) for x in levels.split(",")), seconds, soak_minutes, procs, ray, ray_nodes,
+             failover)
     click.echo((out / "table.md").read_text())
 
 
@@ -324,7 +369,7 @@ def talk(wav: Path | None, persona: str, personas: tuple[str, ...], device: str 
     try:
         if sidecar is None:
             click.echo("starting the sidecar (loading speech models)...")
-            proc = SidecarProcess(list(personas))
+            proc = SidecarProcess(list(personas), procs=1)  # one conversation: no worker processes to start
             proc.wait_ready()
             click.echo(f"sidecar ready in {proc.startup_s:.1f} s")
         address = sidecar or proc.address

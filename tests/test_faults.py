@@ -61,7 +61,7 @@ def say(text: str) -> list[np.ndarray]:
 
 
 def test_stall_and_kill_9_then_the_conversation_goes_on() -> None:
-    first = SidecarProcess()
+    first = SidecarProcess(procs=1)  # the whole sidecar restarts here; a lost worker process: test_workers.py
     second: SidecarProcess | None = None
     first.wait_ready()
     client = SidecarClient(first.address)
@@ -82,7 +82,7 @@ def test_stall_and_kill_9_then_the_conversation_goes_on() -> None:
         # a crash: kill -9, then a new sidecar on the same address
         first.kill()
         assert game.run_until(lambda: client.state == "reconnecting", 10)
-        second = SidecarProcess(address=first.address)
+        second = SidecarProcess(address=first.address, procs=1)
         ready = threading.Thread(target=second.wait_ready)
         ready.start()
         assert game.run_until(lambda: not ready.is_alive(), 120)  # the game keeps running while it loads
@@ -146,7 +146,7 @@ def test_the_sidecar_runs_the_npc_voice_that_started_it(tmp_path, monkeypatch) -
     shadow.mkdir()
     (shadow / "__init__.py").write_text("raise ImportError('the npc_voice of the working directory')\n")
     monkeypatch.chdir(tmp_path)
-    sidecar = SidecarProcess()
+    sidecar = SidecarProcess(procs=1)
     try:
         sidecar.wait_ready(120)
     finally:

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.skipif(bool(missing), reason=f"no virtual sound card: {
 
 @pytest.fixture(scope="module")
 def sidecar():
-    proc = SidecarProcess()
+    proc = SidecarProcess(procs=1)
     proc.wait_ready()
     yield proc.address
     proc.stop()

@@ -200,6 +200,8 @@ def run_case(
     steps = sorted(zip(run.seqs, run.compute_ms, run.rtt_ms, strict=True))
     (folder / "steps.json").write_text(json.dumps({
         "chunk_s": CHUNK_SECONDS,
+        "underruns": run.underruns,
+        "audible_underruns": run.audible_underruns,
         "steps": [{"seq": seq, "compute_ms": round(c, 2), "roundtrip_ms": round(rt, 2)} for seq, c, rt in steps],
     }))
     return run
@@ -215,16 +217,18 @@ def run_bench(
     progress: bool = True,
     policy: str = "rules",
     recogniser: str | None = None,
+    procs: int | None = None,
 ) -> list[CaseRun]:
     """Run every case with the floor's ``policy`` (and the sidecar's accurate ``recogniser``, if this starts it);
-    returns per-case run records (files are in ``out_dir``)."""
+    returns per-case run records (files are in ``out_dir``). ``procs``: engine worker processes of the sidecar
+    it starts (``None``: the sidecar's default, one per core)."""
     from tqdm import tqdm
 
     cases = load_cases(cases_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     proc = None
     if sidecar is None:
-        proc = SidecarProcess(persona_dir, recogniser=recogniser)
+        proc = SidecarProcess(persona_dir, recogniser=recogniser, procs=procs)
         proc.wait_ready()
         address = proc.address
     else:

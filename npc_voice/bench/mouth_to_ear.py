@@ -114,7 +114,7 @@ def run_mouth_to_ear(cases_dir: Path, out: Path, stream_args: list[str], file_be
             link.symlink_to(c.resolve())
     report: dict[str, Any] = {"cases": len(cases), "stream": stream_args or ["default StreamSettings"],
                               "echo_db_ms": echo}
-    proc = SidecarProcess()
+    proc = SidecarProcess(procs=1)  # one live session: in the sidecar's own process, as a single-player game
     proc.wait_ready()
     try:
         with VirtualSoundCard() as card:

@@ -73,9 +73,11 @@ class EngineResources:
 
     def __init__(self, persona_dir: PersonaFolders = None, workers: int = 2,
                  voice_cache: Path | str | None = None, recogniser: str = DEFAULT_RECOGNISER,
-                 memory: MemoryStore | None = None) -> None:
+                 memory: MemoryStore | None = None, render_ahead: bool = True) -> None:
         """``recogniser``: the accurate recogniser, one of ``features.asr.RECOGNISERS``. ``memory``: where sessions
-        that name their player remember them (None: only within a session)."""
+        that name their player remember them (None: only within a session). ``render_ahead=False``: this process
+        only reads the voice cache, another one fills it (the sidecar's other engine worker processes on the same
+        machine: one render process is enough for all)."""
         # The user's persona folders (and $NPC_VOICE_PERSONAS) first, then the built-in personas.
         self.personas = PersonaStore(persona_dirs(persona_dir))
         self.memory = memory
@@ -87,6 +89,7 @@ class EngineResources:
         # cache (``voice_cache``, default the user's cache folder) when it loads and after each edit.
         self.tts = Voices(LineCache(voice_cache))
         self.ahead = RenderAhead(self.tts)
+        self.render_ahead = render_ahead
         self._warm_voices()
         self.workers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="npc-lookahead")
         self._readers = workers
@@ -188,7 +191,8 @@ class EngineResources:
             self._loaded[persona_id] = loaded
             self._broken.pop(persona_id, None)
         log.info("persona %s loaded from %s (%d topics)", persona_id, path, len(persona.topics))
-        self.ahead.submit(persona)  # only lines not on disk yet are rendered: after an edit, the changed ones
+        if self.render_ahead:  # only lines not on disk yet are rendered: after an edit, the changed ones
+            self.ahead.submit(persona)
         return loaded
 
     def current(self, persona_id: str) -> LoadedPersona:
