@@ -29,6 +29,7 @@ import soxr
 
 from npc_voice.audio.format import SAMPLE_RATE
 from npc_voice.speech import shape
+from npc_voice.speech.tts import strip_punctuation
 from npc_voice.speech.visemes import SILENCE, ipa_to_viseme
 
 log = logging.getLogger(__name__)
@@ -205,15 +206,6 @@ def _phoneme_words(phonemes: list[str]) -> list[list[int]]:
     return [w for w in words if any(phonemes[i] not in _PUNCTUATION and phonemes[i] not in _MODIFIERS for i in w)]
 
 
-def _strip(token: str) -> str:
-    start, end = 0, len(token)
-    while start < end and not token[start].isalnum():
-        start += 1
-    while end > start and not token[end - 1].isalnum():
-        end -= 1
-    return token[start:end]
-
-
 @dataclass
 class _Timed:
     """Phonemes with start times (s) into the raw audio, and where each phoneme word starts."""
@@ -253,7 +245,7 @@ class PiperSynthesizer:
             at += chunk.audio_float_array.size
         if not pieces:
             return np.zeros(0, np.int16), [], []
-        written = [w for w in (_strip(t) for t in text.split()) if w]
+        written = [w for w in (strip_punctuation(t) for t in text.split()) if w]
         audio = np.concatenate(pieces)
         audio, offset = _trim(audio, model.rate)
         audio = shape.reshape(audio, model.rate, pitch_ratio=params.pitch_ratio, range_factor=params.range_factor,

@@ -311,7 +311,7 @@ def split_sentences(text: str) -> list[str]:
     return [sentence for sentence in sentences if any(ch.isalnum() for ch in sentence)]
 
 
-def _strip_punctuation(token: str) -> str:
+def strip_punctuation(token: str) -> str:
     """A whitespace token without the punctuation around it; inner ' and - stay (don't, e-mail)."""
     start, end = 0, len(token)
     while start < end and not token[start].isalnum():
@@ -345,7 +345,7 @@ def _word_times(text: str, events: list[_RawEvent], offset: float,
     times = list(np.maximum.accumulate(times))
     words: list[tuple[float, str]] = []
     for index, (start, end) in enumerate(tokens):
-        word = _strip_punctuation(text[start:end])
+        word = strip_punctuation(text[start:end])
         if word:
             time = anchors.get(index, float(np.interp(start, positions, times)))
             words.append((round(time, 4), word))
