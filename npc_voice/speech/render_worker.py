@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import threading
 import time
 from typing import Any
@@ -22,6 +23,9 @@ def init(stop: Any) -> None:
     """Run only on CPU time nothing else wants (Linux: the idle scheduling class; else nice 19)."""
     global _STOP, _PARENT
     _STOP, _PARENT = stop, os.getppid()
+    # Ctrl-C reaches the whole process group: the sidecar stops this process itself (the stop event, the
+    # watchdog), where a KeyboardInterrupt here would end a pass mid-sentence and be logged as a failed render.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(AttributeError, OSError):
         os.nice(19)
     with contextlib.suppress(AttributeError, OSError):
