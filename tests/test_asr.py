@@ -174,6 +174,18 @@ def test_whisper_second_pass_sync_and_in_background(models, persona_lm, tmp_path
     assert models.readings(np.zeros(2 * SAMPLE_RATE, dtype=np.int16)) == []
 
 
+def test_a_sure_read_keeps_how_the_voice_sounded_as_training_computes_it(models, tmp_path: Path) -> None:
+    """The tone reader learns from ``AsrModels.voice`` and reads ``Read.voice`` at run time: the same numbers."""
+    audio = festival("Good morning, I would like to buy a sword.", tmp_path)
+    read = models.read(audio)
+    assert read.voice is not None and read.voice.shape == (768,)  # tiny.en: 384 means and 384 spreads
+    assert np.allclose(read.voice, models.voice(audio), atol=1e-4)
+    assert np.all(read.voice[384:] >= 0)
+    other = models.voice(festival("Get out of my shop, you thief!", tmp_path))
+    assert not np.allclose(read.voice, other, atol=1e-2)
+    assert models.read(audio, sure=False).voice is None  # no encoder states without the sure read
+
+
 def test_utterance_audio_is_bounded_to_the_last_window(models, persona_lm) -> None:
     rec = StreamingRecognizer(models, persona_lm, max_seconds=1.0)
     rec.start()
