@@ -90,35 +90,44 @@ def test_shipped_model_gives_a_distribution_and_a_final_event() -> None:
     assert ev is not None and ev.who == "player" and ev.emotion == final.emotion
 
 
+def statement(clip: train.Clip) -> int:
+    return int(clip.path.stem.split("-")[4])  # type: ignore[union-attr]
+
+
 @needs_data
-def test_held_out_angry_sounds_more_aroused_than_calm_and_still_reads_angry(tmp_path: Path) -> None:
-    """Train a small model on actors 01-08 only, then judge actors 11 (male) and 12 (female):
-    their strong angry clips must score higher arousal than their calm clips, pair by pair, and, through
-    the calibration for ordinary conversation (which leans towards neutral), a really angry voice is still
-    read as angry while a calm one never is."""
-    clips = [c for c in train.list_clips(DATA) if c.actor <= 8 or c.actor in (11, 12)]
-    table = train.build_table(clips, sessions=1, workers=1)
+def test_held_out_anger_is_heard_by_both_readers_and_calm_is_never_angry(tmp_path: Path) -> None:
+    """Train a small prosody net and the voice read (Whisper's encoder states) on actors 01-08 (one of the two
+    sentences, for speed), then judge actors 11 (male) and 12 (female): for each reader, their strong angry
+    clips must score higher arousal than their calm clips, pair by pair; through the verdict as shipped (the
+    mix, calibrated for ordinary conversation, which leans towards neutral) a really angry voice is still read
+    as angry while a calm one never is."""
+    clips = [c for c in train.list_clips(DATA)
+             if (c.actor <= 8 and statement(c) == 1) or (c.actor in (11, 12) and c.emotion in ("angry", "calm"))]
+    table = train.build_table(clips, sessions=1, workers=2)
     train_rows = np.nonzero(table.actor <= 8)[0]
     prior = train.baseline_prior(table)
     net = train.train_net(table, train_rows, prior, seed=0, epochs=25, hidden=64)
-    train.save_model([net], table, train_rows, prior, tmp_path)
+    voice_read = train.train_voice(table, train_rows, seed=0)
+    train.save_model([net], voice_read, table, train_rows, prior, tmp_path)
     model = ToneModel(tmp_path)
+    assert model.voice is not None and model.voice.recogniser == "tiny.en"
     read_angry = 0
     for actor in (11, 12):
         held = np.nonzero(table.actor == actor)[0]
-        x = train.make_inputs(table, held, prior, np.random.default_rng(0), (0,))
-        _, high = train.predict([net], x)
         strong = np.array([c.strong for c in clips if c.actor == actor])
         angry = (table.emotion[held] == "angry") & strong
         calm = table.emotion[held] == "calm"
         assert angry.sum() == 4 and calm.sum() == 8
-        ordered = np.mean(high[angry][:, None] > high[calm][None, :])
-        assert ordered >= 0.9, (actor, high[angry], high[calm])
-        read, _ = train.read_rows(model, table, held, 0, 0, calibrated=True)
+        x = train.make_inputs(table, held, prior, np.random.default_rng(0), (0,))
+        readers = (("prosody", train.predict([net], x)[1]), ("voice", voice_read.predict(table.voice[held])[1]))
+        for name, high in readers:
+            ordered = np.mean(high[angry][:, None] > high[calm][None, :])
+            assert ordered >= 0.9, (name, actor, high[angry], high[calm])
+        read, _ = train.read_rows(model, table, held, 0, 0)
         said = np.array([CLASSES[i] for i in read])
         read_angry += int(np.sum(said[angry] == "angry"))
         assert not np.any(said[calm] == "angry"), (actor, said[calm])
-    assert read_angry >= 3  # of 8 strong angry clips (a 25-epoch model of 8 actors; see docs/emotion.md)
+    assert read_angry >= 3  # of 8 strong angry clips (trained on 8 actors, one sentence each)
 
 
 def test_npc_is_stung_by_an_insult_and_calms_down() -> None:
@@ -355,3 +364,22 @@ def test_a_rude_line_in_an_angry_voice_angers_the_smith_within_the_turn(resource
     angry = [t for t, e in npc_emotions(events) if e.emotion == "angry" and e.intensity >= 0.3]
     assert angry, [e for _, e in npc_emotions(events)]
     assert angry[0] <= answers[0][0] + 0.6  # within the turn: as he answers
+
+
+@pytest.mark.skipif(not (train.DEFAULT_DATA.parent / "read_speech").is_dir(), reason="real recordings not present")
+def test_a_calm_reader_is_not_read_angry_through_the_engines_tone_path() -> None:
+    """``bench.natural_tone`` on one LibriSpeech reader (plain read speech, never trained on): every turn gets
+    a verdict with the recogniser's read of the voice, and at most one turn in ten is told to the game as angry
+    (the issue's bar; the one turn of this reader is a running prosody reading mid-sentence, its verdicts are
+    all neutral or sad)."""
+    from npc_voice.bench import natural_tone
+    from npc_voice.features.asr import AsrModels
+
+    sessions = natural_tone.read_speech_sessions(train.DEFAULT_DATA.parent / "read_speech")
+    asr = AsrModels()
+    try:
+        m = natural_tone.measure(sessions[:1], ToneModel.shared(), asr)
+    finally:
+        asr.close()
+    assert m["turns"] == len(sessions[0].turns) >= 5
+    assert m["turns_read"] == m["turns"] and m["angry_turns"] <= 0.1 * m["turns"], m

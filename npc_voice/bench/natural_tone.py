@@ -10,12 +10,13 @@ and counts, per turn, what the game would have been told:
 - ``dev``: the duplex bench's ``../shared/eval/dev`` cases (synthetic player voices), one session per case,
   its ``user_segments`` the turns.
 
-The path is the engine's: silero voice activity with the engine's hysteresis (``SPEECH_ON``, ``SPEECH_OFF``,
-``HANGOVER_FRAMES``) says which chunks are speech, ``PlayerTone.step`` reads every chunk, ``end_of_speech``
-gives each stretch's verdict and ``event_for`` decides what would be sent. A turn counts as *read angry* when
-an ``emotion`` event said "angry" with intensity >= 0.6 between the turn's start and 1 s after its end (the
-bench scorer's window): what a player would see on the NPC's reading of them. *Strong* is any category
-but neutral at that intensity.
+The path is the engine's: silero voice activity with the engine's hysteresis (``HearingConfig``'s
+``speech_on``, ``speech_off``, ``hangover_frames``) says which chunks are speech, ``PlayerTone.step`` reads
+every chunk, ``end_of_speech`` gives each stretch's verdict, ``with_voice`` adds the recogniser's read of the
+stretch's voice (Whisper tiny.en's encoder states, as the engine's turn read keeps them) and ``event_for``
+decides what would be sent. A turn counts as *read angry* when an ``emotion`` event said "angry" with
+intensity >= 0.6 between the turn's start and 1 s after its end (the bench scorer's window): what a player
+would see on the NPC's reading of them. *Strong* is any category but neutral at that intensity.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ import numpy as np
 
 from npc_voice.audio.devices import read_wav
 from npc_voice.audio.format import CHUNK_SAMPLES, CHUNK_SECONDS, SAMPLE_RATE
+from npc_voice.config import HearingConfig
 from npc_voice.data import shared_eval_dir
 from npc_voice.events import Emotion
+from npc_voice.features.asr import AsrModels
 from npc_voice.features.prosody import chunks
 from npc_voice.features.vad import VoiceActivity
 from npc_voice.model.emotion import PlayerTone, ToneModel
@@ -111,9 +114,8 @@ class SpeechFlags:
     """Chunk speech flags as the engine derives them: silero probabilities with its hysteresis."""
 
     def __init__(self) -> None:
-        from npc_voice.engine.session import HANGOVER_FRAMES, SPEECH_OFF, SPEECH_ON
-
-        self.on, self.off, self.hangover = SPEECH_ON, SPEECH_OFF, HANGOVER_FRAMES
+        c = HearingConfig()
+        self.on, self.off, self.hangover = c.speech_on, c.speech_off, c.hangover_frames
         self.vad = VoiceActivity()
         self.in_speech = False
         self._below = 0
@@ -130,17 +132,27 @@ class SpeechFlags:
         return self.in_speech
 
 
-def play(session: Session, model: ToneModel) -> list[tuple[float, Emotion]]:
-    """Run a session through the tone path; every player ``emotion`` event with its time (end of its chunk)."""
+def play(session: Session, model: ToneModel, asr: AsrModels | None = None) -> list[tuple[float, Emotion]]:
+    """Run a session through the tone path; every player ``emotion`` event with its time (end of its chunk).
+
+    With ``asr``, a stretch's verdict also has the recogniser's read of its voice, as the engine's turn read
+    gives it (``Read.voice`` of the stretch's audio from the chunk before its onset); it is told at the end of
+    the stretch (the engine tells it when its read is done, ~0.1-0.3 s later)."""
     tone, flags = PlayerTone(model), SpeechFlags()
     events: list[tuple[float, Emotion]] = []
     audio = np.concatenate([session.audio, np.zeros(CHUNK_SAMPLES * 3, dtype=np.int16)])
+    start = 0
     for k, part in enumerate(chunks(audio)):
         was = flags.in_speech
         speaking = flags.push(part)
+        if speaking and not was:
+            start = max(0, k - 1)
         estimate = tone.step(part, speaking)
         if was and not speaking:
             estimate = tone.end_of_speech() or estimate
+            if asr is not None and tone.hears_voices:
+                heard = asr.voice(audio[start * CHUNK_SAMPLES:(k + 1) * CHUNK_SAMPLES])
+                estimate = tone.with_voice(heard, asr.recogniser) or estimate
         ev = tone.event_for(estimate)
         if ev is not None:
             events.append(((k + 1) * CHUNK_SECONDS, ev))
@@ -156,12 +168,12 @@ def _strong(e: Emotion, category: str | None = None) -> bool:
     return e.emotion != "neutral" and e.intensity >= STRONG_INTENSITY and category in (None, e.emotion)
 
 
-def measure(sessions: list[Session], model: ToneModel) -> dict[str, object]:
+def measure(sessions: list[Session], model: ToneModel, asr: AsrModels | None = None) -> dict[str, object]:
     """Per-turn rates for one set: read angry, read with any strong emotion, and the last readings' classes."""
     angry = strong = read = n = 0
     last = Counter()
     for session in sessions:
-        for said in turn_readings(session, play(session, model)):
+        for said in turn_readings(session, play(session, model, asr)):
             n += 1
             read += bool(said)
             angry += any(_strong(e, "angry") for e in said)
@@ -173,13 +185,17 @@ def measure(sessions: list[Session], model: ToneModel) -> dict[str, object]:
             "last_reading": dict(sorted(last.items()))}
 
 
-def natural_report(model: ToneModel, sets: dict[str, list[Session]] | None = None) -> dict[str, dict[str, object]]:
-    return {name: measure(sessions, model) for name, sessions in (sets or default_sets()).items()}
+def natural_report(model: ToneModel, sets: dict[str, list[Session]] | None = None, voice: bool = True
+                   ) -> dict[str, dict[str, object]]:
+    """``measure`` for each set; ``voice``: with the recogniser's read of each stretch's voice, as the engine."""
+    asr = AsrModels() if voice and model.voice is not None else None
+    return {name: measure(sessions, model, asr) for name, sessions in (sets or default_sets()).items()}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, default=None, help="a model folder (default: the shipped models/emotion)")
+    ap.add_argument("--prosody-only", action="store_true", help="without the recogniser's read of the voice")
     ap.add_argument("--cases", type=Path, action="append", default=[],
                     help="also a bench case folder (e.g. one made by `npc-voice bench cases`); repeatable")
     args = ap.parse_args(argv)
@@ -187,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     sets = default_sets()
     for folder in args.cases:
         sets[str(folder)] = case_sessions(folder)
-    print(json.dumps(natural_report(model, sets), indent=1))
+    print(json.dumps(natural_report(model, sets, voice=not args.prosody_only), indent=1))
     return 0
 
 

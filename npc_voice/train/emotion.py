@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 from npc_voice.audio.format import SAMPLE_RATE, to_float
 from npc_voice.data import shared_eval_dir
+from npc_voice.features.asr import DEFAULT_RECOGNISER, AsrModels
 from npc_voice.features.prosody import BASELINE_INDEX, FEATURE_NAMES, ProsodyTracker, chunks
 from npc_voice.model.emotion import (
     CALIBRATION,
@@ -53,11 +54,12 @@ from npc_voice.model.emotion import (
     MODEL_DIR,
     ToneModel,
     ToneNet,
-    estimate_from,
     model_input,
     n_inputs,
     novelty_stats,
+    verdict,
 )
+from npc_voice.model.voice_tone import VOICE_SHARE, VoiceToneModel, mix
 from npc_voice.train import channel as channels
 from npc_voice.train import voices
 
@@ -73,6 +75,9 @@ FOLDS = ((1, 2, 3), (4, 5, 6), (7, 8, 9), (10, 11, 12))  # odd actors male, even
 ROW_LABELS = tuple(RAVDESS.values())
 SYNTH_BASE = 100  # synthetic speakers are numbered from here (actors are 1-24)
 LEAD_S = 0.4  # the channel's noise before each utterance: the VAD flag and the tracker see a real onset
+VOICE_RECOGNISER = DEFAULT_RECOGNISER  # the voice read learns this recogniser's encoder states
+VOICE_DECAY = 1e-2  # L2 on the voice read's weights: 768 inputs, ~1,000 clips per speaker group; keep it plain
+VOICE_STEPS = 400  # full-batch Adam steps for the voice read (a convex problem: it converges well before)
 
 
 @dataclass(frozen=True)
@@ -150,8 +155,13 @@ def vad_flags(parts: list[np.ndarray], rng: np.random.Generator) -> list[bool]:
     return flags.tolist()
 
 
-def clip_features(clip: Clip, session: int) -> tuple[np.ndarray | None, float]:
-    """The utterance vector of one clip in one session, computed chunk by chunk, and its speech seconds."""
+_ASR: AsrModels | None = None  # one recogniser per worker process
+
+
+def clip_features(clip: Clip, session: int, voice: bool = True) -> tuple[np.ndarray | None, float, np.ndarray]:
+    """The utterance vector of one clip in one session, computed chunk by chunk, its speech seconds, and the
+    recogniser's pooled encoder states of the same audio (``Read.voice``; empty without ``voice``)."""
+    global _ASR
     seed = zlib.crc32(f"{clip.name}/{session}".encode())
     pcm = channels.apply(clip.audio(), session_channel(clip.actor, session), seed, lead_s=LEAD_S)
     parts = chunks(pcm)
@@ -159,13 +169,19 @@ def clip_features(clip: Clip, session: int) -> tuple[np.ndarray | None, float]:
     for part, flag in zip(parts, vad_flags(parts, np.random.default_rng(seed)), strict=True):
         tracker.push(part, flag)
     seconds = tracker.speech_seconds
-    return tracker.end_utterance(), seconds
+    if not voice:
+        return tracker.end_utterance(), seconds, np.zeros(0, np.float32)
+    if _ASR is None:
+        _ASR = AsrModels(recogniser=VOICE_RECOGNISER)
+    heard = _ASR.voice(pcm)
+    assert heard is not None, VOICE_RECOGNISER
+    return tracker.end_utterance(), seconds, heard
 
 
-def _extract(job: tuple[list[Clip], int]) -> list[tuple[np.ndarray | None, float]]:
+def _extract(job: tuple[list[Clip], int, bool]) -> list[tuple[np.ndarray | None, float, np.ndarray]]:
     torch.set_num_threads(1)
-    clips, session = job
-    return [clip_features(c, session) for c in clips]
+    clips, session, voice = job
+    return [clip_features(c, session, voice) for c in clips]
 
 
 @dataclass
@@ -179,6 +195,7 @@ class Table:
     cls: np.ndarray  # index into CLASSES, -1 for disgust
     high: np.ndarray  # 1 high arousal, 0 low, -1 unknown
     seconds: np.ndarray  # speech seconds the tracker counted (the calibration leans short readings to neutral)
+    voice: np.ndarray  # (n, 2 x encoder width): the recogniser's pooled encoder states (``Read.voice``)
 
     @property
     def synthetic(self) -> np.ndarray:
@@ -186,27 +203,43 @@ class Table:
 
     def subset(self, rows: np.ndarray) -> Table:
         return Table(self.x[rows], self.actor[rows], self.session[rows], self.emotion[rows], self.cls[rows],
-                     self.high[rows], self.seconds[rows])
+                     self.high[rows], self.seconds[rows], self.voice[rows])
 
 
-def build_table(clips: list[Clip], sessions: int, workers: int, synthetic_sessions: int | None = None) -> Table:
-    """Feature rows of every clip in every session (RAVDESS: ``sessions``; synthetic: ``synthetic_sessions``)."""
+def build_table(clips: list[Clip], sessions: int, workers: int, synthetic_sessions: int | None = None,
+                voices: bool = True) -> Table:
+    """Feature rows of every clip in every session (RAVDESS: ``sessions``; synthetic: ``synthetic_sessions``);
+    ``voices``: with the recogniser's encoder states (a Whisper encode per row)."""
     synth_s = sessions if synthetic_sessions is None else synthetic_sessions
-    jobs = [([c for c in clips if c.actor == a], s) for a in sorted({c.actor for c in clips})
+    jobs = [([c for c in clips if c.actor == a], s, voices) for a in sorted({c.actor for c in clips})
             for s in range(synth_s if a >= SYNTH_BASE else sessions)]
-    rows, meta = [], []
+    rows, meta, heard = [], [], []
     with ProcessPoolExecutor(workers) as pool:
-        for (job_clips, s), feats in tqdm(zip(jobs, pool.map(_extract, jobs), strict=True), total=len(jobs),
+        for (job_clips, s, _), feats in tqdm(zip(jobs, pool.map(_extract, jobs), strict=True), total=len(jobs),
                                           desc="features (speaker x session)", unit="job"):
-            for c, (f, seconds) in zip(job_clips, feats, strict=True):
+            for c, (f, seconds, voice) in zip(job_clips, feats, strict=True):
                 if f is None or not np.all(np.isfinite(f)):
                     continue
                 rows.append(f)
+                heard.append(voice)
                 meta.append((c.actor, s, c.emotion, seconds))
     actor, session, emotion, seconds = (np.array(v) for v in zip(*meta, strict=True))
     cls = np.array([CLASSES.index(TRAIN_CLASS[e]) if e in TRAIN_CLASS else -1 for e in emotion])
     high = np.array([1 if e in HIGH_AROUSAL else 0 if e in LOW_AROUSAL else -1 for e in emotion])
-    return Table(np.stack(rows).astype(np.float32), actor, session, emotion, cls, high, seconds.astype(np.float32))
+    return Table(np.stack(rows).astype(np.float32), actor, session, emotion, cls, high, seconds.astype(np.float32),
+                 np.stack(heard).astype(np.float32))
+
+
+def save_table(t: Table, path: Path) -> None:
+    np.savez_compressed(path, **{k: getattr(t, k) for k in TABLE_FIELDS})
+
+
+def load_table(path: Path) -> Table:
+    with np.load(path) as f:
+        return Table(**{k: f[k] for k in TABLE_FIELDS})
+
+
+TABLE_FIELDS = ("x", "actor", "session", "emotion", "cls", "high", "seconds", "voice")
 
 
 def baseline_prior(t: Table) -> np.ndarray:
@@ -292,6 +325,32 @@ def train_net(t: Table, rows: np.ndarray, prior: np.ndarray, seed: int, epochs: 
     return net
 
 
+def train_voice(t: Table, rows: np.ndarray, seed: int, steps: int = VOICE_STEPS) -> VoiceToneModel:
+    """The voice read: softmax regression (and an arousal logit) on standardised pooled encoder states, with the
+    prosody ensemble's class weights and label smoothing; full batch."""
+    torch.manual_seed(seed)
+    v = t.voice[rows]
+    mean, std = v.mean(axis=0), v.std(axis=0) + 1e-3
+    x = torch.from_numpy((v - mean) / std)
+    lin = nn.Linear(v.shape[1], len(CLASSES) + 1)
+    opt = torch.optim.Adam(lin.parameters(), lr=1e-2)
+    ce = nn.CrossEntropyLoss(weight=torch.from_numpy(class_weights(t, rows)).float(), label_smoothing=0.1,
+                             ignore_index=-1)
+    cls_t = torch.from_numpy(t.cls[rows]).long()
+    high_t = torch.from_numpy(t.high[rows]).float()
+    known = high_t >= 0
+    for _ in range(steps):
+        out = lin(x + torch.randn_like(x) * 0.1)
+        loss = ce(out[:, :-1], cls_t) + nn.functional.binary_cross_entropy_with_logits(out[known, -1], high_t[known])
+        loss = loss + VOICE_DECAY * lin.weight.pow(2).sum() / v.shape[1]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    w = lin.weight.detach().numpy().T.copy()
+    return VoiceToneModel(mean.astype(np.float32), std.astype(np.float32), w.astype(np.float32),
+                          lin.bias.detach().numpy().astype(np.float32), VOICE_RECOGNISER)
+
+
 def predict(nets: list[ToneNet], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Raw ensemble outputs: category probabilities and P(high arousal)."""
     with torch.inference_mode():
@@ -301,10 +360,13 @@ def predict(nets: list[ToneNet], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return probs.numpy(), high.numpy()
 
 
-def save_model(nets: list[ToneNet], t: Table, rows: np.ndarray, prior: np.ndarray, out: Path,
-               extra: dict | None = None) -> None:
-    """Write ``tone.pt`` and ``tone.json`` (everything ``ToneModel`` loads) for an ensemble trained on ``rows``."""
+def save_model(nets: list[ToneNet], voice: VoiceToneModel | None, t: Table, rows: np.ndarray, prior: np.ndarray,
+               out: Path, extra: dict | None = None) -> None:
+    """Write ``tone.pt``, ``tone.json`` and ``voice_tone.npz`` (everything ``ToneModel`` loads) for an ensemble
+    and a voice read trained on ``rows``."""
     out.mkdir(parents=True, exist_ok=True)
+    if voice is not None:
+        voice.save(out)
     state = {f"{m}.{k}": v for m, net in enumerate(nets) for k, v in net.state_dict().items()}
     torch.save(state, out / "tone.pt")
     x = make_inputs(t, rows, prior, np.random.default_rng(0), TRAIN_K)
@@ -315,19 +377,28 @@ def save_model(nets: list[ToneNet], t: Table, rows: np.ndarray, prior: np.ndarra
     (out / "tone.json").write_text(json.dumps(meta, indent=1))
 
 
-def read_rows(model: ToneModel, t: Table, rows: np.ndarray, k: int, seed: int, calibrated: bool
+READS = ("shipped", "prosody", "voice", "mixed")  # the readings the report compares
+
+
+def read_rows(model: ToneModel, t: Table, rows: np.ndarray, k: int, seed: int, how: str = "shipped"
               ) -> tuple[np.ndarray, np.ndarray]:
     """Category index and P(high arousal) per row, as ``PlayerTone`` reads a final utterance with a k-utterance
-    baseline (``calibrated=False``: the model's own argmax, acted-speech priors)."""
+    baseline and the turn's voice read (``shipped``); or uncalibrated, the acted-speech argmax, of the prosody
+    ensemble alone, the voice read alone, or both ``mixed``."""
     x = make_inputs(t, rows, model.prior, np.random.default_rng(seed), (k,))
+    if how == "shipped":
+        est = [verdict(model, xi, float(s), True, v) for xi, s, v in zip(x, t.seconds[rows], t.voice[rows],
+                                                                           strict=True)]
+        return np.array([CLASSES.index(e.emotion) for e in est]), np.array([(e.arousal + 1) / 2 for e in est])
     probs, high = model.predict(x)
-    if not calibrated:
-        return probs.argmax(axis=1), high
-    cal, novelty = model.calibration, model.novelty(x)
-    out = np.array([CLASSES.index(estimate_from(cal.apply(p, model.train_prior, float(s), nv), float(h), float(s),
-                                                True, cal.unsure_below).emotion)
-                    for p, h, s, nv in zip(probs, high, t.seconds[rows], novelty, strict=True)])
-    return out, high
+    if how != "prosody" and model.voice is not None:
+        vp, vh = model.voice.predict(t.voice[rows])
+        if how == "voice":
+            probs, high = vp, vh
+        else:
+            mixed = [mix((p, h), (q, g)) for p, h, q, g in zip(probs, high, vp, vh, strict=True)]
+            probs, high = np.stack([m[0] for m in mixed]), np.array([m[1] for m in mixed])
+    return probs.argmax(axis=1), high
 
 
 def scores(t: Table, rows: np.ndarray, pred_cls: np.ndarray, high: np.ndarray) -> dict[str, float | int]:
@@ -379,10 +450,10 @@ def plot_confusion(m: np.ndarray, title: str, path: Path) -> None:
     plt.close(fig)
 
 
-def evaluate(t: Table, model: ToneModel, rows: np.ndarray, k: int, seed: int, calibrated: bool = True
+def evaluate(t: Table, model: ToneModel, rows: np.ndarray, k: int, seed: int, how: str = "shipped"
              ) -> tuple[dict[str, float | int], np.ndarray, np.ndarray]:
     """Figures on ``rows`` with a k-utterance baseline, and the reading per row."""
-    pred, high = read_rows(model, t, rows, k, seed, calibrated)
+    pred, high = read_rows(model, t, rows, k, seed, how)
     return scores(t, rows, pred, high), pred, high
 
 
@@ -400,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-natural", action="store_true", help="skip the natural-speech figures")
+    ap.add_argument("--table", type=Path, help="keep the feature rows in this .npz and reuse them (same options)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     started = time.time()
@@ -408,19 +480,31 @@ def main(argv: list[str] | None = None) -> int:
     clips = list_clips(args.data)
     if not clips:
         raise SystemExit(f"no RAVDESS clips under {args.data}")
-    synth = synthetic_clips(args.synthetic, args.festival, args.per_speaker, args.seed) if args.synthetic else []
-    t = build_table(clips + synth, args.sessions, args.workers, synthetic_sessions=3)
-    print(f"{t.x.shape[0]} clip-session rows from {len(clips)} RAVDESS clips x {args.sessions} sessions and "
-          f"{len(synth)} synthetic utterances x 3 sessions")
+    table_from = "built"
+    if args.table is not None and args.table.exists():
+        t = load_table(args.table)
+        table_from = f"loaded from {args.table} (built by the same command earlier)"
+    else:
+        synth = synthetic_clips(args.synthetic, args.festival, args.per_speaker, args.seed) if args.synthetic else []
+        t = build_table(clips + synth, args.sessions, args.workers, synthetic_sessions=3)
+        if args.table is not None:
+            save_table(t, args.table)
+    print(f"{t.x.shape[0]} clip-session rows: {len(clips)} RAVDESS clips x {args.sessions} sessions and "
+          f"{int(t.synthetic.sum())} synthetic utterance-sessions")
 
+    table_s = round(time.time() - started, 1)
     report: dict = {"command": "python -m npc_voice.train.emotion " + " ".join(argv or []),
+                    "table": {"from": table_from, "seconds": table_s},
                     "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                     "calibration": {"natural_prior": CALIBRATION.natural_prior,
-                                    "unsure_below": CALIBRATION.unsure_below, "short_s": CALIBRATION.short_s},
-                    "features": len(FEATURE_NAMES), "inputs": n_inputs(), "classes": CLASSES, "folds": []}
+                                    "unsure_below": CALIBRATION.unsure_below,
+                                    "unsure_below_voice": CALIBRATION.unsure_below_voice,
+                                    "short_s": CALIBRATION.short_s},
+                    "features": len(FEATURE_NAMES), "inputs": n_inputs(), "classes": CLASSES,
+                    "voice_recogniser": VOICE_RECOGNISER, "voice_share": VOICE_SHARE, "folds": []}
     clean = t.session == 0
     synth_ids = np.unique(t.actor[t.synthetic])
-    pooled: dict[str, list[np.ndarray]] = {k: [] for k in ("rows", "cold", "warm", "raw", "cold_high", "warm_high")}
+    pooled: dict[str, list[np.ndarray]] = {}
     for fold, held in enumerate(tqdm(FOLDS, desc="cross-validation folds", unit="fold")):
         held_synth = synth_ids[fold::len(FOLDS)]
         test = np.isin(t.actor, held) | np.isin(t.actor, held_synth)
@@ -428,13 +512,14 @@ def main(argv: list[str] | None = None) -> int:
         prior = baseline_prior(t.subset(train_rows))
         nets = [train_net(t, train_rows, prior, args.seed + 100 * fold + m, args.epochs, args.hidden)
                 for m in range(args.members)]
+        voice = train_voice(t, train_rows, args.seed + 100 * fold)
         with tempfile.TemporaryDirectory() as tmp:
-            save_model(nets, t, train_rows, prior, Path(tmp))
+            save_model(nets, voice, t, train_rows, prior, Path(tmp))
             model = ToneModel(Path(tmp))
         rows = np.nonzero(np.isin(t.actor, held) & clean)[0]
-        cold, pred_cold, high_cold = evaluate(t, model, rows, 0, fold)
-        warm, pred_warm, high_warm = evaluate(t, model, rows, 10, fold)
-        raw, pred_raw, _ = evaluate(t, model, rows, 0, fold, calibrated=False)
+        runs = {"cold": evaluate(t, model, rows, 0, fold), "warm": evaluate(t, model, rows, 10, fold),
+                **{f"raw_{how}": evaluate(t, model, rows, 0, fold, how) for how in READS[1:]}}
+        cold, pred_cold = runs["cold"][0], runs["cold"][1]
         aug_rows = np.nonzero(np.isin(t.actor, held) & ~clean)[0]
         augmented = evaluate(t, model, aug_rows, 0, fold)[0] if aug_rows.size else None
         synth_rows = np.nonzero(np.isin(t.actor, held_synth))[0]
@@ -450,23 +535,19 @@ def main(argv: list[str] | None = None) -> int:
                        f"4-class {cold['four_class_accuracy']:.2f}, arousal {cold['arousal_accuracy']:.2f}",
                        args.out / png)
         report["folds"].append({"held_out_actors": list(held), "held_out_synthetic": [int(a) for a in held_synth],
-                                "cold": cold, "warm": warm, "raw_cold": raw, "augmented_sessions_cold": augmented,
+                                **{mode: r[0] for mode, r in runs.items()}, "augmented_sessions_cold": augmented,
                                 "synthetic_cold": synthetic, "confusion_png": png,
                                 "confusion_cold": confusion(t, rows, pred_cold).tolist()})
-        pooled["rows"].append(rows)
-        pooled["cold"].append(pred_cold)
-        pooled["warm"].append(pred_warm)
-        pooled["raw"].append(pred_raw)
-        pooled["cold_high"].append(high_cold)
-        pooled["warm_high"].append(high_warm)
-        tqdm.write(f"fold {name}: cold {cold} | warm {warm} | raw {raw} | synthetic {synthetic}")
+        pooled.setdefault("rows", []).append(rows)
+        for mode, (_, pred, high) in runs.items():
+            pooled.setdefault(mode, []).append(pred)
+            pooled.setdefault(f"{mode}_high", []).append(high)
+        tqdm.write(f"fold {name}: " + " | ".join(f"{m} {r[0]}" for m, r in runs.items()) + f" | synthetic {synthetic}")
 
     rows = np.concatenate(pooled["rows"])
-    overall = {}
-    for mode, high_key in (("cold", "cold_high"), ("warm", "warm_high"), ("raw", "cold_high")):
-        pred = np.concatenate(pooled[mode])
-        overall[mode] = {**scores(t, rows, pred, np.concatenate(pooled[high_key])),
-                         "baseline_clips": 10 if mode == "warm" else 0}
+    overall = {mode: {**scores(t, rows, np.concatenate(pooled[mode]), np.concatenate(pooled[f"{mode}_high"])),
+                      "baseline_clips": 10 if mode == "warm" else 0}
+               for mode in pooled if mode != "rows" and not mode.endswith("_high")}
     oc = overall["cold"]
     plot_confusion(confusion(t, rows, np.concatenate(pooled["cold"])),
                    f"all 12 actors, each held out (cold): 4-class {oc['four_class_accuracy']:.2f}, "
@@ -477,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     all_rows = np.arange(t.x.shape[0])
     nets = [train_net(t, all_rows, prior, args.seed + 1000 + m, args.epochs, args.hidden)
             for m in tqdm(range(args.members), desc="final model (all speakers)", unit="net")]
-    save_model(nets, t, all_rows, prior, args.out, {
+    save_model(nets, train_voice(t, all_rows, args.seed + 1000), t, all_rows, prior, args.out, {
         "trained_on_actors": sorted(int(a) for a in np.unique(t.actor) if a < SYNTH_BASE),
         "synthetic_speakers": int(synth_ids.size)})
     report["train_seconds"] = round(time.time() - started, 1)
@@ -492,22 +573,34 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def table_note(r: dict) -> str:
+    t = r.get("table", {"from": "built", "seconds": 0.0})
+    return f"built in {t['seconds']} s" if t["from"] == "built" else t["from"]
+
+
 def markdown_report(r: dict) -> str:
     cal = r["calibration"]
     lines = [
         "# Player tone model: speaker-independent validation on RAVDESS actors 01-12, and natural speech", "",
         f"Command: `{r['command'].strip()}` ({r['train_seconds']} s to train, {r['total_seconds']} s with the",
-        f"natural-speech figures). Features: {r['features']} prosodic and spectral statistics, model input",
-        f"{r['inputs']} (features but absolute level, features minus the speaker's baseline, baseline confidence).",
+        f"natural-speech figures; the feature rows {table_note(r)}).",
+        f"Two readers, mixed for a stretch's final verdict ({r['voice_share']} voice):",
+        f"- *prosody*: an ensemble of MLPs over {r['features']} prosodic and spectral statistics (model input",
+        f"  {r['inputs']}: features but absolute level, features minus the speaker's baseline, baseline confidence);",
+        f"- *voice*: softmax regression over Whisper {r['voice_recogniser']}'s encoder states, mean and SD over the",
+        "  utterance (``Read.voice``: the turn read computes them anyway).",
         "Each fold trains on 9 actors and three quarters of the synthetic speakers, tests on the 3 actors it never",
-        "saw (clean recordings). Calibration for conversation (as shipped, in every column but *raw*): natural",
-        f"priors {list(cal['natural_prior'])}, unsure below {cal['unsure_below']} -> neutral.",
+        "saw (clean recordings). Calibration for conversation (as shipped: every column but *raw*): natural",
+        f"priors {list(cal['natural_prior'])}, unsure below {cal['unsure_below']} -> neutral"
+        f" ({cal.get('unsure_below_voice', cal['unsure_below'])} for a verdict with the voice read).",
         "*Cold*: a session's first utterance. *Warm*: 10 other clips of the same actor heard before.",
-        "*Raw*: cold, without the calibration (the acted-speech argmax). *Augmented*: the held-out actors through",
-        "simulated other channels, cold. *Synthetic*: held-out synthetic speakers read as neutral.", "",
+        "*Raw*: cold, without the calibration (the acted-speech argmax) of each reader and of the mix.",
+        "*Augmented*: the held-out actors through simulated other channels, cold. *Synthetic*: held-out synthetic",
+        "speakers read as neutral.", "",
         "| held-out actors | 4-class cold | arousal cold | 6-class cold | 4-class warm | arousal warm |"
-        " 4-class raw | 4-class augm. | arousal augm. | synthetic neutral |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        " 4-class raw prosody | 4-class raw voice | 4-class raw mixed | arousal raw prosody |"
+        " 4-class augm. | arousal augm. | synthetic neutral |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for f in r["folds"]:
         a = f["augmented_sessions_cold"] or {}
@@ -516,7 +609,8 @@ def markdown_report(r: dict) -> str:
         lines.append(f"| {actors} | {f['cold']['four_class_accuracy']:.3f}"
                      f" | {f['cold']['arousal_accuracy']:.3f} | {f['cold']['six_class_accuracy']:.3f}"
                      f" | {f['warm']['four_class_accuracy']:.3f} | {f['warm']['arousal_accuracy']:.3f}"
-                     f" | {f['raw_cold']['four_class_accuracy']:.3f}"
+                     f" | {f['raw_prosody']['four_class_accuracy']:.3f} | {f['raw_voice']['four_class_accuracy']:.3f}"
+                     f" | {f['raw_mixed']['four_class_accuracy']:.3f} | {f['raw_prosody']['arousal_accuracy']:.3f}"
                      f" | {a.get('four_class_accuracy', float('nan')):.3f}"
                      f" | {a.get('arousal_accuracy', float('nan')):.3f}"
                      f" | {s.get('read_neutral', float('nan')):.3f} |")
@@ -525,8 +619,11 @@ def markdown_report(r: dict) -> str:
         f"| **all 12 (pooled)** | **{o['cold']['four_class_accuracy']:.3f}**"
         f" | **{o['cold']['arousal_accuracy']:.3f}** |"
         f" {o['cold']['six_class_accuracy']:.3f} | {o['warm']['four_class_accuracy']:.3f} |"
-        f" {o['warm']['arousal_accuracy']:.3f} | {o['raw']['four_class_accuracy']:.3f} | | | |", "",
-        f"Acted anger found (cold, pooled): {o['cold']['angry_recall']:.3f} of the angry clips; other clips read as"
+        f" {o['warm']['arousal_accuracy']:.3f} | {o['raw_prosody']['four_class_accuracy']:.3f} |"
+        f" {o['raw_voice']['four_class_accuracy']:.3f} | {o['raw_mixed']['four_class_accuracy']:.3f} |"
+        f" {o['raw_prosody']['arousal_accuracy']:.3f} | | | |", "",
+        f"Arousal raw: voice {o['raw_voice']['arousal_accuracy']:.3f}, mixed {o['raw_mixed']['arousal_accuracy']:.3f}."
+        f" Acted anger found (cold, pooled): {o['cold']['angry_recall']:.3f} of the angry clips; other clips read as"
         f" angry: {o['cold']['angry_false_rate']:.3f}.", "",
         "4-class: clips acted neutral, calm, happy, sad, angry; a hit when the predicted category (of six)",
         "is the same (neutral and calm are one). Arousal: all clips but disgust; happy, angry, fearful,",
