@@ -167,6 +167,18 @@ class MemoryConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ToneConfig:
+    """How a stretch's tone verdict is made (``engine/stages/tone.py``)."""
+
+    # A stretch's final verdict waits at most this long for the turn read's voice states (Whisper's encoder,
+    # ``Read.voice``), which read held-out RAVDESS actors far better than prosody alone. The read is done ~0.1-0.3 s
+    # after the voice fades (often before: the read of a fading stretch starts early); past this, or when the
+    # NPC is talking and no turn read comes, the prosody verdict goes alone. The bench counts a turn's events
+    # up to 1 s after it ends.
+    voice_wait_s: float = 0.8
+
+
+@dataclass(frozen=True, kw_only=True)
 class EngineConfig:
     """Everything the engine's stages read."""
 
@@ -177,6 +189,7 @@ class EngineConfig:
     onset: OnsetConfig = field(default_factory=OnsetConfig)
     temperament: TemperamentConfig = field(default_factory=TemperamentConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
+    tone: ToneConfig = field(default_factory=ToneConfig)
 
 
 # ----------------------------------------------------------------------------------------------- floor

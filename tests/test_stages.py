@@ -12,7 +12,7 @@ import pytest
 from npc_voice import events as ev
 from npc_voice.audio.echo import EchoStats
 from npc_voice.audio.format import CHUNK_SAMPLES, silence
-from npc_voice.config import EngineConfig, HearingConfig, OnsetConfig, ReadingConfig
+from npc_voice.config import EngineConfig, HearingConfig, OnsetConfig, ReadingConfig, ToneConfig
 from npc_voice.engine.answers import AnswerBuilder
 from npc_voice.engine.clock import SimulatedClock
 from npc_voice.engine.context import EngineParts
@@ -20,6 +20,7 @@ from npc_voice.engine.frame import StepFrame
 from npc_voice.engine.session import Session
 from npc_voice.engine.stages.echo_gate import EchoGate
 from npc_voice.engine.stages.speech_tracking import SpeechTracking
+from npc_voice.engine.stages.tone import Tone
 from npc_voice.engine.state import (
     AnswerOnset,
     HearingState,
@@ -29,8 +30,9 @@ from npc_voice.engine.state import (
     TurnSnapshot,
     TurnState,
 )
-from npc_voice.engine.turn_reader import TurnReader
+from npc_voice.engine.turn_reader import HeardVoice, TurnReader
 from npc_voice.floor.decision import Action
+from npc_voice.model.emotion import CLASSES, NpcFeelings, ToneEstimate
 from tests.fakes import FakeAccurate, FakeCanceller, FakeHeads, FakeRecognizer, FakeResources, FakeVAD, smith
 
 HEARING = HearingConfig()
@@ -214,3 +216,77 @@ def test_a_stretch_over_the_npc_is_told_as_a_backchannel_only_if_it_was_the_play
         after = floors[floors.index(ended[0]) + 1:]
         assert after and all(f.rule in ("speaking.nothing_heard", "listening.still_talking", "listening.waiting")
                              for f in after if f.action in ("continue", "listen"))
+
+
+def reading(emotion: str, intensity: float) -> ToneEstimate:
+    probs = {c: (1.0 - intensity if c == "neutral" else 0.0) for c in CLASSES}
+    probs[emotion] = intensity if emotion != "neutral" else 1.0
+    return ToneEstimate(emotion=emotion, probabilities=probs, arousal=0.5, valence=-0.5, intensity=intensity,
+                        speech_seconds=2.0, final=True)
+
+
+class FakeTone:
+    """A tone reader whose prosody calls every stretch angry and whose voice read calls it plain."""
+
+    hears_voices = True
+
+    def __init__(self) -> None:
+        self.voices: list[tuple[np.ndarray, str]] = []
+
+    def step(self, pcm: np.ndarray, speaking: bool) -> ToneEstimate | None:
+        return None
+
+    def end_of_speech(self) -> ToneEstimate:
+        return reading("angry", 0.7)
+
+    def with_voice(self, voice: np.ndarray, recogniser: str) -> ToneEstimate:
+        self.voices.append((voice, recogniser))
+        return reading("neutral", 0.1)
+
+    def event_for(self, estimate: ToneEstimate | None) -> ev.Emotion | None:
+        return None if estimate is None else ev.Emotion(who="player", emotion=estimate.emotion,
+                                                         intensity=estimate.intensity, valence=0.0, arousal=0.0)
+
+
+class FakeTurnReads:
+    def __init__(self) -> None:
+        self.heard: HeardVoice | None = None
+
+    def voice_of_turn(self) -> HeardVoice | None:
+        return self.heard
+
+
+def tone_steps(speech: list[bool], voice_at: int | None) -> tuple[list[list[str]], FakeTone]:
+    """The player's tone told at each step (``speech``: the player speaking at the end of each chunk); the turn
+    read's voice arrives at step ``voice_at``."""
+    hearing, tone, reads = HearingState(silence_db=HEARING.silence_db), FakeTone(), FakeTurnReads()
+    stage = Tone(ToneConfig(), tone, NpcFeelings(), hearing, reads, {})  # type: ignore[arg-type]
+    told, was = [], False
+    for k, speaking in enumerate(speech):
+        if k == voice_at:
+            reads.heard = HeardVoice(k * 0.2, np.ones(4, np.float32), "tiny.en")
+        hearing.in_speech = speaking
+        frame = StepFrame(index=k, mic=silence(), played=None, clean=silence(), was_speaking=was)
+        stage.run(frame)
+        told.append([e.emotion for e in frame.events if isinstance(e, ev.Emotion) and e.who == "player"])
+        was = speaking
+    return told, tone
+
+
+def test_a_stretchs_tone_waits_for_the_turn_reads_voice_and_is_told_with_it() -> None:
+    told, tone = tone_steps([True, True, False, False, False, False], voice_at=4)
+    assert told == [[], [], [], [], ["neutral"], []]  # the prosody's "angry" is never told alone
+    assert len(tone.voices) == 1 and tone.voices[0][1] == "tiny.en"
+
+
+def test_without_a_turn_read_the_prosody_verdict_is_told_after_the_wait() -> None:
+    wait_steps = int(ToneConfig().voice_wait_s / 0.2)
+    told, tone = tone_steps([True, False] + [False] * (wait_steps + 2), voice_at=None)
+    when = [k for k, t in enumerate(told) if t]
+    assert [told[k] for k in when] == [["angry"]] and 1 + wait_steps <= when[0] <= 2 + wait_steps
+    assert tone.voices == []
+
+
+def test_a_held_verdict_goes_alone_when_the_player_speaks_again() -> None:
+    told, _ = tone_steps([True, False, True, True], voice_at=None)
+    assert told == [[], [], ["angry"], []]

@@ -16,8 +16,10 @@ import random
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+
+import numpy as np
 
 from npc_voice.config import UnderstandingConfig
 from npc_voice.engine.resources import EngineResources, LoadedPersona
@@ -51,6 +53,8 @@ class PreparedAnswer:
     clarity: float | None = None  # P(the recogniser heard them right), if it says how sure it was
     understood: Understood | None = None  # what the words mean to the persona (None: streaming words, no confidence)
     actions: tuple[LineAction, ...] = ()  # what the game does as the line is said
+    # How the voice of the turn sounded to the recogniser (``Read.voice``), for the tone verdict; None if unread.
+    voice: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

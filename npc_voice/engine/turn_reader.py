@@ -61,6 +61,16 @@ class SecondRead:
 
 
 @dataclass(frozen=True)
+class HeardVoice:
+    """The recogniser's encoder states of the turn's audio up to ``covers`` (``Read.voice``): the tone verdict's
+    best evidence."""
+
+    covers: float
+    voice: np.ndarray
+    recogniser: str
+
+
+@dataclass(frozen=True)
 class FinishedWords:
     """A read finished by the streaming words (``finish_cut_word``), remembered for the words it was made of."""
 
@@ -82,6 +92,7 @@ class TurnReader:
         self.latest: FinishedRead | None = None  # the newest finished read of the turn
         self.again: SecondRead | None = None
         self.finished: FinishedWords | None = None
+        self.heard: HeardVoice | None = None  # the voice of the newest finished read (set on the worker thread)
         self.read_s = config.read_time_s  # how long this session's reads take, start to answer (moving average)
 
     # ----------------------------------------------------------------------------------------- what is read
@@ -161,7 +172,7 @@ class TurnReader:
             started = self.clock.now()
             self.prepared = TurnRead(read, now_s, started)
             self.reading = read
-            read.add_done_callback(lambda f: self._timed(f, started))
+            read.add_done_callback(lambda f: self._timed(f, started, now_s))
         return read
 
     def read_whole_turn(self, now_s: float) -> Future[PreparedAnswer] | None:
@@ -238,6 +249,11 @@ class TurnReader:
             self.finished = FinishedWords(answer.heard, t.partial, better if good else None)
         return self.finished.better or answer
 
+    def voice_of_turn(self) -> HeardVoice | None:
+        """The voice of a finished read that holds the whole turn so far, if there is one."""
+        heard = self.heard
+        return heard if heard is not None and self.reads_whole_turn(heard.covers) else None
+
     # -------------------------------------------------------------------------------------- turn boundaries
 
     def take(self) -> None:
@@ -273,10 +289,12 @@ class TurnReader:
                 dict(self.game_state),  # a copy: the step thread keeps updating the live one
                 t.previous_topic, t.after_interrupt, t.unsaid, t.carry)
 
-    def _timed(self, read: Future[PreparedAnswer], started: float) -> None:
-        """Worker thread: fold a finished read's time into the session's average (``read_due``)."""
+    def _timed(self, read: Future[PreparedAnswer], started: float, covers: float) -> None:
+        """Worker thread: fold a finished read's time into the session's average (``read_due``); keep its voice."""
         if not read.cancelled():
             self.read_s += 0.3 * (self.clock.now() - started - self.read_s)
+        if has_result(read) and read.result().voice is not None:
+            self.heard = HeardVoice(covers, read.result().voice, self.resources.asr.recogniser)
 
     def prepare(self, audio: np.ndarray, fast: str, loaded: LoadedPersona, seed: float, state: dict[str, Any],
                 previous: str | None, after_interrupt: bool, unsaid: str, carry: str,
@@ -305,4 +323,4 @@ class TurnReader:
         if read != fast and prepared.choice is not None and loaded.matcher.streaming_instead(
                 prepared.choice.similarity, fast):
             prepared = answer(fast, None)  # pocketsphinx's words: Whisper's confidence does not speak for them
-        return replace(prepared, readings=readings)
+        return replace(prepared, readings=readings, voice=whisper.voice)

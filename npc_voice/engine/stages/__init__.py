@@ -89,7 +89,7 @@ def pipeline(ctx: SessionContext, floor_events: bool, explain: bool = True) -> l
         addressee,
         SettleProjection(c.hearing, c.onset, h, t, s, sp, ctx.speaker, ctx.reset_turn),
         Recognition(c.reading, ctx.recognizer, h, t, sp, ctx.reader, ctx.stretch_reader),
-        Tone(ctx.tone, ctx.feelings, h, ctx.game_state),
+        Tone(c.tone, ctx.tone, ctx.feelings, h, ctx.reader, ctx.game_state),
     ]
     heads = _heads(ctx)
     if heads is not None:
