@@ -6,11 +6,19 @@ microphone level, who is speaking, the villager's feeling and the last response 
 player's purse, satchel and quest. Talking changes the game: the villagers' lines carry actions
 (an offer, a sale, the quest moving on) that arrive as ``NPC_ACTION`` events, and the villagers
 remember the player (by the ``--player`` id) in a memory file next to the game's save.
+
+Ctrl-C (SIGINT) and SIGTERM end the game as Esc does, at the next frame: the window closes, the sessions
+close and the sidecar (and its render process) stop; ``run`` then returns 128 + the signal's number (130
+for Ctrl-C, 143 for SIGTERM), as a shell reports a program a signal ended. A second one while it shuts down
+interrupts the shutdown itself. They are caught even when the game was started with them ignored (a background
+job of a shell without job control), as the sidecar catches them: a game left running that way would outlive
+the sidecar it started.
 """
 
 from __future__ import annotations
 
 import math
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -31,6 +39,9 @@ SPEED = 150.0  # px/s
 TALK_RADIUS = 260.0
 QUEST = {"none": "ask around the village", "dragon_seen": "a dragon was seen: get armed",
          "dragon_slain": "the dragon is slain"}
+QUIT_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # end the game as Esc does (the exit code says which)
+SIDECAR_SPAWN_S = 5.0  # quitting while the sidecar starts: starting its process takes this long at most
+UP_LINE = "Emberbrook is up: Esc quits (so does Ctrl-C here)"  # printed when the village loop starts
 SHOT_WAIT_S = 60.0  # --screenshot waits this long at most for the villagers to wake (a slow or overloaded sidecar)
 PLAYER_LOOK = art.Look(skin=(240, 200, 170), hair=(200, 120, 50), tunic=(60, 110, 180), extra=(150, 40, 50),
                        style="hero")
@@ -103,7 +114,11 @@ class Game:
         self.typing: str | None = None
         self.hub: VoiceHub | None = None
         self.proc: SidecarProcess | None = None
+        self.loader: threading.Thread | None = None  # starts the sidecar (``_start_sidecar``)
+        self.spawned = threading.Event()  # the loader made ``proc`` (or failed to): it can be stopped
         self.load_error: str | None = None
+        self.quit_signal: int | None = None  # SIGINT or SIGTERM arrived: the game ends at the next frame
+        self.previous_handlers: dict[int, Any] = {}
         self.seen: list[tuple[str, str, float]] = []
         self.log: list[tuple[float, str]] = []
         self.script = Script(SCENARIOS[scenario](), self._shot) if scripted else None
@@ -133,7 +148,10 @@ class Game:
 
     def _start_sidecar(self) -> None:
         try:
-            self.proc = SidecarProcess(procs=1, memory=self.memory_path)  # one player: sessions in its own process
+            try:
+                self.proc = SidecarProcess(procs=1, memory=self.memory_path)  # one player: sessions in its process
+            finally:
+                self.spawned.set()
             self.proc.wait_ready()
             self.sidecar_address = self.proc.address
         except Exception as exc:  # noqa: BLE001 - shown on the loading screen
@@ -142,9 +160,12 @@ class Game:
     def _loading(self) -> bool:
         """Keep the window responsive while the sidecar loads; False if the player quit."""
         if self.sidecar_address is None:
-            threading.Thread(target=self._start_sidecar, daemon=True).start()
+            self.loader = threading.Thread(target=self._start_sidecar, name="demo-sidecar-start", daemon=True)
+            self.loader.start()
         frame = 0
         while self.sidecar_address is None or (self.proc is not None and self.proc.startup_s == 0.0):
+            if self.quit_signal is not None:
+                return False
             for event in pygame.event.get():
                 if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE):
                     return False
@@ -191,19 +212,56 @@ class Game:
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> int:
+        """Play until the player quits: 0 (Esc, the window closed, or a screenshot or scripted run done), 1 (the
+        sidecar failed to start), or 128 + the number of the signal that ended the game (130: Ctrl-C)."""
+        self._catch_signals()
         try:
             if not self._loading():
-                return 1 if self.load_error else 0
+                return self._signal_code() or (1 if self.load_error else 0)
             self._connect()
-            return self._loop()
+            print(UP_LINE, flush=True)
+            return self._signal_code() or self._loop()
         finally:
             if self.hub is not None:
                 self.hub.close()
-            if self.proc is not None:
-                self.proc.stop()
+            pygame.quit()  # the window closes now; the sidecar may take a second or two to stop
             if self.frametime:
                 self._report_frametime()
-            pygame.quit()
+            self._stop_sidecar()
+            self._release_signals()
+
+    def _catch_signals(self) -> None:
+        """SIGINT and SIGTERM end the game at its next frame (the handler only notes which came: the loop never
+        waits for it), also when inherited ignored. Only the main thread can catch signals."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in QUIT_SIGNALS:
+            self.previous_handlers[sig] = signal.getsignal(sig)
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if self.quit_signal is None:
+            self.quit_signal = signum
+            self._release_signals()  # a second one interrupts the shutdown, as it would have interrupted the game
+
+    def _release_signals(self) -> None:
+        """Put back the handlers the game found (SDL's own, which Python cannot name, as the default)."""
+        for sig, previous in self.previous_handlers.items():
+            signal.signal(sig, signal.SIG_DFL if previous is None else previous)
+        self.previous_handlers = {}
+
+    def _signal_code(self) -> int:
+        """128 + the signal that ended the game, as a shell reports it (130: Ctrl-C); 0 if none did."""
+        return 0 if self.quit_signal is None else 128 + self.quit_signal
+
+    def _stop_sidecar(self) -> None:
+        """Stop the sidecar the game started, also one still loading (whose loader then gives up)."""
+        if self.loader is not None:
+            self.spawned.wait(SIDECAR_SPAWN_S)
+        if self.proc is not None:
+            self.proc.stop()
+        if self.loader is not None:
+            self.loader.join(SIDECAR_SPAWN_S)
 
     def awake(self) -> bool:
         """Every villager's session is open, or was refused for good (a broken persona is worth a shot too):
@@ -221,6 +279,8 @@ class Game:
         started = time.monotonic()
         while True:
             dt = min(0.05, self.clock.tick(60) / 1000.0)
+            if self.quit_signal is not None:  # Ctrl-C or SIGTERM: as Esc
+                return self._signal_code()
             t_work = time.perf_counter()
             for event in pygame.event.get():
                 if event.type == pygame.QUIT:

@@ -114,7 +114,8 @@ class Transcript(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class Words(Event):
-    """Subtitle timing for the NPC's speech in this reply: ``[(offset_s, word), ...]``."""
+    """Subtitle timing for the NPC's speech in this reply: ``[(offset_s, word), ...]``, each word as the line writes
+    it, punctuation and capitals kept ("Aye,"); compare words with ``npc_voice.speech.marks.spoken_word``."""
 
     type: Literal["words"] = "words"
     words: list[tuple[float, str]] = field(default_factory=list)

@@ -9,11 +9,19 @@ import numpy as np
 import pygame
 import pytest
 
+from npc_voice import events as ev
 from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE
 from npc_voice.audio.virtual import ChunkAssembler, TypedMic
 from npc_voice.game import NPCVoice, VoiceHub
 from npc_voice.game import events as ge
+from npc_voice.game.animation import Animator
 from npc_voice.game.audio import Mixer, spatialise
+from npc_voice.speech.cache import LineCache
+from npc_voice.speech.marks import Mark
+from npc_voice.speech.stream import LineStream
+from npc_voice.speech.tts import VoiceSettings
+from npc_voice.speech.voices import Voices
+from tests.fakes import Immediate
 
 
 def test_voices_are_placed_by_distance_and_direction() -> None:
@@ -41,6 +49,64 @@ def test_typed_lines_become_chunks_with_the_echo_reference() -> None:
     assert a.played[0] == 0 and a.played[-1] == 9 and b.played[0] == 10
     assert a.t_end == pytest.approx(0.2) and b.t_end == pytest.approx(0.4)
     assert not mic.speaking
+
+
+BUBBLE_LINE = "Aye, I can mend that. Bring it here!"
+
+
+@pytest.mark.parametrize("voice", [VoiceSettings(voice="en-us+m3"),
+                                   VoiceSettings(engine="piper", model="en_US-joe-medium", voice="en-us+m3")],
+                         ids=["espeak-ng", "piper"])
+def test_the_bubble_reveals_the_line_as_written_word_by_word(voice: VoiceSettings, tmp_path: Path) -> None:
+    """The synthesiser's word times, through the line's chunks, the wire and the game's events, to the bubble:
+    each word appears as it is spoken, with the line's commas, full stop, "!" and capitals."""
+    voices = Voices(LineCache(tmp_path / "lines"))
+
+    def synth(text: str):  # noqa: ANN202 - as the engine's speaker: rendered ahead into the cache, then read back
+        voices.render_into_cache(text, voice)
+        utt = voices.synthesize(text, voice)
+        return utt.audio, utt.words, utt.visemes
+
+    line = LineStream("smith-1", BUBBLE_LINE, synth, Immediate(), marks=[Mark("that", "mend")])
+    wire = [(0.0, ev.SpeechStart(offset=0.0, line_id="smith-1", text=BUBBLE_LINE))]
+    marks = []
+    for k in range(100):
+        chunk = line.next_chunk()
+        if chunk.words:
+            wire.append((0.2 * k, ev.Words(offset=0.0, words=chunk.words)))
+        marks += [0.2 * k + offset for offset, _ in chunk.marks]
+        if chunk.finished:
+            wire.append((0.2 * (k + 1), ev.SpeechEnd(offset=0.0, line_id="smith-1", completed=True)))
+            break
+    events = [ge.to_pygame("smith", base, ev.event_from_wire(e.to_wire())) for base, e in wire]
+    timed = [w for e in events if e.type == ge.NPC_WORDS for w in e.words]
+    assert [w for _, w in timed] == BUBBLE_LINE.split()  # the event carries each word as written
+    # the action waiting for "that" (written "that.") still fires at that word: matching strips the punctuation
+    assert marks == [pytest.approx(next(t for t, w in timed if w == "that."), abs=1e-3)]
+
+    animator, shown, t, end = Animator(), [], 0.0, events[-1].t + 1.0
+    while t < end:  # 10 ms frames, each handing the animator the events due by then
+        while events and events[0].t <= t:
+            animator.handle(events.pop(0))
+        subtitle = animator.update(0.01, t).subtitle
+        if subtitle and (not shown or shown[-1] != subtitle):
+            shown.append(subtitle)
+        t += 0.01
+    assert shown[-1] == BUBBLE_LINE  # held after the line ends, as written
+    tokens = BUBBLE_LINE.split()
+    prefixes = [" ".join(tokens[:n]) for n in range(1, len(tokens) + 1)]
+    assert all(s in prefixes for s in shown) and shown == sorted(shown, key=len)  # revealed word by word
+    assert len(shown) >= len(tokens) - 1  # at most two words that start within one frame show together
+
+
+def test_a_line_cut_after_a_comma_ends_in_a_dash_not_a_comma() -> None:
+    animator = Animator()
+    said = [ev.SpeechStart(offset=0.0, line_id="l1", text=BUBBLE_LINE),
+            ev.Words(offset=0.0, words=[(0.0, "Aye,"), (0.4, "I")]),
+            ev.Interrupted(offset=0.3, line_id="l1", heard="wait")]
+    for event in said:
+        animator.handle(ge.to_pygame("smith", 0.0, event))
+    assert animator.update(0.01, 0.35).subtitle == "Aye—"
 
 
 @pytest.fixture(scope="module")

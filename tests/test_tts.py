@@ -20,13 +20,9 @@ def synth() -> Synthesizer:
 
 
 def spoken_words(text: str) -> list[str]:
-    """The text's words as a subtitle shows them: whitespace tokens without surrounding punctuation."""
-    words = []
-    for token in text.split():
-        core = token.strip(".,;:!?\"'()“”‘’—-")
-        if core:
-            words.append(core)
-    return words
+    """The text's words as a subtitle shows them: whitespace tokens as written (punctuation and capitals kept),
+    but for tokens of punctuation only."""
+    return [token for token in text.split() if token.strip(".,;:!?\"'()“”‘’—-")]
 
 
 def envelope(audio: np.ndarray, frame: int = 160) -> np.ndarray:
@@ -188,6 +184,16 @@ def test_word_times_survive_numbers_contractions_and_accents(synth: Synthesizer)
     utterance = synth.synthesize(text)
     check_words(utterance)
     assert "42" in dict((w, t) for t, w in utterance.words)  # "forty two" is one subtitle word
+
+
+def test_word_times_keep_the_punctuation_of_the_line(synth: Synthesizer) -> None:
+    """A subtitle shows the line as written; a dash or dots standing alone go with the word before them."""
+    text = "Well — I can mend it... tomorrow, perhaps! Or the day after?"
+    utterance = synth.synthesize(text)
+    words = [w for _, w in utterance.words]
+    assert words[:2] == ["Well —", "I"] and "tomorrow," in words and words[-1] == "after?"
+    assert " ".join(words) == text
+    assert [w for _, w in synth.synthesize("— Aye.").words] == ["— Aye."]
 
 
 def test_word_times_follow_the_pause(synth: Synthesizer) -> None:

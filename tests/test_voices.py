@@ -41,7 +41,7 @@ def test_piper_gives_16k_speech_with_words_in_order_and_visemes(voices: Voices) 
     utt = voices.synthesize(LINE, JOE)
     assert utt.audio.dtype == np.int16 and 2.0 < utt.duration < 6.0
     assert np.abs(utt.audio).max() > 10000  # normalised like eSpeak's voice (-3 dBFS)
-    assert [w for _, w in utt.words] == ["A", "fine", "longsword", "forty", "gold", "Balanced", "it", "myself"]
+    assert [w for _, w in utt.words] == ["A", "fine", "longsword,", "forty", "gold.", "Balanced", "it", "myself."]
     times = [t for t, _ in utt.words]
     assert times == sorted(times) and times[-1] < utt.duration
     # the second sentence starts after the pause between them: there is a quiet stretch before "Balanced"
@@ -56,7 +56,7 @@ def test_piper_gives_16k_speech_with_words_in_order_and_visemes(voices: Voices) 
 def test_a_number_is_one_subtitle_word_at_its_spoken_place(voices: Voices) -> None:
     utt = voices.synthesize("The toll is 42 silver today.", JOE)
     words = [w for _, w in utt.words]
-    assert words == ["The", "toll", "is", "42", "silver", "today"]
+    assert words == ["The", "toll", "is", "42", "silver", "today."]
     start = dict((w, t) for t, w in utt.words)
     assert start["silver"] - start["42"] > 0.4  # "forty two" takes its time
 
@@ -93,11 +93,11 @@ def test_a_missing_piper_voice_falls_back_to_espeak_and_says_so(voices: Voices, 
     settings = dataclasses.replace(JOE, model="en_GB-nobody-medium")
     with caplog.at_level(logging.WARNING):
         utt = voices.synthesize("Mind the sparks.", settings)
-    assert utt.duration > 0.5 and [w for _, w in utt.words] == ["Mind", "the", "sparks"]
+    assert utt.duration > 0.5 and [w for _, w in utt.words] == ["Mind", "the", "sparks."]
     assert "en_GB-nobody-medium" in voices.missing
     assert any("eSpeak NG voice 'en-us+m3' instead" in r.getMessage() for r in caplog.records)
     espeak = voices.synthesize("Mind the sparks.", settings.as_espeak())
-    assert abs(utt.duration - espeak.duration) < 0.01 and [w for _, w in espeak.words] == ["Mind", "the", "sparks"]
+    assert abs(utt.duration - espeak.duration) < 0.01 and [w for _, w in espeak.words] == ["Mind", "the", "sparks."]
 
 
 def test_cache_round_trip_damage_and_clear(tmp_path: Path) -> None:
@@ -254,9 +254,9 @@ def test_interjections_are_said_not_spelt(voices: Voices) -> None:
     assert spoken_form("Hm? Go on.") == "[[hˈəm?]] Go on."
     assert spoken_form("Mm-hm.") == "[[mːhˈmː.]]" and spoken_form("Hmmm, a hammer.") == "Hmmm, a hammer."
     hm = voices.render("Mm-hm.", JOE)
-    assert [w for _, w in hm.words] == ["Mm-hm"] and hm.duration < 0.8  # not "em em aitch em"
+    assert [w for _, w in hm.words] == ["Mm-hm."] and hm.duration < 0.8  # not "em em aitch em"
     utt = voices.render("Hm? Go on.", JOE)
-    assert [w for _, w in utt.words] == ["Hm", "Go", "on"] and utt.duration < 1.5
+    assert [w for _, w in utt.words] == ["Hm?", "Go", "on."] and utt.duration < 1.5
 
 
 def test_submit_renders_in_a_process_of_its_own(tmp_path: Path) -> None:

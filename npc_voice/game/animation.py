@@ -46,7 +46,7 @@ class Pose:
     startle: float = 0.0  # 1 right after an interruption, falling to 0
     anticipation: float = 0.0  # 0..1: the model expects the player to hand over the turn now or soon (lean in)
     speaking: bool = False
-    subtitle: str = ""
+    subtitle: str = ""  # the words said so far, as the line writes them ("Aye, I can"; "Aye—" if cut there)
     caption: str = ""  # what the NPC heard the player say
 
 
@@ -174,11 +174,12 @@ class Animator:
         return "idle"
 
     def _texts(self, now: float) -> None:
-        """The subtitle (the words said so far, with a dash if the line was cut) and the caption, while they hold."""
+        """The subtitle (the words said so far, as the line writes them, with a dash if the line was cut) and the
+        caption, while they hold."""
         p = self.pose
         if now < self._subtitle_until:
             text = " ".join(w for t, w in self._words if t <= now)
-            p.subtitle = f"{text}—" if self._line_cut and text else text
+            p.subtitle = f"{text.rstrip(',;:')}—" if self._line_cut and text else text
         else:
             p.subtitle = ""
         if now >= self._caption_until:

@@ -29,7 +29,8 @@ from npc_voice.speech.tts import Utterance, VoiceSettings
 
 log = logging.getLogger(__name__)
 CACHE_ENV = "NPC_VOICE_CACHE"
-FORMAT = 2  # bump when rendering changes in a way the key does not capture: old files are then ignored
+FORMAT = 3  # bump when rendering changes in a way the key does not capture: old files are then ignored
+# (3: words as written, with their punctuation; 2's were stripped)
 _MAGIC = b"NPCV"
 _SUFFIX = ".line"
 

@@ -29,7 +29,7 @@ import soxr
 
 from npc_voice.audio.format import SAMPLE_RATE
 from npc_voice.speech import shape
-from npc_voice.speech.tts import strip_punctuation
+from npc_voice.speech.tts import strip_punctuation, written_words
 from npc_voice.speech.visemes import SILENCE, ipa_to_viseme
 
 log = logging.getLogger(__name__)
@@ -245,7 +245,7 @@ class PiperSynthesizer:
             at += chunk.audio_float_array.size
         if not pieces:
             return np.zeros(0, np.int16), [], []
-        written = [w for w in (strip_punctuation(t) for t in text.split()) if w]
+        bare = [w for w in (strip_punctuation(t) for t in text.split()) if w]  # matched with the spoken words
         audio = np.concatenate(pieces)
         audio, offset = _trim(audio, model.rate)
         audio = shape.reshape(audio, model.rate, pitch_ratio=params.pitch_ratio, range_factor=params.range_factor,
@@ -257,11 +257,13 @@ class PiperSynthesizer:
         pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
         duration = pcm.size / SAMPLE_RATE
         if aligned and timed.phonemes:
-            words = _word_times(model, text, written, [t - offset for t in timed.word_starts], duration)
+            words = _word_times(model, text, bare, [t - offset for t in timed.word_starts], duration)
             visemes = _viseme_track([(t - offset, p) for t, p in timed.phonemes], duration)
         else:  # a model without durations: lip sync from loudness, words spread over the speech
-            words = _spread_words(text, written, duration)
+            words = _spread_words(text, bare, duration)
             visemes = amplitude_visemes(pcm)
+        # one time per bare word, in order: each shown as written (its punctuation and capitals), for subtitles
+        words = [(t, shown) for (t, _), shown in zip(words, written_words(text), strict=True)]
         return pcm, words, visemes
 
 
@@ -297,17 +299,18 @@ def _trim(audio: np.ndarray, rate: int) -> tuple[np.ndarray, float]:
     return audio[first:last], first / rate
 
 
-def _word_times(model: _Model, text: str, written: list[str], starts: list[float],
+def _word_times(model: _Model, text: str, bare: list[str], starts: list[float],
                 duration: float) -> list[tuple[float, str]]:
-    """Each written word with the start of its spoken word. Piper speaks one phoneme word per written word
-    mostly; a number ("42": forty two) or a joined pair is matched by phonemising the words one by one."""
+    """Each written word (``bare``: without its punctuation) with the start of its spoken word. Piper speaks one
+    phoneme word per written word mostly; a number ("42": forty two) or a joined pair is matched by phonemising
+    the words one by one."""
     starts = [round(min(duration, max(0.0, t)), 4) for t in starts]
-    if len(starts) == len(written):
-        return list(zip(starts, written, strict=True))
-    counts = [model.words_in(w) for w in written]
+    if len(starts) == len(bare):
+        return list(zip(starts, bare, strict=True))
+    counts = [model.words_in(w) for w in bare]
     if sum(counts) == len(starts):
         out, k = [], 0
-        for word, n in zip(written, counts, strict=True):
+        for word, n in zip(bare, counts, strict=True):
             if n:
                 out.append((starts[k], word))
             elif out:
@@ -316,19 +319,19 @@ def _word_times(model: _Model, text: str, written: list[str], starts: list[float
                 out.append((starts[0] if starts else 0.0, word))
             k += n
         return out
-    return _spread_words(text, written, duration, starts)
+    return _spread_words(text, bare, duration, starts)
 
 
-def _spread_words(text: str, written: list[str], duration: float,
+def _spread_words(text: str, bare: list[str], duration: float,
                   starts: list[float] | None = None) -> list[tuple[float, str]]:
     """Words placed by character position over the speech (or over the known word starts)."""
-    if not written:
+    if not bare:
         return []
     begin = starts[0] if starts else 0.0
     end = starts[-1] if starts and len(starts) > 1 else max(begin, duration - _TAIL_SECONDS)
-    positions = np.cumsum([0] + [len(w) + 1 for w in written[:-1]], dtype=float)
+    positions = np.cumsum([0] + [len(w) + 1 for w in bare[:-1]], dtype=float)
     span = max(1.0, positions[-1])
-    return [(round(begin + (end - begin) * p / span, 4), w) for p, w in zip(positions, written, strict=True)]
+    return [(round(begin + (end - begin) * p / span, 4), w) for p, w in zip(positions, bare, strict=True)]
 
 
 def _viseme_track(phonemes: list[tuple[float, str]], duration: float) -> list[tuple[float, str]]:

@@ -174,7 +174,8 @@ class Utterance:
 
     text: str
     audio: np.ndarray  # int16, mono, SAMPLE_RATE
-    words: list[tuple[float, str]] = field(default_factory=list)  # (start s, word as written in `text`)
+    # (start s, word as written in `text`: its punctuation and capitals kept, see `written_words`)
+    words: list[tuple[float, str]] = field(default_factory=list)
     visemes: list[tuple[float, str]] = field(default_factory=list)  # (start s, viseme id), held till the next
 
     @property
@@ -321,9 +322,28 @@ def strip_punctuation(token: str) -> str:
     return token[start:end]
 
 
+def written_words(text: str) -> list[str]:
+    """The words of `text` as a subtitle shows them, one per whitespace token with a letter or digit in it: as
+    written, punctuation and capitals kept ("Aye,", "that.", "here!"). A token of punctuation only ("—", "...")
+    goes with the word before it (before the first word: with that word), so joined by spaces they give the
+    text back. The synthesisers time the same words stripped (`strip_punctuation`): one timed word per entry.
+    """
+    shown: list[str] = []
+    lead: list[str] = []
+    for token in text.split():
+        if strip_punctuation(token):
+            shown.append(" ".join([*lead, token]))
+            lead = []
+        elif shown:
+            shown[-1] = f"{shown[-1]} {token}"
+        else:
+            lead.append(token)
+    return shown
+
+
 def _word_times(text: str, events: list[_RawEvent], offset: float,
                 speech_end: float) -> list[tuple[float, str]]:
-    """Start times of the words of `text`, each as written there (subtitles).
+    """Start times of the words of `text`, each as written there (subtitles: `written_words`).
 
     eSpeak reports a word event with the character position where it started reading, but not one
     event per written word: its `length` is unreliable (1 for "I've"), "42" gives two events (forty,
@@ -343,12 +363,12 @@ def _word_times(text: str, events: list[_RawEvent], offset: float,
     positions = [0.0] + [float(tokens[i][0]) for i, _ in known] + [float(len(text))]
     times = [0.0] + [t for _, t in known] + [max(speech_end, known[-1][1] if known else 0.0)]
     times = list(np.maximum.accumulate(times))
+    shown = iter(written_words(text))
     words: list[tuple[float, str]] = []
     for index, (start, end) in enumerate(tokens):
-        word = strip_punctuation(text[start:end])
-        if word:
+        if strip_punctuation(text[start:end]):
             time = anchors.get(index, float(np.interp(start, positions, times)))
-            words.append((round(time, 4), word))
+            words.append((round(time, 4), next(shown)))
     return words
 
 
