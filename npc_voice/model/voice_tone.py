@@ -5,7 +5,7 @@ the mean and spread of the encoder states over the turn. Whisper's encoder was t
 rooms and microphones than any emotion corpus, so how a voice sounds survives in those states better than in
 our prosody statistics, and a plain softmax over them (no hidden layer: it must not learn RAVDESS's actors
 and studio) reads held-out actors better than the prosody MLP does. ``PlayerTone.with_voice`` mixes the two
-for a turn's final verdict (``VOICE_SHARE``).
+for a turn's final verdict (``ToneCalibration.voice_share``).
 
 Trained by ``python -m npc_voice.train.emotion`` with the prosody model, on the same rows and class weights;
 stored as ``models/emotion/voice_tone.npz``. It belongs to the recogniser whose states it reads
@@ -20,9 +20,6 @@ from pathlib import Path
 import numpy as np
 
 FILE = "voice_tone.npz"
-# How much a turn's final verdict takes from the voice read (the rest from prosody), on probabilities. On the
-# RAVDESS folds the mix reads held-out actors better than either alone (``train.emotion``'s report).
-VOICE_SHARE = 0.7
 
 
 @dataclass(frozen=True)
@@ -66,7 +63,7 @@ class VoiceToneModel:
                        f["bias"].astype(np.float32), str(f["recogniser"]))
 
 
-def mix(prosody: tuple[np.ndarray, float], voice: tuple[np.ndarray, float], share: float = VOICE_SHARE
+def mix(prosody: tuple[np.ndarray, float], voice: tuple[np.ndarray, float], share: float
         ) -> tuple[np.ndarray, float]:
     """The two readings' category probabilities and P(high arousal), mixed with ``share`` for the voice read."""
     probs = (1.0 - share) * np.asarray(prosody[0], dtype=np.float64) + share * np.asarray(voice[0], dtype=np.float64)

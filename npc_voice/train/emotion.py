@@ -59,7 +59,7 @@ from npc_voice.model.emotion import (
     novelty_stats,
     verdict,
 )
-from npc_voice.model.voice_tone import VOICE_SHARE, VoiceToneModel, mix
+from npc_voice.model.voice_tone import VoiceToneModel, mix
 from npc_voice.train import channel as channels
 from npc_voice.train import voices
 
@@ -396,7 +396,8 @@ def read_rows(model: ToneModel, t: Table, rows: np.ndarray, k: int, seed: int, h
         if how == "voice":
             probs, high = vp, vh
         else:
-            mixed = [mix((p, h), (q, g)) for p, h, q, g in zip(probs, high, vp, vh, strict=True)]
+            share = model.calibration.voice_share
+            mixed = [mix((p, h), (q, g), share) for p, h, q, g in zip(probs, high, vp, vh, strict=True)]
             probs, high = np.stack([m[0] for m in mixed]), np.array([m[1] for m in mixed])
     return probs.argmax(axis=1), high
 
@@ -501,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
                                     "unsure_below_voice": CALIBRATION.unsure_below_voice,
                                     "short_s": CALIBRATION.short_s},
                     "features": len(FEATURE_NAMES), "inputs": n_inputs(), "classes": CLASSES,
-                    "voice_recogniser": VOICE_RECOGNISER, "voice_share": VOICE_SHARE, "folds": []}
+                    "voice_recogniser": VOICE_RECOGNISER, "voice_share": CALIBRATION.voice_share, "folds": []}
     clean = t.session == 0
     synth_ids = np.unique(t.actor[t.synthetic])
     pooled: dict[str, list[np.ndarray]] = {}
