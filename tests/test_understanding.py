@@ -87,6 +87,39 @@ def test_each_meaning_has_its_rule_and_gap(meaning, name) -> None:
     assert gaps["listening.off_topic"] < ListeningConfig().incomplete_silence_s  # no longer the 1.2 s wait
 
 
+def statement(**kw) -> FloorObservation:
+    """ "My feet are killing me after that walk.": heard clearly, fitting nothing, said in one stretch with a final
+    fall."""
+    base = dict(npc_speaking=False, in_speech=False, speech_s=1.6, silence_s=0.0, turn_speech_s=1.6,
+                words="My feet are killing me after that walk.", fit=0.25, clarity=0.95, p_end=1.0,
+                understood=Understood.UNKNOWN)
+    return FloorObservation(**{**base, **kw})
+
+
+def test_a_clear_statement_that_fits_nothing_is_answered_at_the_middling_gap() -> None:
+    gap = ListeningConfig().end_silence_s
+    early = RULES.decide(statement(silence_s=gap - 0.05))
+    assert early.rule == "listening.off_topic_statement" and early.action is Action.LISTEN
+    done = RULES.decide(statement(silence_s=gap))
+    assert done.rule == "listening.off_topic_statement" and done.action is Action.RESPOND
+    assert "P(end) 1.00" in done.why
+
+
+@pytest.mark.parametrize("kw", [
+    dict(turn_speech_s=4.5),  # a sentence after others in the same turn: someone reading or telling a story
+    dict(p_end=0.4),  # the level tune of a clause: more is coming
+    dict(p_end=None),  # no prosody model: as before
+])
+def test_a_statement_that_may_go_on_still_waits_the_long_silence(kw) -> None:
+    o = statement(silence_s=ListeningConfig().end_silence_s + 0.1, **kw)
+    assert RULES.decide(o).rule == "listening.unfinished_or_unknown" and RULES.decide(o).action is Action.LISTEN
+
+
+def test_a_statement_not_heard_clearly_is_asked_again_not_answered_unknown() -> None:
+    o = statement(silence_s=ListeningConfig().end_silence_s, clarity=0.2, understood=Understood.UNCLEAR)
+    assert RULES.decide(o).rule == "listening.not_heard_clearly" and RULES.decide(o).action is Action.LISTEN
+
+
 def test_a_toss_up_whose_streaming_words_end_unfinished_waits() -> None:
     o = FloorObservation(npc_speaking=False, in_speech=False, speech_s=1.2, silence_s=0.5, turn_speech_s=1.2,
                          words="Can you make me one.", partial="can you make me one of the", fit=0.59,

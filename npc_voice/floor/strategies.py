@@ -42,6 +42,7 @@ from npc_voice.floor.rules.not_addressed import NotAddressed
 from npc_voice.floor.rules.not_addressed_over_npc import NotAddressedOverNpc
 from npc_voice.floor.rules.not_heard_clearly import NotHeardClearly
 from npc_voice.floor.rules.off_topic import OffTopic
+from npc_voice.floor.rules.off_topic_statement import OffTopicStatement
 from npc_voice.floor.rules.own_echo import OwnEcho
 from npc_voice.floor.rules.projection import Projection
 from npc_voice.floor.rules.short_stretch import ShortStretch
@@ -89,7 +90,8 @@ def rules_strategy(config: FloorConfig, addressee: AddresseeConfig | None = None
         arbiter=Arbiter({
             Phase.LISTENING: (StillTalking(listening.min_turn_speech_s),
                               NotAddressed(who, listening.sure_silence_s), StreamingWords(listening),
-                              OffTopic(listening, config.projection.p_end), NotHeardClearly(listening),
+                              OffTopic(listening, config.projection.p_end),
+                              OffTopicStatement(listening, config.projection.p_end), NotHeardClearly(listening),
                               UnfinishedOrUnknown(listening), ClearRequest(listening), TornWords(listening),
                               WhichTopic(listening), MiddlingFit(listening)),
             Phase.OVER_NPC: (NotAddressedOverNpc(who), UnknownVoice(speaking), CueWord(speaking), GoesOn(speaking),
