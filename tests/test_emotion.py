@@ -97,10 +97,10 @@ def statement(clip: train.Clip) -> int:
 @needs_data
 def test_held_out_anger_is_heard_by_both_readers_and_calm_is_never_angry(tmp_path: Path) -> None:
     """Train a small prosody net and the voice read (Whisper's encoder states) on actors 01-08 (one of the two
-    sentences, strong intensity and neutral, for speed), then judge actors 11 (male) and 12 (female): for each reader, their strong angry
-    clips must score higher arousal than their calm clips, pair by pair; through the verdict as shipped (the
-    mix, calibrated for ordinary conversation, which leans towards neutral) a really angry voice is still read
-    as angry while a calm one never is."""
+    sentences, strong intensity and neutral, for speed), then judge actors 11 (male) and 12 (female): for each
+    reader, their strong angry clips must score higher arousal than their calm clips, pair by pair; through the
+    verdict as shipped (the mix, calibrated for ordinary conversation, which leans towards neutral) a really
+    angry voice is still read as angry while a calm one never is."""
     clips = [c for c in train.list_clips(DATA)
              if (c.actor <= 8 and statement(c) == 1 and (c.strong or c.emotion == "neutral"))
              or (c.actor in (11, 12) and c.emotion in ("angry", "calm"))]
