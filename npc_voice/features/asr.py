@@ -65,6 +65,13 @@ def pooled_states(states: np.ndarray, n_samples: int) -> np.ndarray:
     return np.concatenate([used.mean(axis=0), used.std(axis=0)]).astype(np.float32)
 
 
+def mel_view(mel: np.ndarray) -> Any:
+    """A log-Mel spectrogram as the one-item batch CTranslate2's Whisper takes."""
+    import ctranslate2
+
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32))
+
+
 def persona_prompt(lm: PersonaLM, speaker: str) -> str:
     """A Whisper prompt naming the persona's less common words, as a sentence (a bare word list loops);
     ``speaker`` is the persona's name."""
@@ -234,10 +241,7 @@ class AsrModels:
     ) -> Read:
         """``readings`` and, with ``sure``, each token's probability under the best one (Whisper only: the encoded
         audio is kept, and aligning one reading to it is one more decoder pass)."""
-        import ctranslate2
-
-        wave = to_float(audio) if audio.dtype == np.int16 else audio.astype(np.float32)
-        wave = wave[-self.window_samples :]
+        wave = self.window(audio)
         if wave.size == 0 or not self.accurate:
             return Read(recogniser=self.recogniser)
         if self._moonshine is not None:
@@ -248,7 +252,7 @@ class AsrModels:
         prompt_ids = self._prompt(prompt if wave.size >= min_prompt_seconds * SAMPLE_RATE else None)
         budget = min(MAX_TOKENS, TOKENS_BASE + int(TOKENS_PER_SECOND * wave.size / SAMPLE_RATE))
         mel = self.log_mel(wave)
-        features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32))
+        features = mel_view(mel)
         voice = None
         if sure:
             features = self._whisper.encode(features, to_cpu=True)  # once, for the beam, the alignment and the tone
@@ -276,15 +280,16 @@ class AsrModels:
 
     def voice(self, audio: np.ndarray) -> np.ndarray | None:
         """``Read.voice`` of ``audio`` without reading its words (training the tone reader); None for Moonshine."""
-        import ctranslate2
-
         if self._moonshine is not None:
             return None
+        wave = self.window(audio)
+        encoded = self._whisper.encode(mel_view(self.log_mel(wave)), to_cpu=True)
+        return pooled_states(np.asarray(encoded)[0], wave.size)
+
+    def window(self, audio: np.ndarray) -> np.ndarray:
+        """``audio`` (int16 or float) as float, its last ``window_seconds``: what a read reads."""
         wave = to_float(audio) if audio.dtype == np.int16 else audio.astype(np.float32)
-        wave = wave[-self.window_samples :]
-        mel = self.log_mel(wave)
-        features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32))
-        return pooled_states(np.asarray(self._whisper.encode(features, to_cpu=True))[0], wave.size)
+        return wave[-self.window_samples :]
 
     def log_mel(self, wave: np.ndarray) -> np.ndarray:
         """Whisper's log-Mel spectrogram of float ``wave`` padded with silence to the window. A turn of 2 s
