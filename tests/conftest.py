@@ -26,12 +26,12 @@ def resources():
 
     torch.set_num_threads(1)
     res = EngineResources()
-    # The demo blacksmith's lines rendered ahead in every voice level, as on any machine that has run the game
-    # once (about a minute and a half when the test cache is cold, then kept in .cache/): simulated-clock tests
-    # run steps faster than real time, so a sentence synthesised live (Piper, ~0.1 s) would lag behind them
-    # where eSpeak's (~0.01 s) did not. The live path has its own tests (test_voices). Loading the persona has
-    # started the render process on it; this pass goes backwards and meets it in the middle (two cores).
-    res.ahead.render(res.persona("blacksmith").persona, backwards=True)
+    # The demo blacksmith's resting voice rendered ahead, as on any machine that has run the game once (a few
+    # seconds when the test cache is cold, then kept in .cache/). Its other voice levels go on rendering in the
+    # background, as in the game: a simulated-clock step waits for a sentence that is still being synthesised
+    # (engine/speaker.py), so a line not rendered yet costs time, never a gap. Loading the persona has started the
+    # render process on it; this pass goes backwards and meets it in the middle (two cores).
+    res.ahead.render(res.persona("blacksmith").persona, levels=1, backwards=True)
     yield res
     res.close()
 

@@ -5,7 +5,10 @@ chosen; the sidecar sends them only to a client that asked."""
 from __future__ import annotations
 
 import random
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ import pytest
 from npc_voice import events as ev
 from npc_voice.audio.format import CHUNK_SAMPLES
 from npc_voice.config import EngineConfig
+from npc_voice.engine.clock import RealTimeClock, SimulatedClock
 from npc_voice.engine.context import EngineParts
 from npc_voice.engine.session import Session
 from npc_voice.engine.speaker import Speaker
@@ -103,11 +107,38 @@ def test_let_me_finish_takes_the_sentence_up_again_without_firing_twice() -> Non
     assert seen == ["give", "warn"]
 
 
-def speaker() -> Speaker:
+def speaker(voices: Any = None, tts: Any = None, simulated: bool = True) -> Speaker:
     loaded = FakeLoaded(FakePersona({}), FakeMatcher({}))
     feelings = NpcFeelings(loaded.persona.temperament)
-    return Speaker("smith", FakeSynthesizer(), Immediate(), PersonaRef("smith", loaded), feelings,  # type: ignore[arg-type]
-                   SpeakingState(), StretchState())
+    clock = SimulatedClock() if simulated else RealTimeClock(0.0)
+    return Speaker("smith", tts or FakeSynthesizer(), voices or Immediate(), PersonaRef("smith", loaded),  # type: ignore[arg-type]
+                   feelings, SpeakingState(), StretchState(), clock)
+
+
+class SlowSynthesizer(FakeSynthesizer):
+    """A live Piper sentence: it takes a while to synthesise."""
+
+    def synthesize(self, text: str, voice: Any = None) -> Any:
+        time.sleep(0.3)
+        return super().synthesize(text, voice)
+
+
+@pytest.mark.parametrize("simulated", [True, False])
+def test_a_sentence_still_being_synthesised_is_waited_for_only_on_a_simulated_clock(simulated: bool) -> None:
+    """A bench's steps outrun real time: there the next chunk waits for the sentence (and the step is charged
+    for it); a game's step never blocks and plays silence until the sentence is ready."""
+    with ThreadPoolExecutor(1) as pool:
+        s = speaker(pool, SlowSynthesizer(), simulated)
+        events: list[ev.Event] = []
+        s.start_line("smith-1", "Aye, I can mend that.", pool.submit(s.synth, "Aye, I can mend that."), events, 0)
+        t = time.perf_counter()
+        pcm = s.next_chunk(events)
+        took = time.perf_counter() - t
+    if simulated:
+        assert np.abs(pcm).max() > 1000 and any(isinstance(e, ev.Words) for e in events)
+        assert took >= 0.2
+    else:
+        assert not pcm.any() and took < 0.1
 
 
 def test_a_line_taken_up_again_after_a_false_cut_in_keeps_only_the_actions_it_had_not_reached() -> None:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from npc_voice import events as ev
 from npc_voice.audio.format import CHUNK_SECONDS
 from npc_voice.config import TemperamentConfig
+from npc_voice.engine.clock import Clock
 from npc_voice.engine.resources import LoadedPersona
 from npc_voice.engine.speaker import Speaker
 from npc_voice.engine.state import HearingState, PersonaRef, SpeakingState, TurnState
@@ -36,8 +37,9 @@ class PreparedBark:
 class BarkScheduler:
     def __init__(self, config: TemperamentConfig, persona: PersonaRef, game_state: dict[str, Any], rng: random.Random,
                  voices: Executor, speaker: Speaker, hearing: HearingState, turn: TurnState, speaking: SpeakingState,
-                 reader: TurnReader, memory: Any = None) -> None:
+                 reader: TurnReader, clock: Clock, memory: Any = None) -> None:
         self.config, self.persona, self.game_state, self.rng, self.voices = config, persona, game_state, rng, voices
+        self.clock = clock  # a simulated clock waits for a bark's voice; real time speaks it when it is ready
         self.memory = memory  # ``ConversationMemory``: a greeting may remember the player
         self.speaker, self.hearing, self.turn, self.speaking, self.reader = speaker, hearing, turn, speaking, reader
         self.near = False  # the game cued the player's approach (and not yet their leaving)
@@ -73,6 +75,8 @@ class BarkScheduler:
             self._queue("idle")
             self.quiet_s = 0.0
             self.idle_after_s = self._next_idle_after()
+        if self.bark is not None:
+            self.clock.settle(self.bark)
         if self.bark is not None and self.bark.done():
             bark = self.bark.result()
             self.bark = None
@@ -102,7 +106,10 @@ class BarkScheduler:
         if read is None or not looks_incomplete(read.heard):
             return
         self.turn.backchannel_mark_s = self.turn.speech_s  # one chance per pause, taken or not
-        if self.rng.random() >= rate or not self.own_backchannel.done():
+        if self.rng.random() >= rate:
+            return
+        self.clock.settle(self.own_backchannel)
+        if not self.own_backchannel.done():
             return
         bark = self.own_backchannel.result()
         self.own_backchannel = None

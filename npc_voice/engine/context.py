@@ -120,14 +120,14 @@ def new_context(resources: EngineResources, persona_id: str, npc_id: str, state:
     stretch, speaking = StretchState(), SpeakingState()
     recognizer = (parts.recognizer or StreamingRecognizer)(resources.asr, loaded.lm)
     feelings = NpcFeelings(loaded.persona.temperament)
-    speaker = Speaker(npc_id, resources.tts, resources.voices, persona, feelings, speaking, stretch)
+    speaker = Speaker(npc_id, resources.tts, resources.voices, persona, feelings, speaking, stretch, clock)
     memory = ConversationMemory(config.memory, resources.memory, player, npc_id)
     answers = AnswerBuilder(resources, speaker.synth, parts.sentiment or analyse, config.understanding, memory)
     reader = TurnReader(config.reading, resources, recognizer, answers, persona, game_state, turn, hearing, clock)
     stretch_reader = StretchReader(config.reading, resources, recognizer, hearing, turn, stretch, speaking, strategy,
                                    clock)
     barks = BarkScheduler(config.temperament, persona, game_state, rng, resources.voices, speaker, hearing, turn,
-                          speaking, reader, memory)
+                          speaking, reader, clock, memory)
     return SessionContext(config, resources, npc_id, persona, game_state, rng, clock, strategy, hearing, turn,
                           stretch, speaking, recognizer, PlayerTone(), feelings, answers, speaker, reader,
                           stretch_reader, barks, parts, AddresseeState(push_to_talk=push_to_talk), memory,

@@ -9,6 +9,7 @@ import numpy as np
 
 from npc_voice import events as ev
 from npc_voice.audio.format import CHUNK_SAMPLES, SAMPLE_RATE, silence
+from npc_voice.engine.clock import Clock
 from npc_voice.engine.state import CutLine, PersonaRef, SpeakingState, StretchState
 from npc_voice.model.emotion import NpcFeelings
 from npc_voice.persona.loader import LineAction
@@ -22,8 +23,8 @@ class Speaker:
     actions go out as ``action`` events as their words play: each once, none of a part that was cut off."""
 
     def __init__(self, npc_id: str, tts: Synthesizer, voices: Executor, persona: PersonaRef, feelings: NpcFeelings,
-                 speaking: SpeakingState, stretch: StretchState) -> None:
-        self.npc_id, self.tts, self.voices = npc_id, tts, voices
+                 speaking: SpeakingState, stretch: StretchState, clock: Clock) -> None:
+        self.npc_id, self.tts, self.voices, self.clock = npc_id, tts, voices, clock
         self.persona, self.feelings, self.speaking, self.stretch = persona, feelings, speaking, stretch
 
     def voice(self) -> VoiceSettings:
@@ -72,6 +73,9 @@ class Speaker:
         stream = self.speaking.line or self.speaking.aside
         if stream is None:
             return silence()
+        # Real time plays silence while a sentence is still being synthesised (a live Piper sentence takes ~0.1 s);
+        # a simulated clock waits for it and charges the wait to the step, as real time would have passed.
+        self.clock.settle(stream.waiting())
         chunk = stream.next_chunk()
         if chunk.words:
             events.append(ev.Words(offset=0.0, words=chunk.words))

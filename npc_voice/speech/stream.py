@@ -97,6 +97,14 @@ class LineStream:
             if t is not None:
                 self._mark_at[i] = base + t
 
+    def waiting(self) -> Future | None:
+        """The sentence this line needs to fill its next 200 ms, still being synthesised (None: it has the audio,
+        is held, or has nothing more to say). A simulated clock waits for it, as real time would have passed."""
+        self._append_ready()
+        if self._held or len(self._audio) - self._pos >= CHUNK_SAMPLES or not self._pending:
+            return None
+        return self._pending[0]
+
     @property
     def finished(self) -> bool:
         return not self._pending and self._pos >= len(self._audio)
