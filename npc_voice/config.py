@@ -213,6 +213,10 @@ class ListeningConfig:
     # seldom fits this well); below ``unsure_fit`` it fits nothing (the NPC would ask again).
     sure_fit: float = 0.7
     unsure_fit: float = 0.5
+    # Words that look unfinished are a whole request all the same from this fit (``listening.strong_fit_unfinished``):
+    # the first halves of paused requests fit at most 0.69 on dev and the tuning seed ("Who you am?" 0.69, "What I
+    # need most is" 0.68); "Got any shields I could buy," (said with a "?") fits 0.85.
+    strong_fit: float = 0.8
     # A question that fits one topic plainly better than any other is a clear request at a lower fit:
     # "What are your prices?" (0.66, next 0.42), "Who are you?" (0.63, next 0.37).
     question_fit: float = 0.6

@@ -8,7 +8,7 @@ from dataclasses import replace
 from npc_voice.config import FloorConfig, ProjectionConfig
 from npc_voice.features.words import finish_cut_word, is_own_words, looks_incomplete, strip_discourse
 from npc_voice.floor.decision import Action
-from npc_voice.floor.observation import FloorObservation
+from npc_voice.floor.observation import FloorObservation, Understood
 from npc_voice.floor.strategies import StrategySet, rules_strategy
 
 RULES = rules_strategy(FloorConfig())
@@ -41,6 +41,22 @@ def patient(patience: float) -> StrategySet:
 def test_answers_after_a_short_silence_when_the_words_are_complete() -> None:
     assert decide(obs(words="where is the castle", silence_s=0.1)) is Action.LISTEN
     assert decide(obs(words="where is the castle", silence_s=0.4)) is Action.RESPOND
+
+
+def test_words_that_look_unfinished_but_fit_a_topic_strongly_get_the_middling_gap_not_the_long_wait() -> None:
+    """tiny.en wrote "Got any shields I could buy," for "Got any shields I could buy?" (tuning seed 7001)."""
+    gap = FloorConfig().listening.end_silence_s
+    shields = obs(words="Got any shields I could buy,", partial="gotten a shield killed law you", fit=0.85,
+                  clarity=0.1, understood=Understood.TOPIC)
+    assert decide(replace(shields, silence_s=gap - 0.05)) is Action.LISTEN
+    assert decide(replace(shields, silence_s=gap + 0.05)) is Action.RESPOND
+    assert rule(replace(shields, silence_s=gap + 0.05)) == "listening.strong_fit_unfinished"
+    # the first half of a paused request, words that trail off, or no word from the recogniser on how sure it was:
+    # the long silence, as before
+    for o in (replace(shields, words="What I need most is", fit=0.68), replace(shields, words="Got any shields..."),
+              replace(shields, understood=None, clarity=None)):
+        assert decide(replace(o, silence_s=0.9)) is Action.LISTEN, o.words
+        assert decide(replace(o, silence_s=1.25)) is Action.RESPOND, o.words
 
 
 def test_a_clear_request_gets_a_human_gap_a_doubtful_one_waits() -> None:

@@ -49,6 +49,7 @@ from npc_voice.floor.rules.short_stretch import ShortStretch
 from npc_voice.floor.rules.slow_backchannel import SlowBackchannel
 from npc_voice.floor.rules.still_talking import StillTalking
 from npc_voice.floor.rules.streaming_words import StreamingWords
+from npc_voice.floor.rules.strong_fit_unfinished import StrongFitUnfinished
 from npc_voice.floor.rules.torn_words import TornWords
 from npc_voice.floor.rules.unfinished_or_unknown import UnfinishedOrUnknown
 from npc_voice.floor.rules.unknown_voice import UnknownVoice
@@ -92,8 +93,8 @@ def rules_strategy(config: FloorConfig, addressee: AddresseeConfig | None = None
                               NotAddressed(who, listening.sure_silence_s), StreamingWords(listening),
                               OffTopic(listening, config.projection.p_end),
                               OffTopicStatement(listening, config.projection.p_end), NotHeardClearly(listening),
-                              UnfinishedOrUnknown(listening), ClearRequest(listening), TornWords(listening),
-                              WhichTopic(listening), MiddlingFit(listening)),
+                              StrongFitUnfinished(listening), UnfinishedOrUnknown(listening), ClearRequest(listening),
+                              TornWords(listening), WhichTopic(listening), MiddlingFit(listening)),
             Phase.OVER_NPC: (NotAddressedOverNpc(who), UnknownVoice(speaking), CueWord(speaking), GoesOn(speaking),
                              ShortStretch(speaking), OwnEcho(), SlowBackchannel(speaking), AwaitingRead(speaking),
                              LongSpeech()),
