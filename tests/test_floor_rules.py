@@ -277,6 +277,10 @@ def test_a_clear_question_that_fits_nothing_is_projected_only_on_the_prosodys_wo
     assert project(replace(madrid, words="My feet are killing me after that walk.")) is None
     assert project(replace(madrid, words="What's the population of")) is None
     assert project(replace(madrid, unread_s=0.45)) is None
+    # a fragment of a turn the player paused in, which Whisper made a question of: the streaming words hold less
+    fragment = replace(madrid, words="What time does that?", partial="what was", fit=0.35, p_end=0.8)
+    assert project(fragment) is None
+    assert project(replace(fragment, partial="what time does the train leave")) is not None
 
 
 def test_a_read_made_before_the_last_words_projects_only_if_the_streaming_words_end_finished() -> None:

@@ -64,12 +64,16 @@ class Projection:
 
     def _asks_off_topic(self, obs: FloorObservation) -> bool:
         """Enough of a turn, quiet at least a stop's closure, heard clearly and fitting nothing it knows, asking
-        something (``asks_off_topic``), and the prosody hears the turn complete: with no topic to check the words
-        against, the tune is the only sign that no request follows ("Do you sell candles? | Or swords?")."""
+        something (``asks_off_topic``), the prosody hears the turn complete, and the streaming words hold as many
+        words as the read. With no topic to check the words against, these are the signs that the player is done:
+        in a pause inside a turn Whisper makes a question of the fragment ("What time does that?", streaming "what
+        was", for "What time does the | train leave for London?"; "Could you find it?", streaming "could you"),
+        where a whole question heard by both recognisers has as many streaming words or more (tuning seed 7001)."""
         assert obs.voice_gap_s is not None
         return (obs.understood is Understood.UNKNOWN and obs.turn_speech_s >= self.listening.min_turn_speech_s
                 and obs.voice_gap_s >= self.config.min_gap_s and obs.p_end is not None
-                and obs.p_end >= self.config.p_end and asks_off_topic(obs.words))
+                and obs.p_end >= self.config.p_end and asks_off_topic(obs.words)
+                and len(words_of(obs.partial)) >= len(words_of(obs.words)))
 
     def _read_enough(self, obs: FloorObservation) -> bool:
         """The read misses at most about a word; up to ``stale_s`` only if it plainly fits and the streaming words,
