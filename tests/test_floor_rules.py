@@ -262,6 +262,27 @@ def test_a_turn_is_projected_over_only_when_words_fit_and_prosody_agree() -> Non
     assert project(replace(ended, npc_speaking=True)) is None
 
 
+def test_a_clear_question_that_fits_nothing_is_projected_only_on_the_prosodys_word() -> None:
+    """Its ``unknown`` line at the human gap, as a topic's answer; on two players at once it waited 0.6-1.2 s for
+    a whole read of the turn."""
+    madrid = obs(words="What's the population of Madrid?", partial="what's the population of madrid", fit=0.31,
+                 clarity=0.96, understood=Understood.UNKNOWN, voice_gap_s=0.12, unread_s=0.15, p_end=0.9)
+    assert abs(project(madrid) - (GAP - 0.12)) < 1e-9
+    # the tune is the only sign that no request follows: without the prosody's word, wait for the silence rules
+    for p_end in (None, 0.2):
+        assert project(replace(madrid, p_end=p_end)) is None
+        assert project(replace(madrid, p_end=p_end, voice_gap_s=0.3)) is None
+    # not heard clearly, a statement (a reader goes on), a fragment, or a read that misses too much of the turn
+    assert project(replace(madrid, clarity=0.3, understood=Understood.UNCLEAR)) is None
+    assert project(replace(madrid, words="My feet are killing me after that walk.")) is None
+    assert project(replace(madrid, words="What's the population of")) is None
+    assert project(replace(madrid, unread_s=0.45)) is None
+    # a fragment of a turn the player paused in, which Whisper made a question of: the streaming words hold less
+    fragment = replace(madrid, words="What time does that?", partial="what was", fit=0.35, p_end=0.8)
+    assert project(fragment) is None
+    assert project(replace(fragment, partial="what time does the train leave")) is not None
+
+
 def test_a_read_made_before_the_last_words_projects_only_if_the_streaming_words_end_finished() -> None:
     # a busy machine finished its last read 0.45 s before the voice ended: "where is the" | "castle"
     stale = obs(words="Where is the castle?", partial="where is the castle", in_speech=True, fit=0.9,

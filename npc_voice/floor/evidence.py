@@ -4,7 +4,7 @@ a clear request, the duplex model hearing the player."""
 from __future__ import annotations
 
 from npc_voice.config import AddresseeConfig, UnderstandingConfig
-from npc_voice.features.words import has_interrupt_cue, is_backchannel, words_of
+from npc_voice.features.words import has_interrupt_cue, is_backchannel, looks_incomplete, speaks_to_listener, words_of
 from npc_voice.floor.decision import Action, FloorDecision
 from npc_voice.floor.observation import Addressee, FloorObservation, Understood
 
@@ -47,6 +47,18 @@ def clear_request(words: str, fit: float | None, margin: float | None, sure_fit:
         return False
     question = words.rstrip().endswith("?") and margin is not None and margin >= question_margin
     return fit >= sure_fit or (question and fit >= question_fit)
+
+
+MIN_WORDS = 3  # "How do computers work?"; two words are more often a piece of a turn than a question
+
+
+def asks_off_topic(words: str) -> bool:
+    """Words heard clearly that fit nothing the persona knows are a question for it, not a piece of a turn or
+    someone reading aloud: they end finished, are three words or more and no backchannel, and ask something or
+    speak to the NPC ("Do you sell candles?"; a statement like "He makes me harshly feel." is more often a
+    reader who goes on after the pause)."""
+    return (not looks_incomplete(words) and not is_backchannel(words) and len(words_of(words)) >= MIN_WORDS
+            and speaks_to_listener(words))
 
 
 def silence_decision(rule: str, obs: FloorObservation, needed: float, reason: str) -> FloorDecision:

@@ -151,6 +151,7 @@ class Floor:
             fit=choice.similarity if choice is not None else None,
             margin=choice.margin if choice is not None else None,
             voice_gap_s=gap, unread_s=unread, p_end=t.voice_end.p_end if t.voice_end is not None else None,
+            clarity=answer.clarity, understood=answer.understood,
             addressee=self.addressee.evidence() if self.addressee is not None else None,
         )
         decision = rule.decide(obs)

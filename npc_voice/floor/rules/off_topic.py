@@ -4,12 +4,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from npc_voice.config import ListeningConfig
-from npc_voice.features.words import is_backchannel, looks_incomplete, speaks_to_listener, words_of
 from npc_voice.floor.decision import FloorDecision
-from npc_voice.floor.evidence import silence_decision
+from npc_voice.floor.evidence import asks_off_topic, silence_decision
 from npc_voice.floor.observation import FloorObservation, Understood
-
-MIN_WORDS = 3  # "How do computers work?"; two words are more often a piece of a turn than a question
 
 
 @dataclass(frozen=True)
@@ -30,8 +27,7 @@ class OffTopic:
     complete_p: float  # the prosody model's P(the turn is complete) from which the turn is over (projection's)
 
     def decide(self, obs: FloorObservation) -> FloorDecision | None:
-        if (obs.understood is not Understood.UNKNOWN or looks_incomplete(obs.words) or is_backchannel(obs.words)
-                or len(words_of(obs.words)) < MIN_WORDS or not speaks_to_listener(obs.words)):
+        if obs.understood is not Understood.UNKNOWN or not asks_off_topic(obs.words):
             return None
         done = obs.p_end is not None and obs.p_end >= self.complete_p
         gap = self.config.sure_silence_s if done else self.config.end_silence_s

@@ -6,9 +6,8 @@ from typing import ClassVar
 from npc_voice.config import ListeningConfig
 from npc_voice.features.words import is_backchannel, looks_incomplete, speaks_to_listener, words_of
 from npc_voice.floor.decision import FloorDecision
-from npc_voice.floor.evidence import silence_decision
+from npc_voice.floor.evidence import MIN_WORDS, silence_decision
 from npc_voice.floor.observation import FloorObservation, Understood
-from npc_voice.floor.rules.off_topic import MIN_WORDS
 
 
 @dataclass(frozen=True)
