@@ -22,9 +22,10 @@ class Projection:
     player's voice comes back before the answer can have reached them, the NPC yields (``gate.projection_yield``).
 
     A question heard clearly that fits nothing the persona knows ("What's the population of Madrid?") is
-    projected too, its ``unknown`` line at the same gap, but only on the prosody's word that the turn is complete:
-    otherwise it waits for a whole read of the turn after the voice, 0.6-1.2 s with two players at once (held-out
-    seed 2901, realtime), where a topic's answer was ready from a read made while the player talked."""
+    projected too, its ``unknown`` line at the same gap, but only on the prosody's word that the turn is complete
+    and on a read that misses at most ``unread_s`` of the voice: otherwise the silence rules answer it once a read
+    of the whole turn is in (off-topic answers 0.6-1.5 s after the voice on held-out seed 2901 with two players at
+    once, where the read covering the turn's end came about 0.35 s after the voice, too late to project on)."""
 
     name: ClassVar[str] = "listening.projection"
     listening: ListeningConfig
