@@ -23,9 +23,10 @@ class Projection:
 
     A question heard clearly that fits nothing the persona knows ("What's the population of Madrid?") is
     projected too, its ``unknown`` line at the same gap, but only on the prosody's word that the turn is complete
-    and on a read that misses at most ``unread_s`` of the voice: otherwise the silence rules answer it once a read
-    of the whole turn is in (off-topic answers 0.6-1.5 s after the voice on held-out seed 2901 with two players at
-    once, where the read covering the turn's end came about 0.35 s after the voice, too late to project on)."""
+    and on a read that misses at most ``unread_s`` of the voice. Without it, such a question waited for silero's
+    silence as well as for that read (held-out seed 2902, two players at once: 3 of 7 clear ones answered 0.2-0.5 s
+    sooner, from 0.72-0.84 s). It cannot go before the read: where that came 0.35 s after the voice (seed 2901),
+    the silence rules answered at the same moment."""
 
     name: ClassVar[str] = "listening.projection"
     listening: ListeningConfig
