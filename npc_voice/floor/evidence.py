@@ -52,13 +52,17 @@ def clear_request(words: str, fit: float | None, margin: float | None, sure_fit:
 MIN_WORDS = 3  # "How do computers work?"; two words are more often a piece of a turn than a question
 
 
+def whole_sentence(words: str) -> bool:
+    """Words that say something whole: they end finished, are three words or more and no backchannel ("Sure.", a
+    fragment like "That's not." are none)."""
+    return not looks_incomplete(words) and not is_backchannel(words) and len(words_of(words)) >= MIN_WORDS
+
+
 def asks_off_topic(words: str) -> bool:
     """Words heard clearly that fit nothing the persona knows are a question for it, not a piece of a turn or
-    someone reading aloud: they end finished, are three words or more and no backchannel, and ask something or
-    speak to the NPC ("Do you sell candles?"; a statement like "He makes me harshly feel." is more often a
-    reader who goes on after the pause)."""
-    return (not looks_incomplete(words) and not is_backchannel(words) and len(words_of(words)) >= MIN_WORDS
-            and speaks_to_listener(words))
+    someone reading aloud: a whole sentence that asks something or speaks to the NPC ("Do you sell candles?"; a
+    statement like "He makes me harshly feel." is more often a reader who goes on after the pause)."""
+    return whole_sentence(words) and speaks_to_listener(words)
 
 
 def silence_decision(rule: str, obs: FloorObservation, needed: float, reason: str) -> FloorDecision:

@@ -4,9 +4,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from npc_voice.config import ListeningConfig
-from npc_voice.features.words import is_backchannel, looks_incomplete, speaks_to_listener, words_of
+from npc_voice.features.words import speaks_to_listener
 from npc_voice.floor.decision import FloorDecision
-from npc_voice.floor.evidence import MIN_WORDS, silence_decision
+from npc_voice.floor.evidence import silence_decision, whole_sentence
 from npc_voice.floor.observation import FloorObservation, Understood
 
 
@@ -31,8 +31,8 @@ class OffTopicStatement:
 
     def decide(self, obs: FloorObservation) -> FloorDecision | None:
         c = self.config
-        if (obs.understood is not Understood.UNKNOWN or looks_incomplete(obs.words) or is_backchannel(obs.words)
-                or len(words_of(obs.words)) < MIN_WORDS or speaks_to_listener(obs.words)):
+        if (obs.understood is not Understood.UNKNOWN or not whole_sentence(obs.words)
+                or speaks_to_listener(obs.words)):
             return None
         earlier = obs.turn_speech_s - obs.speech_s
         if obs.p_end is None or obs.p_end < self.complete_p or earlier > c.statement_earlier_speech_s:

@@ -49,33 +49,33 @@ class Projection:
             return None
         if not_addressed(obs.addressee, self.addressee) is not None:
             return None
-        if not ((self._clear_request(obs) and self._sounds_over(obs)) or self._asks_off_topic(obs)):
+        if not self._turn_and_quiet(obs) or not self._read_enough(obs):
             return None
-        if not self._read_enough(obs):
+        if not ((self._clear_request(obs) and self._sounds_over(obs)) or self._asks_off_topic(obs)):
             return None
         if not words_of(obs.words) or looks_incomplete(obs.words):
             return None
         return max(0.0, self.config.projected_gap_s - obs.voice_gap_s)
 
-    def _clear_request(self, obs: FloorObservation) -> bool:
-        """Enough of a turn, quiet at least a stop's closure, and a clear request by its words and fit."""
-        li = self.listening
+    def _turn_and_quiet(self, obs: FloorObservation) -> bool:
+        """Enough of a turn, and quiet at least a stop's closure."""
         assert obs.voice_gap_s is not None
-        return (obs.turn_speech_s >= li.min_turn_speech_s and obs.voice_gap_s >= self.config.min_gap_s
-                and clear_request(obs.words, obs.fit, obs.margin, li.sure_fit, li.question_fit, li.question_margin))
+        return obs.turn_speech_s >= self.listening.min_turn_speech_s and obs.voice_gap_s >= self.config.min_gap_s
+
+    def _clear_request(self, obs: FloorObservation) -> bool:
+        """A clear request by its words and fit."""
+        li = self.listening
+        return clear_request(obs.words, obs.fit, obs.margin, li.sure_fit, li.question_fit, li.question_margin)
 
     def _asks_off_topic(self, obs: FloorObservation) -> bool:
-        """Enough of a turn, quiet at least a stop's closure, heard clearly and fitting nothing it knows, asking
-        something (``asks_off_topic``), the prosody hears the turn complete, and the streaming words hold as many
-        words as the read. With no topic to check the words against, these are the signs that the player is done:
-        in a pause inside a turn Whisper makes a question of the fragment ("What time does that?", streaming "what
-        was", for "What time does the | train leave for London?"; "Could you find it?", streaming "could you"),
-        where a whole question heard by both recognisers has as many streaming words or more (tuning seed 7001)."""
-        assert obs.voice_gap_s is not None
-        return (obs.understood is Understood.UNKNOWN and obs.turn_speech_s >= self.listening.min_turn_speech_s
-                and obs.voice_gap_s >= self.config.min_gap_s and obs.p_end is not None
-                and obs.p_end >= self.config.p_end and asks_off_topic(obs.words)
-                and len(words_of(obs.partial)) >= len(words_of(obs.words)))
+        """Heard clearly and fitting nothing it knows, asking something (``asks_off_topic``), the prosody hears the
+        turn complete, and the streaming words hold as many words as the read. With no topic to check the words
+        against, these are the signs that the player is done: in a pause inside a turn Whisper makes a question of
+        the fragment ("What time does that?", streaming "what was", for "What time does the | train leave for
+        London?"; "Could you find it?", streaming "could you"), where a whole question heard by both recognisers
+        has as many streaming words or more (tuning seed 7001)."""
+        return (obs.understood is Understood.UNKNOWN and obs.p_end is not None and obs.p_end >= self.config.p_end
+                and asks_off_topic(obs.words) and len(words_of(obs.partial)) >= len(words_of(obs.words)))
 
     def _read_enough(self, obs: FloorObservation) -> bool:
         """The read misses at most about a word; up to ``stale_s`` only if it plainly fits and the streaming words,
