@@ -152,6 +152,17 @@ class AddresseeConfig:
     # voice across the room, not the player's.
     quieter_db: float = 10.0
     quieter_fall_db: float = 4.0
+    # Blurred and not heard clearly (``listening.blurred_and_unclear``): a voice that falls under
+    # ``reverberant_fall_db`` and that the recogniser could not make out is not answered, not even with "say that
+    # again", though it is louder or nearer the room's noise than ``distant`` allows. Tuning seed 7002: six of the
+    # eight bystander voices the NPC answered ("Pass me the leg, woah hoo.", P 0.39) fell 1.6-3.1 dB at -38 to
+    # -25 dBFS; no player turn, on dev or the tuning seeds, fell under 3.2 and was not heard clearly.
+    # The slow-falling players are loud (-19 to -11 dBFS); the blurred voices -25 and under ...
+    blurred_level_db: float = -22.0
+    blurred_below_player_db: float = 3.0  # ... or this far under the player's answered turns (a companion: 3.9)
+    # Under game noise (the voice under ``fall_snr_db`` above the room) the noise holds a player's falls up: the
+    # tuning players under game noise fell 3.4-4.7 at 10-18 dB; the distant voices there, 1.6 and 2.2.
+    noisy_blurred_fall_db: float = 2.5
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,8 +19,8 @@ from npc_voice.engine.session import Session
 from npc_voice.engine.stages.addressee import frame_levels, level_and_fall
 from npc_voice.engine.state import Attention
 from npc_voice.floor.decision import Action
-from npc_voice.floor.evidence import not_addressed
-from npc_voice.floor.observation import Addressee, FloorObservation
+from npc_voice.floor.evidence import blurred, not_addressed
+from npc_voice.floor.observation import Addressee, FloorObservation, Understood
 from npc_voice.floor.strategies import rules_strategy
 from npc_voice.speech.stream import LineStream
 from tests.fakes import FakeAccurate, FakeCanceller, FakeHeads, FakeRecognizer, FakeResources, FakeVAD, Immediate
@@ -100,6 +100,38 @@ def test_the_rule_listens_then_forgets_the_turn() -> None:
     assert rules.decide(over).rule == "speaking.not_addressed" and rules.decide(over).action is Action.CONTINUE
     assert rules.projection is not None and rules.projection.lead(
         FloorObservation(**{**o.__dict__, "voice_gap_s": 0.2, "unread_s": 0.0, "p_end": 1.0})) is None
+
+
+@pytest.mark.parametrize(("evidence", "is_blurred"), [
+    # a voice across a hall, louder than ``distant`` allows (tuning seed 7002: "Pass me the leg, woah hoo.")
+    (Addressee(speech_s=1.6, fall_db=2.6, snr_db=32.0, level_db=-25.7), True),
+    (Addressee(speech_s=2.3, fall_db=1.6, snr_db=14.9, level_db=-36.0), True),  # distant talk, near the noise
+    (Addressee(speech_s=1.8, fall_db=2.7, snr_db=34.0, level_db=-25.0, player_level_db=-21.0), True),  # a companion
+    (Addressee(speech_s=1.8, fall_db=2.7, snr_db=34.0, level_db=-20.0, player_level_db=-21.0), False),  # as loud
+    (Addressee(speech_s=1.2, fall_db=2.9, snr_db=30.0, level_db=-17.0), False),  # a loud voice: a player
+    (Addressee(speech_s=1.7, fall_db=3.4, snr_db=11.0, level_db=-26.6), False),  # a player under game noise
+    (Addressee(speech_s=1.7, fall_db=5.6, snr_db=33.0, level_db=-25.0), False),  # a dry, quiet player
+    (Addressee(speech_s=0.4, fall_db=1.5, snr_db=30.0, level_db=-30.0), False),  # too little voice to judge
+])
+def test_a_voice_blurred_by_the_room(evidence: Addressee, is_blurred: bool) -> None:
+    assert (blurred(evidence, C) is not None) is is_blurred
+
+
+def test_blurred_words_not_heard_clearly_are_not_answered_and_clear_ones_are() -> None:
+    rules = rules_strategy(FloorConfig())
+    hall = Addressee(speech_s=1.6, fall_db=2.6, snr_db=32.0, level_db=-25.7)
+    o = FloorObservation(npc_speaking=False, in_speech=False, speech_s=1.6, silence_s=0.7, turn_speech_s=1.6,
+                         words="Pass me the leg, woah hoo.", fit=0.3, margin=0.1, clarity=0.39,
+                         understood=Understood.UNCLEAR, addressee=hall)
+    unclear = rules.decide(o)
+    assert unclear.rule == "listening.blurred_and_unclear" and unclear.action is Action.LISTEN and unclear.drops_turn
+    # the same words from a dry voice get "say that again"
+    dry = rules.decide(FloorObservation(**{**o.__dict__, "addressee": Addressee(**{**hall.__dict__, "fall_db": 6.0})}))
+    assert dry.rule == "listening.not_heard_clearly" and dry.action is Action.RESPOND
+    # heard clearly, the blurred voice is answered: "I don't know about that"
+    clear = rules.decide(FloorObservation(**{**o.__dict__, "words": "Do you sell fresh bread?", "clarity": 0.9,
+                                             "understood": Understood.UNKNOWN}))
+    assert clear.action is Action.RESPOND
 
 
 def session(vad: list[float], talk_mode: str = "open", player: float | None = None,

@@ -111,7 +111,8 @@ def new_context(resources: EngineResources, persona_id: str, npc_id: str, state:
     prosody = None
     if parts.use_endpoint and parts.endpoint is None and EndOfTurn.available():
         prosody = (EndOfTurn.shared().threshold, EndOfTurn.shared().hold_threshold)
-    strategy = strategy_for(policy, loaded.persona.temperament.patience, prosody, config.addressee)
+    strategy = strategy_for(policy, loaded.persona.temperament.patience, prosody, config.addressee,
+                            config.understanding)
     clock: Clock = SimulatedClock() if simulated_clock else RealTimeClock(config.reading.read_wait_s)
     rng = random.Random(seed)
     game_state: dict[str, Any] = dict(state or {})

@@ -112,6 +112,24 @@ def not_addressed(a: Addressee | None, config: AddresseeConfig) -> str | None:
     return None
 
 
+def blurred(a: Addressee | None, config: AddresseeConfig) -> str | None:
+    """Why this voice sounds blurred by a room (not near the microphone), or None: its energy falls slowly
+    (``reverberant_fall_db``; under ``noisy_blurred_fall_db`` where game noise holds falls up) and it is not loud
+    (under ``blurred_level_db``, or ``blurred_below_player_db`` under the player's answered turns). Weaker than
+    ``not_addressed``: a player can sound like this; ``listening.blurred_and_unclear`` weighs it only where the
+    recogniser could not make the words out either."""
+    if a is None or a.speech_s < config.min_speech_s or a.fall_db is None or a.level_db is None:
+        return None
+    noisy = a.snr_db is not None and a.snr_db < config.fall_snr_db
+    if a.fall_db >= (config.noisy_blurred_fall_db if noisy else config.reverberant_fall_db):
+        return None
+    quiet = (a.level_db < config.blurred_level_db if a.player_level_db is None
+             else a.level_db < min(config.blurred_level_db, a.player_level_db - config.blurred_below_player_db))
+    if not quiet:
+        return None
+    return f"blurred: it falls at most {a.fall_db:.1f} dB per 10 ms, at {a.level_db:.0f} dBFS"
+
+
 def _another_voice(a: Addressee, config: AddresseeConfig) -> str | None:
     if (a.voice_similarity is not None and a.speech_s >= config.voice_speech_s
             and a.voice_similarity < config.other_voice_similarity):

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from npc_voice.config import AddresseeConfig, CascadeConfig, DuplexConfig, FloorConfig
+from npc_voice.config import AddresseeConfig, CascadeConfig, DuplexConfig, FloorConfig, UnderstandingConfig
 from npc_voice.floor.arbiter import Arbiter
 from npc_voice.floor.decision import FloorDecision
 from npc_voice.floor.evidence import hears_player
 from npc_voice.floor.observation import FloorObservation, Phase
 from npc_voice.floor.rules.awaiting_read import AwaitingRead
+from npc_voice.floor.rules.blurred_and_unclear import BlurredAndUnclear
 from npc_voice.floor.rules.cascade_barge_in import CascadeBargeIn
 from npc_voice.floor.rules.cascade_false_interruption import CascadeFalseInterruption
 from npc_voice.floor.rules.cascade_smart_turn import CascadeSmartTurn
@@ -83,14 +84,18 @@ class StrategySet:
         return self.player_p is None or hears_player(player_p, self.player_p)
 
 
-def rules_strategy(config: FloorConfig, addressee: AddresseeConfig | None = None) -> StrategySet:
+def rules_strategy(config: FloorConfig, addressee: AddresseeConfig | None = None,
+                   understanding: UnderstandingConfig | None = None) -> StrategySet:
     listening, speaking = config.listening, config.speaking
     who = addressee or AddresseeConfig()
+    understanding = understanding or UnderstandingConfig()
     return StrategySet(
         name="rules",
         arbiter=Arbiter({
             Phase.LISTENING: (StillTalking(listening.min_turn_speech_s),
-                              NotAddressed(who, listening.sure_silence_s), StreamingWords(listening),
+                              NotAddressed(who, listening.sure_silence_s),
+                              BlurredAndUnclear(who, understanding.clear_p, listening.sure_silence_s),
+                              StreamingWords(listening),
                               OffTopic(listening, config.projection.p_end),
                               OffTopicStatement(listening, config.projection.p_end), NotHeardClearly(listening),
                               StrongFitUnfinished(listening), UnfinishedOrUnknown(listening), ClearRequest(listening),
@@ -139,12 +144,14 @@ def cascade_strategy(config: CascadeConfig | None = None) -> StrategySet:
 
 
 def strategy_for(name: str, patience: float, prosody: tuple[float, float] | None = None,
-                 addressee: AddresseeConfig | None = None) -> StrategySet:
+                 addressee: AddresseeConfig | None = None,
+                 understanding: UnderstandingConfig | None = None) -> StrategySet:
     """The strategy set ``name`` for a persona of ``patience``; ``prosody``: the endpoint model's (P(end),
-    hold) thresholds when it is loaded, for projection; ``addressee``: when speech is not the player's to answer."""
+    hold) thresholds when it is loaded, for projection; ``addressee``: when speech is not the player's to answer;
+    ``understanding``: when words count as heard clearly."""
     if name == "rules":
         config = FloorConfig.for_patience(patience)
-        return rules_strategy(config if prosody is None else config.with_prosody(*prosody), addressee)
+        return rules_strategy(config if prosody is None else config.with_prosody(*prosody), addressee, understanding)
     if name == "duplex":
         return duplex_strategy()
     if name == "cascade":
