@@ -24,6 +24,7 @@ from npc_voice.memory.store import MemoryStore
 from npc_voice.model.clarity import Clarity
 from npc_voice.model.topics import TopicMatcher
 from npc_voice.persona.loader import Persona, PersonaStore, load_persona
+from npc_voice.priority import background_thread
 from npc_voice.speech.ahead import RenderAhead
 from npc_voice.speech.cache import LineCache
 from npc_voice.speech.voices import Voices
@@ -91,16 +92,18 @@ class EngineResources:
         self.ahead = RenderAhead(self.tts)
         self.render_ahead = render_ahead
         self._warm_voices()
-        self.workers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="npc-lookahead")
+        self.workers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="npc-lookahead",
+                                          initializer=background_thread)
         self._readers = workers
         self._reads = 0  # reads queued or running
         self._reads_lock = threading.Lock()
         self.predictive = True
         self.learned = True  # the duplex model runs in the sessions' steps (off under overload)
-        self.voices = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-voice-ahead")
+        self.voices = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-voice-ahead")  # the line being said
         # Who speaks: the player's voice profile and each turn's speaker embedding (~0.1 s), on their own thread.
         self.speaker = SpeakerEncoder.shared()
-        self.listeners = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-speaker")
+        self.listeners = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-speaker",
+                                            initializer=background_thread)
         self._lock = threading.Lock()
         self._loaded: dict[str, LoadedPersona] = {}
         self._broken: dict[str, PersonaProblem] = {}  # persona id -> its broken edit
@@ -108,7 +111,8 @@ class EngineResources:
         self._loading: dict[str, threading.Lock] = {}  # one load of a persona at a time
         # Rebuilding a persona (topic embeddings, language model) takes from 0.1 s to several seconds:
         # never in a step. One thread, so two edits in a row rebuild one after the other.
-        self._reloader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-persona-reload")
+        self._reloader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-persona-reload",
+                                             initializer=background_thread)
 
     def load_level(self) -> LoadLevel:
         return LoadLevel(predictive=self.predictive, learned=self.learned, accurate=self.asr.accurate)

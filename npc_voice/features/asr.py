@@ -29,6 +29,7 @@ import numpy as np
 
 from npc_voice.audio.format import SAMPLE_RATE, to_float
 from npc_voice.features.lm import PersonaLM, pocketsphinx_model_dir
+from npc_voice.priority import background_thread
 
 WINDOW_SECONDS = 10.0
 # Beam search: greedy decoding misread short espeak questions ("sell swords" -> "feel bored"); a beam of 4
@@ -193,10 +194,13 @@ class AsrModels:
         # The sidecar turns the Whisper pass off under overload (``transcribe`` then returns ''), so
         # callers fall back to the streaming transcript instead of waiting.
         self.accurate = True
-        self._whisper = ctranslate2.models.Whisper(
-            str(self.whisper_path), device="cpu", compute_type=compute_type, intra_threads=1, inter_threads=1,
-            files=files,
-        )
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="whisper",
+                                            initializer=background_thread)
+        # Loaded on a background thread: the compute thread CTranslate2 starts here inherits its lower priority.
+        self._whisper = self._executor.submit(
+            ctranslate2.models.Whisper, str(self.whisper_path), device="cpu", compute_type=compute_type,
+            intra_threads=1, inter_threads=1, files=files,
+        ).result()
         self._moonshine = Moonshine() if recogniser == "moonshine-base" else None
         self._features = FeatureExtractor(feature_size=self._whisper.n_mels)
         tokenizer_json = (tokenizers.Tokenizer.from_str(files["tokenizer.json"].decode()) if files is not None
@@ -207,7 +211,6 @@ class AsrModels:
             task="transcribe" if self._whisper.is_multilingual else None,
             language="en" if self._whisper.is_multilingual else None,
         )
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="whisper")
 
     def _prompt(self, prompt: str | None) -> list[int]:
         tok = self._tokenizer

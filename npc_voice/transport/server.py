@@ -831,12 +831,11 @@ def serve_forever(
         engines = ProcessWorkers(procs, persona_dir, capacity, threads=workers, voice_cache=voice_cache,
                                  recogniser=recogniser, memory=memory)
     else:
-        import torch
-
         from npc_voice.engine.resources import EngineResources
         from npc_voice.memory.store import MemoryStore
+        from npc_voice.priority import single_threaded_math
 
-        torch.set_num_threads(1)
+        single_threaded_math()
         res = EngineResources(persona_dir, voice_cache=voice_cache, recogniser=recogniser,
                               memory=MemoryStore(memory) if memory is not None else None)
         if capacity:

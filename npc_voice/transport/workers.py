@@ -462,14 +462,13 @@ def load_host(persona_dir: PersonaFolders = None, voice_cache: str | os.PathLike
               memory: str | os.PathLike[str] | None = None) -> EngineHost:
     """The models of one worker, loaded once for all its sessions (``recogniser``: None, the engine's default;
     ``memory``: the memory file, None: sessions remember their player only while they last)."""
-    import torch
-
     from npc_voice.engine.resources import EngineResources
     from npc_voice.features.asr import DEFAULT_RECOGNISER
     from npc_voice.memory.store import MemoryStore
+    from npc_voice.priority import single_threaded_math
     from npc_voice.transport.host import EngineHost
 
-    torch.set_num_threads(1)
+    single_threaded_math()
     return EngineHost(EngineResources(persona_dir, voice_cache=voice_cache, render_ahead=render_ahead,
                                       recogniser=recogniser or DEFAULT_RECOGNISER,
                                       memory=MemoryStore(memory) if memory is not None else None))
