@@ -4,11 +4,11 @@ A step is due every 200 ms and takes ~10 ms; the work around it (Whisper reads, 
 persona rebuilds) takes 0.1-0.3 s at a time. Under load they share the cores, and a step that waits behind them
 comes back late. Their threads run at a lower priority (``BACKGROUND_NICE``), so a step takes a core at once and
 the reads use what is left. Two players in real time on held-out seed 2902 (2 cores): step p99 94 -> 62 ms, steps
-over 50 ms 332 -> 102 of 4,941, turn latency unchanged. On Linux a thread's nice
-value is its own and a thread it starts inherits it, so Whisper's own compute thread (CTranslate2 starts it when
-the model loads) is lowered by loading the model on such a thread. Matrix products run on the thread that asks
-for them (``single_threaded_math``): OpenBLAS's own worker thread would run a read's products at the steps'
-priority, and split a step's across two busy cores.
+over 50 ms 332 -> 102 of 4,941, turn latency unchanged. On Linux a thread's nice value is its own and a thread
+it starts inherits it, so Whisper's own compute thread (CTranslate2 starts it when the model loads) is lowered by
+loading the model on such a thread. Matrix products run on the thread that asks for them
+(``single_threaded_math``): OpenBLAS's own worker thread would run a read's products at the steps' priority, and
+split a step's across two busy cores.
 """
 
 from __future__ import annotations

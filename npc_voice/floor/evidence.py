@@ -71,6 +71,13 @@ def silence_decision(rule: str, obs: FloorObservation, needed: float, reason: st
     return FloorDecision(action, rule, f"{reason}: silence {obs.silence_s:.2f} of {needed:.2f} s")
 
 
+def unanswered_decision(rule: str, obs: FloorObservation, drop_after_s: float, reason: str) -> FloorDecision:
+    """LISTEN to speech that is not the NPC's to answer; once it has been quiet ``drop_after_s``, forget the turn
+    (the player's own next words start afresh)."""
+    quiet = not obs.in_speech and obs.silence_s >= drop_after_s
+    return FloorDecision(Action.LISTEN, rule, reason + ("; forgotten" if quiet else ""), drops_turn=quiet)
+
+
 def understand(fit: float | None, margin: float | None, clarity: float | None, can_ask_which: bool,
                config: UnderstandingConfig) -> Understood | None:
     """What the words mean, from their fit to the persona's best topic (and its ``margin`` over the next) and how

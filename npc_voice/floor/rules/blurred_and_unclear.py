@@ -4,8 +4,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from npc_voice.config import AddresseeConfig
-from npc_voice.floor.decision import Action, FloorDecision
-from npc_voice.floor.evidence import blurred
+from npc_voice.floor.decision import FloorDecision
+from npc_voice.floor.evidence import blurred, unanswered_decision
 from npc_voice.floor.observation import FloorObservation
 
 
@@ -30,6 +30,5 @@ class BlurredAndUnclear:
         why = blurred(obs.addressee, self.config)
         if why is None:
             return None
-        quiet = not obs.in_speech and obs.silence_s >= self.drop_after_s
-        return FloorDecision(Action.LISTEN, self.name, f"{why}, and not heard clearly (P {obs.clarity:.2f})"
-                             + ("; forgotten" if quiet else ""), drops_turn=quiet)
+        return unanswered_decision(self.name, obs, self.drop_after_s,
+                                   f"{why}, and not heard clearly (P {obs.clarity:.2f})")

@@ -4,8 +4,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from npc_voice.config import AddresseeConfig
-from npc_voice.floor.decision import Action, FloorDecision
-from npc_voice.floor.evidence import not_addressed
+from npc_voice.floor.decision import FloorDecision
+from npc_voice.floor.evidence import not_addressed, unanswered_decision
 from npc_voice.floor.observation import FloorObservation
 
 
@@ -23,5 +23,4 @@ class NotAddressed:
         why = not_addressed(obs.addressee, self.config)
         if why is None:
             return None
-        quiet = not obs.in_speech and obs.silence_s >= self.drop_after_s
-        return FloorDecision(Action.LISTEN, self.name, why + ("; forgotten" if quiet else ""), drops_turn=quiet)
+        return unanswered_decision(self.name, obs, self.drop_after_s, why)
